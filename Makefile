@@ -1,0 +1,77 @@
+# Formation MCP control plane. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+BUF := $(TOOLS)/node_modules/.bin/buf
+BUF_VERSION := 1.75.0
+PROTO_FILES := $(shell find proto/formation -name '*.proto' | sort)
+DESCRIPTOR := generated/formation_mcp.binpb
+
+.PHONY: help setup proto check-generated lint format run test test-fast bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/fmcp: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(BUF):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+setup: $(BIN)/fmcp $(BUF) ## Install everything into .venv (and buf into .tools)
+
+# Regenerates into $(1): messages, gRPC stubs, mypy stubs and the descriptor set Envoy loads.
+define generate
+	rm -rf $(1) && mkdir -p $(1)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iproto \
+	  --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) --mypy_grpc_out=$(1) \
+	  --include_imports --include_source_info --descriptor_set_out=$(1)/formation_mcp.binpb \
+	  $(PROTO_FILES)
+	for d in $(1)/formation $(1)/formation/mcp $(1)/formation/mcp/v1; do touch $$d/__init__.py; done
+	touch $(1)/formation/py.typed
+endef
+
+proto: $(BIN)/fmcp ## Wipe and regenerate generated/ from proto/
+	$(call generate,generated)
+
+check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/
+	$(eval TMP := $(shell mktemp -d))
+	$(call generate,$(TMP)/generated)
+	diff -r generated $(TMP)/generated || { echo "generated/ is stale: run 'make proto' and commit" >&2; rm -rf $(TMP); exit 1; }
+	rm -rf $(TMP)
+
+lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict on src/, buf lint and format
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BUF) lint
+	$(BUF) format -d --exit-code --path proto/formation
+
+format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+	$(BUF) format -w --path proto/formation
+
+run: $(BIN)/fmcp ## Run the whole system on embedded defaults
+	$(BIN)/fmcp serve
+
+test: $(BIN)/fmcp ## Run every test tier (needs RabbitMQ and PostgreSQL)
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/fmcp ## Unit and in-process tests on SQLite only
+	$(BIN)/python -m pytest -m 'not postgres and not slow'
+
+bench: $(BIN)/fmcp ## Run the benchmarks in bench/ and print figures
+	command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
+	$(BIN)/python -m bench
+
+clean: ## Remove the venv, tools and caches
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
