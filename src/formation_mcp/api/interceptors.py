@@ -1,0 +1,186 @@
+"""Server interceptors.
+
+`ErrorInterceptor` is the one place where exceptions become `google.rpc.Status`: a domain
+`FmcpError` keeps its code, reason and details; anything unexpected becomes INTERNAL with the
+request id (and the traceback goes to the log). It also logs every call (request id, method,
+code, latency) and counts it in the metrics.
+
+`IdentityInterceptor` decides who the caller is. Until the Auth issue lands it trusts the
+`x-fmcp-account` metadata (default `local`); Auth replaces this one class and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias
+
+import grpc
+from grpc_status import rpc_status
+
+from formation_mcp.api.handlers import Handler, StreamBehavior, UnaryBehavior, wrap_handler
+from formation_mcp.errors import FmcpError, Internal
+from formation_mcp.identity import Caller, reset_caller, set_caller
+from formation_mcp.metrics import Metrics
+
+log = logging.getLogger("formation_mcp.rpc")
+
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
+REQUEST_ID_KEY = "x-request-id"
+
+
+def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
+    for entry_key, value in context.invocation_metadata() or ():
+        if entry_key == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+class _CallRecord:
+    """Outcome of one call, logged and counted when it ends."""
+
+    __slots__ = ("code", "method", "metrics", "request_id", "start")
+
+    def __init__(self, method: str, request_id: str, metrics: Metrics) -> None:
+        self.method = method
+        self.request_id = request_id
+        self.metrics = metrics
+        self.start = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+
+    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+        """Abort the call with the status for `exc` (raises grpc's AbortError)."""
+        if isinstance(exc, FmcpError):
+            error = exc
+        else:
+            log.error(
+                "unexpected error",
+                exc_info=exc,
+                extra={"request_id": self.request_id, "method": self.method},
+            )
+            error = Internal(
+                f"internal error; quote request id {self.request_id} when reporting it",
+                metadata={"requestId": self.request_id},
+            )
+        self.code = error.code
+        await context.abort_with_status(rpc_status.to_status(error.to_status(self.request_id)))
+
+    def finish(self) -> None:
+        elapsed = time.perf_counter() - self.start
+        self.metrics.rpc_calls.labels(self.method, self.code.name).inc()
+        self.metrics.rpc_latency.labels(self.method).observe(elapsed)
+        level = logging.INFO if self.code is not grpc.StatusCode.INTERNAL else logging.ERROR
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "rpc",
+                extra={
+                    "request_id": self.request_id,
+                    "method": self.method,
+                    "code": self.code.name,
+                    "latency_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        metrics = self._metrics
+
+        def start(context: grpc.aio.ServicerContext[Any, Any]) -> _CallRecord:
+            request_id = _metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
+            return _CallRecord(method, request_id, metrics)
+
+        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                call = start(context)
+                try:
+                    return await behavior(request, context)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    call.code = context.code() or grpc.StatusCode.CANCELLED
+                    raise
+                except Exception as exc:
+                    await call.fail(context, exc)
+                finally:
+                    call.finish()
+
+            return wrapped
+
+        def stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def wrapped(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                call = start(context)
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    call.code = context.code() or grpc.StatusCode.CANCELLED
+                    raise
+                except Exception as exc:
+                    await call.fail(context, exc)
+                finally:
+                    call.finish()
+
+            return wrapped
+
+        return wrap_handler(handler, unary, stream)
+
+
+DEV_ACCOUNT_KEY = "x-fmcp-account"
+DEFAULT_ACCOUNT = "local"
+
+
+class IdentityInterceptor(grpc.aio.ServerInterceptor):
+    """Pre-auth identity: the account named in `x-fmcp-account`, with role `user`."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+
+        def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+            account = _metadata_value(context, DEV_ACCOUNT_KEY) or DEFAULT_ACCOUNT
+            return Caller(account=account, roles=frozenset({"user"}))
+
+        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                token = set_caller(caller_of(context))
+                try:
+                    return await behavior(request, context)
+                finally:
+                    with contextlib.suppress(ValueError):  # closed from another context
+                        reset_caller(token)
+
+            return wrapped
+
+        def stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def wrapped(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                token = set_caller(caller_of(context))
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                finally:
+                    with contextlib.suppress(ValueError):  # closed from another context
+                        reset_caller(token)
+
+            return wrapped
+
+        return wrap_handler(handler, unary, stream)

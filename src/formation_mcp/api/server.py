@@ -1,0 +1,70 @@
+"""The gRPC server: our services, per-service health, reflection, interceptors."""
+
+from __future__ import annotations
+
+import grpc
+from formation.mcp.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
+    tools_pb2,
+    tools_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from formation_mcp.api.interceptors import ErrorInterceptor, IdentityInterceptor
+from formation_mcp.api.operations_servicer import OperationsServicer
+from formation_mcp.api.unimplemented import PendingAuthServicer, PendingToolsServicer
+from formation_mcp.metrics import Metrics
+from formation_mcp.operations.service import OperationService
+
+SERVICE_NAMES = (
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    tools_pb2.DESCRIPTOR.services_by_name["ToolsService"].full_name,
+    operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name,
+)
+
+
+class GrpcServer:
+    def __init__(
+        self, listen: str, operations: OperationService, metrics: Metrics, max_message_bytes: int
+    ) -> None:
+        self.health = health.aio.HealthServicer()
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # Long watches: accept client keepalive pings every 10 s, even without calls.
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.so_reuseport", 0),
+        ]
+        self.server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(metrics), IdentityInterceptor()], options=options
+        )
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(PendingAuthServicer(), self.server)
+        tools_pb2_grpc.add_ToolsServiceServicer_to_server(PendingToolsServicer(), self.server)
+        operations_pb2_grpc.add_OperationsServiceServicer_to_server(
+            OperationsServicer(operations, metrics), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {listen} for gRPC")
+        self.address = f"{listen.rpartition(':')[0]}:{self.port}"
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in (*SERVICE_NAMES, ""):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        """NOT_SERVING first (load balancers stop sending), then drain calls for `grace` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)

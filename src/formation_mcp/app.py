@@ -1,0 +1,114 @@
+"""The composition root: opens the database and the change bus, builds the services and
+servers, and closes everything in reverse order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from formation_mcp.api.server import GrpcServer
+from formation_mcp.db import migrate
+from formation_mcp.db.database import Database
+from formation_mcp.http_side import HttpSide, build_app
+from formation_mcp.metrics import Metrics
+from formation_mcp.operations import store
+from formation_mcp.operations.changes import ChangeBus, PostgresChangeBus
+from formation_mcp.operations.feeds import FeedHub
+from formation_mcp.operations.lifecycle import State
+from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.store import StoredEvent
+from formation_mcp.operations.sweeper import Sweeper
+from formation_mcp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GAUGE_REFRESH_SECONDS = 15.0
+WATCH_RESYNC_SECONDS = 5.0
+
+
+class Application:
+    """One API server process. `start()` then `stop()`; or `async with Application(...)`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.database = Database(settings.effective_database_url)
+        self.hub = FeedHub(self._load_events, settings.watch_buffer_events)
+        self.bus: ChangeBus = (
+            PostgresChangeBus(self.hub, self.database.asyncpg_dsn)
+            if self.database.is_postgres
+            else ChangeBus(self.hub)
+        )
+        self.operations = OperationService(
+            self.database, self.hub, self.bus, settings.wait_max_seconds
+        )
+        self.sweeper = Sweeper(
+            self.database, settings.operation_ttl_seconds, settings.sweep_batch_size
+        )
+        self.grpc = GrpcServer(
+            settings.grpc_listen, self.operations, self.metrics, settings.max_message_bytes
+        )
+        self.http = HttpSide(settings.http_listen, build_app(self.metrics, self.database.ping))
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _load_events(self, operation_id: str, after: int, limit: int) -> list[StoredEvent]:
+        async with self.database.read() as conn:
+            return await store.events_after(conn, operation_id, after, limit)
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate.upgrade(self.database)
+        await self.bus.start()
+        await self.grpc.start()
+        await self.http.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.sweeper.run(settings.sweep_interval_seconds)),
+            loop.create_task(self._refresh_gauges()),
+            loop.create_task(self._resync_watches()),
+        ]
+        log.info(
+            "serving",
+            extra={
+                "grpc": self.grpc.address,
+                "http": self.http.address,
+                "database": self.database.url.render_as_string(hide_password=True),
+            },
+        )
+
+    async def stop(self) -> None:
+        """Health goes NOT_SERVING, calls drain for the grace period, then everything closes."""
+        await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.http.stop()
+        await self.bus.close()
+        await self.database.close()
+        log.info("stopped")
+
+    async def __aenter__(self) -> Application:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                async with self.database.read() as conn:
+                    counts = await store.count_by_state(conn)
+                for state in State:
+                    self.metrics.operations.labels(state.name).set(counts.get(state, 0))
+            await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+    async def _resync_watches(self) -> None:
+        """A safety net under change notification: re-read watched operations now and then."""
+        while True:
+            await asyncio.sleep(WATCH_RESYNC_SECONDS)
+            self.hub.resync()

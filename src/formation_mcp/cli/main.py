@@ -1,0 +1,89 @@
+"""`fmcp`: the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from formation_mcp.settings import Settings, SettingsError
+
+log = logging.getLogger("formation_mcp.cli")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """Formation MCP control plane."""
+
+
+@main.command()
+@click.option("--grpc-listen", help="Override FMCP_GRPC_LISTEN (host:port).")
+@click.option("--http-listen", help="Override FMCP_HTTP_LISTEN (host:port).")
+def serve(grpc_listen: str | None, http_listen: str | None) -> None:
+    """Run the API server (gRPC with health and reflection, plus /metrics and /healthz)."""
+    from dataclasses import replace
+
+    from formation_mcp.logging_setup import configure_logging
+
+    settings = _settings()
+    if grpc_listen:
+        settings = replace(settings, grpc_listen=grpc_listen)
+    if http_listen:
+        settings = replace(settings, http_listen=http_listen)
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    from formation_mcp.app import Application
+
+    app = Application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
+    await stop.wait()
+    log.info("stopping: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
+    await app.stop()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply every pending migration to FMCP_DATABASE_URL."""
+    from formation_mcp.db import migrate
+    from formation_mcp.db.database import Database
+
+    settings = _settings()
+
+    async def run() -> str | None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.effective_database_url)
+        try:
+            await migrate.upgrade(database)
+            return await migrate.current_revision(database)
+        finally:
+            await database.close()
+
+    revision = asyncio.run(run())
+    click.echo(f"database at revision {revision}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

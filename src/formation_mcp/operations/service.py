@@ -1,0 +1,233 @@
+"""The Operations domain service: what callers may do with operations, and the internal API
+(create, apply an event, finish) the rest of the system uses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from formation.mcp.v1 import queue_pb2
+from google.longrunning import operations_pb2 as lro_pb2
+from google.rpc import status_pb2
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from formation_mcp.clock import now_us
+from formation_mcp.db.database import Database
+from formation_mcp.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from formation_mcp.identity import Caller
+from formation_mcp.operations import lifecycle, paging, store
+from formation_mcp.operations.changes import ChangeBus
+from formation_mcp.operations.convert import to_operation
+from formation_mcp.operations.feeds import FeedHub, OperationDeleted
+from formation_mcp.operations.filtering import FilterError, parse_filter
+from formation_mcp.operations.ids import new_operation_id, operation_name, parse_operation_name
+from formation_mcp.operations.lifecycle import Change, OperationRecord
+
+_MAX_CONFLICT_RETRIES = 20
+
+
+class OperationService:
+    def __init__(self, database: Database, hub: FeedHub, bus: ChangeBus, wait_max: float) -> None:
+        self._db = database
+        self._hub = hub
+        self._bus = bus
+        self._wait_max = wait_max
+
+    # -- internal API ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        owner: str,
+        tool: str,
+        *,
+        request_id: str | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> OperationRecord:
+        """A new PENDING operation. Pass `conn` to write it in the caller's transaction."""
+        record = lifecycle.new_record(new_operation_id(), owner, tool, request_id, now_us())
+        if conn is not None:
+            await store.insert(conn, record)
+            return record
+        async with self._db.write() as own:
+            await store.insert(own, record)
+        return record
+
+    async def apply_event(self, event: queue_pb2.OperationEvent) -> OperationRecord | None:
+        """Apply a worker's event; duplicates and stale events change nothing.
+        Returns the operation afterwards, or None when it does not exist (any more)."""
+        operation_id = parse_operation_name(event.operation, "operation")
+        return await self._mutate(operation_id, lambda r: lifecycle.apply_event(r, event, now_us()))
+
+    async def finish(
+        self,
+        operation_id: str,
+        *,
+        result: queue_pb2.OperationEvent.Succeeded | None = None,
+        error: status_pb2.Status | None = None,
+    ) -> OperationRecord | None:
+        """End an operation from the API side (a quick tool, a dead letter)."""
+
+        def change(record: OperationRecord) -> Change | None:
+            event = queue_pb2.OperationEvent(
+                operation=operation_name(operation_id),
+                attempt=max(record.event_attempt, record.attempt, 1),
+                sequence=record.event_sequence + 1,
+            )
+            if error is not None:
+                event.failed.error.CopyFrom(error)
+            else:
+                event.succeeded.CopyFrom(result or queue_pb2.OperationEvent.Succeeded())
+            return lifecycle.apply_event(record, event, now_us())
+
+        return await self._mutate(operation_id, change)
+
+    async def record(self, operation_id: str) -> OperationRecord | None:
+        async with self._db.read() as conn:
+            return await store.get(conn, operation_id)
+
+    # -- caller-facing ----------------------------------------------------------------------
+
+    async def get(self, caller: Caller, name: str) -> lro_pb2.Operation:
+        return to_operation(await self._visible(caller, parse_operation_name(name)))
+
+    async def list(
+        self, caller: Caller, filter_text: str, page_size: int, page_token: str
+    ) -> tuple[list[lro_pb2.Operation], str]:
+        size = paging.page_size(page_size)
+        try:
+            comparisons = parse_filter(filter_text)
+        except FilterError as exc:
+            raise InvalidArgument.for_field("filter", exc.message) from None
+        owner = None if caller.is_admin else caller.account
+        key = paging.query_key(caller.account, str(caller.is_admin), filter_text.strip())
+        before = paging.decode_token(page_token, key) if page_token else None
+        async with self._db.read() as conn:
+            records = await store.list_page(
+                conn, owner=owner, comparisons=comparisons, before_id=before, limit=size + 1
+            )
+        page = records[:size]
+        next_token = paging.encode_token(page[-1].id, key) if len(records) > size else ""
+        return [to_operation(r) for r in page], next_token
+
+    async def cancel(self, caller: Caller, name: str) -> lro_pb2.Operation:
+        operation_id = parse_operation_name(name)
+        await self._visible(caller, operation_id)
+        record = await self._mutate(operation_id, lambda r: lifecycle.request_cancel(r, now_us()))
+        if record is None:
+            raise _not_found(operation_id)
+        return to_operation(record)
+
+    async def delete(self, caller: Caller, name: str) -> None:
+        operation_id = parse_operation_name(name)
+        async with self._db.write() as conn:
+            record = await store.get(conn, operation_id)
+            if record is None or not caller.can_see(record.owner):
+                raise _not_found(operation_id)
+            if not record.done:
+                raise FailedPrecondition(
+                    f"{operation_name(operation_id)} is still running; cancel it first, "
+                    "or wait until it is done",
+                    reason="OPERATION_NOT_DONE",
+                    metadata={"name": operation_name(operation_id)},
+                )
+            await store.delete(conn, operation_id)
+            await self._bus.announce_in_transaction(conn, operation_id, None)
+        self._bus.committed(operation_id, None)
+
+    async def wait(self, caller: Caller, name: str, timeout: float | None) -> lro_pb2.Operation:
+        operation_id = parse_operation_name(name)
+        limit = self._wait_max if not timeout or timeout <= 0 else min(timeout, self._wait_max)
+        deadline = time.monotonic() + limit
+        async with self._hub.subscribe(operation_id) as subscription:
+            record = await self._visible(caller, operation_id)
+            subscription.start_at(record.sequence)
+            cursor = record.sequence
+            while not record.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    changes = await subscription.changes_after(cursor, remaining)
+                except OperationDeleted:
+                    raise _not_found(operation_id) from None
+                if changes:
+                    cursor = changes[-1][0]
+                    if changes[-1][1].done:
+                        break
+            latest = await self.record(operation_id)
+            if latest is None:
+                raise _not_found(operation_id)
+            return to_operation(latest)
+
+    async def watch(
+        self, caller: Caller, name: str, after_sequence: int
+    ) -> AsyncIterator[lro_pb2.Operation]:
+        """The snapshot (or the changes after `after_sequence`), then every later change."""
+        if after_sequence < 0:
+            raise InvalidArgument.for_field("after_sequence", "must not be negative")
+        operation_id = parse_operation_name(name)
+        async with self._hub.subscribe(operation_id) as subscription:
+            record = await self._visible(caller, operation_id)
+            subscription.start_at(record.sequence)
+            if after_sequence > record.sequence:
+                raise InvalidArgument.for_field(
+                    "after_sequence",
+                    f"{after_sequence} is past the latest change ({record.sequence}); pass a "
+                    "sequence this operation has reached, or 0 for a fresh snapshot",
+                )
+            if after_sequence == 0 or (record.done and after_sequence == record.sequence):
+                yield to_operation(record)
+                if record.done:
+                    return
+            cursor = after_sequence or record.sequence
+            while True:
+                try:
+                    changes = await subscription.changes_after(cursor)
+                except OperationDeleted:
+                    raise _not_found(operation_id) from None
+                for sequence, operation in changes:
+                    yield operation
+                    if operation.done:
+                        return
+                    cursor = sequence
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _visible(self, caller: Caller, operation_id: str) -> OperationRecord:
+        record = await self.record(operation_id)
+        if record is None or not caller.can_see(record.owner):
+            raise _not_found(operation_id)
+        return record
+
+    async def _mutate(
+        self, operation_id: str, decide: Callable[[OperationRecord], Change | None]
+    ) -> OperationRecord | None:
+        """Apply `decide` with optimistic concurrency: re-read and retry when another writer
+        (another replica) changed the operation in between."""
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            async with self._db.write() as conn:
+                record = await store.get(conn, operation_id)
+                if record is None:
+                    return None
+                change = decide(record)
+                if change is None:
+                    return record
+                saved = await store.save_change(conn, record.sequence, change)
+                if saved:
+                    sequence = change.record.sequence
+                    await self._bus.announce_in_transaction(conn, operation_id, sequence)
+            if saved:
+                self._bus.committed(operation_id, change.record.sequence)
+                return change.record
+            await asyncio.sleep(0.001 * (attempt + 1))
+        raise Aborted(
+            f"{operation_name(operation_id)} is changing too fast; retry",
+            reason="OPERATION_CONTENDED",
+            metadata={"name": operation_name(operation_id)},
+        )
+
+
+def _not_found(operation_id: str) -> NotFound:
+    name = operation_name(operation_id)
+    return NotFound(f"{name} not found", reason="OPERATION_NOT_FOUND", metadata={"name": name})
