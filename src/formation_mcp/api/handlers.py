@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
@@ -9,6 +10,8 @@ import grpc
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+"""A server-streaming behaviour; wrappers must accept both async generators and coroutines
+that write with `context.write()` (grpc's own health Watch is one)."""
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
@@ -32,3 +35,12 @@ def wrap_handler(
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+async def responses(result: AsyncIterator[Any] | Awaitable[Any]) -> AsyncIterator[Any]:
+    """The messages of a streaming behaviour, whichever of the two styles it uses."""
+    if inspect.isawaitable(result):
+        await result
+        return
+    async for response in result:
+        yield response

@@ -22,7 +22,13 @@ from typing import Any, TypeAlias
 import grpc
 from grpc_status import rpc_status
 
-from formation_mcp.api.handlers import Handler, StreamBehavior, UnaryBehavior, wrap_handler
+from formation_mcp.api.handlers import (
+    Handler,
+    StreamBehavior,
+    UnaryBehavior,
+    responses,
+    wrap_handler,
+)
 from formation_mcp.errors import FmcpError, Internal
 from formation_mcp.identity import Caller, reset_caller, set_caller
 from formation_mcp.metrics import Metrics
@@ -125,7 +131,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 call = start(context)
                 try:
-                    async for response in behavior(request, context):
+                    async for response in responses(behavior(request, context)):
                         yield response
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     call.code = context.code() or grpc.StatusCode.CANCELLED
@@ -175,7 +181,7 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 token = set_caller(caller_of(context))
                 try:
-                    async for response in behavior(request, context):
+                    async for response in responses(behavior(request, context)):
                         yield response
                 finally:
                     with contextlib.suppress(ValueError):  # closed from another context

@@ -1,11 +1,13 @@
 """Schema migrations with Alembic, run programmatically (no alembic.ini).
 
 `upgrade()` runs on server start and from `fmcp db upgrade`. On PostgreSQL an advisory lock
-serializes replicas that start at the same time.
+serializes replicas that start at the same time; within one process a lock serializes calls
+(Alembic's `context` and `op` are process-wide). SQLite is the single-process embedded default.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,9 +37,15 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+_process_lock: asyncio.Lock | None = None
+
+
 async def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to `revision` (default: the newest)."""
-    async with database.engine.begin() as conn:
+    global _process_lock
+    if _process_lock is None:
+        _process_lock = asyncio.Lock()
+    async with _process_lock, database.engine.begin() as conn:
         await conn.run_sync(_upgrade_sync, revision)
 
 

@@ -89,6 +89,11 @@ class FeedHub:
     def watcher_count(self) -> int:
         return sum(feed.watchers for feed in self._feeds.values())
 
+    @property
+    def feed_ids(self) -> frozenset[str]:
+        """Operations with a live feed in this process."""
+        return frozenset(self._feeds)
+
     @contextlib.asynccontextmanager
     async def subscribe(self, operation_id: str) -> AsyncIterator[Subscription]:
         feed = self._feeds.get(operation_id)

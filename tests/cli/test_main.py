@@ -1,0 +1,84 @@
+"""The `fmcp` command: serve, db upgrade, settings errors (as subprocesses, like users run it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+FMCP = str(Path(sys.executable).parent / "fmcp")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FMCP_")}
+    env.update({"FMCP_DATA_DIR": str(tmp_path / "data"), "FMCP_LOG_FORMAT": "text"}, **extra)
+    return env
+
+
+async def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        FMCP,
+        "db",
+        "upgrade",
+        env=env_for(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode().strip() == "database at revision 0001_operations"
+    assert (tmp_path / "data" / "fmcp.db").exists()
+
+
+async def test_a_bad_setting_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        FMCP,
+        "serve",
+        env=env_for(tmp_path, FMCP_OPERATION_TTL="a week"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "FMCP_OPERATION_TTL" in stderr.decode()
+
+
+async def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    process = await asyncio.create_subprocess_exec(
+        FMCP,
+        "serve",
+        env=env_for(
+            tmp_path, FMCP_GRPC_LISTEN=address, FMCP_HTTP_LISTEN=f"127.0.0.1:{free_port()}"
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            await asyncio.wait_for(channel.channel_ready(), 60)
+            response = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30
+            )
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()
+        assert "stopped" in stderr.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

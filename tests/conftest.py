@@ -1,0 +1,127 @@
+"""Shared fixtures: real servers on port 0, over SQLite and over the real PostgreSQL.
+
+PostgreSQL tests get a database of their own for the session (created and dropped here).
+Outside CI a missing PostgreSQL skips those tests; under CI=true it fails them loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from formation.mcp.v1 import operations_pb2_grpc
+
+from formation_mcp.app import Application
+from formation_mcp.settings import Settings
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "FMCP_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this test session, as a SQLAlchemy URL."""
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {exc}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"fmcp_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "fmcp.db"
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    base = Settings(
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        data_dir=data_dir,
+        database_url=database_url,
+        shutdown_grace_seconds=1.0,
+        log_level="WARNING",
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Application]:
+    """One running API server per database backend, shared by the tests that only need one
+    (each test acts as its own account, so tests never see each other's operations)."""
+    application = Application(make_settings(tmp_path_factory.mktemp("data"), database_url))
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+@pytest.fixture
+async def start_app(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., asyncio.Future[Application]]]:
+    """Start extra servers with their own settings; all are stopped after the test."""
+    started: list[Application] = []
+
+    async def start(**overrides: object) -> Application:
+        application = Application(
+            make_settings(tmp_path / f"app{len(started)}", database_url, **overrides)
+        )
+        await application.start()
+        started.append(application)
+        return application
+
+    yield start  # type: ignore[misc]
+    for application in reversed(started):
+        await application.stop()
+
+
+@pytest.fixture
+def account() -> str:
+    """A fresh account per test: its operations are its own."""
+    return f"acct-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(app.grpc.address) as chan:
+        yield chan
+
+
+@pytest.fixture
+def operations_stub(channel: grpc.aio.Channel) -> operations_pb2_grpc.OperationsServiceStub:
+    return operations_pb2_grpc.OperationsServiceStub(channel)
+
+
+@pytest.fixture
+def as_account(account: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata that identifies the test's account."""
+    return (("x-fmcp-account", account),)
