@@ -1,4 +1,8 @@
-"""Wrapping gRPC method handlers: what interceptors use to run code around every call."""
+"""Wrapping gRPC method handlers: the base of our interceptors.
+
+A `WrappingInterceptor` wraps each method's behaviour once and caches the wrapped handler per
+method, so a call pays for the wrapper's code only, not for building it.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +12,13 @@ from typing import Any, TypeAlias, cast
 
 import grpc
 
-UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+UnaryBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
+StreamBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], AsyncIterator[Any]]
 """A server-streaming behaviour; wrappers must accept both async generators and coroutines
 that write with `context.write()` (grpc's own health Watch is one)."""
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-
-
-def wrap_handler(
-    handler: Handler,
-    unary: Callable[[UnaryBehavior], UnaryBehavior],
-    stream: Callable[[StreamBehavior], StreamBehavior],
-) -> Handler:
-    """The same handler with `unary` / `stream` wrapped around its behaviour.
-    Request-streaming methods (only reflection has them) pass through unchanged."""
-    if handler.request_streaming:
-        return handler
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            stream(cast(StreamBehavior, handler.unary_stream)),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return grpc.unary_unary_rpc_method_handler(
-        unary(cast(UnaryBehavior, handler.unary_unary)),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
 async def responses(result: AsyncIterator[Any] | Awaitable[Any]) -> AsyncIterator[Any]:
@@ -44,3 +28,44 @@ async def responses(result: AsyncIterator[Any] | Awaitable[Any]) -> AsyncIterato
         return
     async for response in result:
         yield response
+
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Runs `wrap_unary` / `wrap_stream` around every unary and server-streaming method.
+    Request-streaming methods (only reflection has them) pass through unchanged."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
+    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        raise NotImplementedError
+
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

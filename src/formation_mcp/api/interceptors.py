@@ -16,18 +16,18 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from grpc_status import rpc_status
 
 from formation_mcp.api.handlers import (
-    Handler,
+    Context,
     StreamBehavior,
     UnaryBehavior,
+    WrappingInterceptor,
     responses,
-    wrap_handler,
 )
 from formation_mcp.errors import FmcpError, Internal
 from formation_mcp.identity import Caller, reset_caller, set_caller
@@ -35,11 +35,10 @@ from formation_mcp.metrics import Metrics
 
 log = logging.getLogger("formation_mcp.rpc")
 
-Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 REQUEST_ID_KEY = "x-request-id"
 
 
-def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
+def _metadata_value(context: Context, key: str) -> str | None:
     for entry_key, value in context.invocation_metadata() or ():
         if entry_key == key:
             return value if isinstance(value, str) else value.decode()
@@ -58,7 +57,7 @@ class _CallRecord:
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.OK
 
-    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+    async def fail(self, context: Context, exc: BaseException) -> None:
         """Abort the call with the status for `exc` (raises grpc's AbortError)."""
         if isinstance(exc, FmcpError):
             error = exc
@@ -93,100 +92,77 @@ class _CallRecord:
             )
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(WrappingInterceptor):
     def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
         self._metrics = metrics
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        metrics = self._metrics
+    def _start(self, method: str, context: Context) -> _CallRecord:
+        request_id = _metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
+        return _CallRecord(method, request_id, self._metrics)
 
-        def start(context: grpc.aio.ServicerContext[Any, Any]) -> _CallRecord:
-            request_id = _metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
-            return _CallRecord(method, request_id, metrics)
+    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def wrapped(request: Any, context: Context) -> Any:
+            call = self._start(method, context)
+            try:
+                return await behavior(request, context)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                call.code = context.code() or grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                await call.fail(context, exc)
+            finally:
+                call.finish()
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                call = start(context)
-                try:
-                    return await behavior(request, context)
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    call.code = context.code() or grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    await call.fail(context, exc)
-                finally:
-                    call.finish()
+        return wrapped
 
-            return wrapped
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
+            call = self._start(method, context)
+            try:
+                async for response in responses(behavior(request, context)):
+                    yield response
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                call.code = context.code() or grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                await call.fail(context, exc)
+            finally:
+                call.finish()
 
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def wrapped(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                call = start(context)
-                try:
-                    async for response in responses(behavior(request, context)):
-                        yield response
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    call.code = context.code() or grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    await call.fail(context, exc)
-                finally:
-                    call.finish()
-
-            return wrapped
-
-        return wrap_handler(handler, unary, stream)
+        return wrapped
 
 
 DEV_ACCOUNT_KEY = "x-fmcp-account"
 DEFAULT_ACCOUNT = "local"
 
 
-class IdentityInterceptor(grpc.aio.ServerInterceptor):
+class IdentityInterceptor(WrappingInterceptor):
     """Pre-auth identity: the account named in `x-fmcp-account`, with role `user`."""
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    @staticmethod
+    def _caller(context: Context) -> Caller:
+        account = _metadata_value(context, DEV_ACCOUNT_KEY) or DEFAULT_ACCOUNT
+        return Caller(account=account, roles=frozenset({"user"}))
 
-        def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
-            account = _metadata_value(context, DEV_ACCOUNT_KEY) or DEFAULT_ACCOUNT
-            return Caller(account=account, roles=frozenset({"user"}))
+    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def wrapped(request: Any, context: Context) -> Any:
+            token = set_caller(self._caller(context))
+            try:
+                return await behavior(request, context)
+            finally:
+                reset_caller(token)
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                token = set_caller(caller_of(context))
-                try:
-                    return await behavior(request, context)
-                finally:
-                    with contextlib.suppress(ValueError):  # closed from another context
-                        reset_caller(token)
+        return wrapped
 
-            return wrapped
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
+            token = set_caller(self._caller(context))
+            try:
+                async for response in responses(behavior(request, context)):
+                    yield response
+            finally:
+                with contextlib.suppress(ValueError):  # closed from another context
+                    reset_caller(token)
 
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def wrapped(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                token = set_caller(caller_of(context))
-                try:
-                    async for response in responses(behavior(request, context)):
-                        yield response
-                finally:
-                    with contextlib.suppress(ValueError):  # closed from another context
-                        reset_caller(token)
-
-            return wrapped
-
-        return wrap_handler(handler, unary, stream)
+        return wrapped

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, TypeAlias
 
-import grpc
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import empty_pb2
 
+from formation_mcp.api.handlers import Context
 from formation_mcp.identity import current_caller
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.service import OperationService
-
-Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
