@@ -8,9 +8,9 @@ from datetime import UTC
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
+from tests.helpers import Worker, field_violations, metadata_of, new_operation
 
 from formation_mcp.app import Application
-from tests.helpers import Worker, field_violations, metadata_of, new_operation
 
 Stub = operations_pb2_grpc.OperationsServiceStub
 Md = tuple[tuple[str, str], ...]

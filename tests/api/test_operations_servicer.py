@@ -9,9 +9,6 @@ import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
-
-from formation_mcp.app import Application
-from formation_mcp.identity import Caller
 from tests.helpers import (
     Worker,
     error_info,
@@ -20,6 +17,9 @@ from tests.helpers import (
     new_operation,
     output_of,
 )
+
+from formation_mcp.app import Application
+from formation_mcp.identity import Caller
 
 Stub = operations_pb2_grpc.OperationsServiceStub
 Md = tuple[tuple[str, str], ...]

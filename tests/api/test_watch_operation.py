@@ -8,9 +8,9 @@ import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
+from tests.helpers import DEADLINE, Worker, eventually, field_violations, metadata_of, new_operation
 
 from formation_mcp.app import Application
-from tests.helpers import DEADLINE, Worker, eventually, field_violations, metadata_of, new_operation
 
 Stub = operations_pb2_grpc.OperationsServiceStub
 Md = tuple[tuple[str, str], ...]

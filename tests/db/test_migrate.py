@@ -11,15 +11,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
+from tests.conftest import POSTGRES_ADMIN_DSN
 
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.db.schema import metadata
-from tests.conftest import POSTGRES_ADMIN_DSN
 
 
 def _differences(connection: Connection) -> list[Any]:

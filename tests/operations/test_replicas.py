@@ -8,9 +8,9 @@ from collections.abc import Callable
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
+from tests.helpers import DEADLINE, Worker, metadata_of, new_operation
 
 from formation_mcp.app import Application
-from tests.helpers import DEADLINE, Worker, metadata_of, new_operation
 
 pytestmark = pytest.mark.postgres
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from tests.helpers import new_operation
+
 from formation_mcp.app import Application
 from formation_mcp.identity import Caller
-from tests.helpers import new_operation
 
 
 async def test_sweep_removes_expired_finished_operations_in_batches(
