@@ -30,7 +30,7 @@ def parse_duration(name: str, text: str) -> float:
 
 def _listen_address(name: str, text: str) -> str:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise SettingsError(f"{name}={text!r}: expected host:port, e.g. 127.0.0.1:50051")
     return text
 
@@ -123,6 +123,7 @@ class Settings:
                 raise SettingsError(f"FMCP_LOG_LEVEL={text!r}: use DEBUG, INFO, WARNING or ERROR")
             values["log_level"] = level
         if (text := get("FMCP_LOG_FORMAT")) is not None:
+            text = text.lower()
             if text not in {"json", "text"}:
                 raise SettingsError(f"FMCP_LOG_FORMAT={text!r}: use json or text")
             values["log_format"] = text

@@ -16,7 +16,7 @@ import time
 from formation_mcp.errors import InvalidArgument
 
 NAME_PREFIX = "operations/"
-_ID = re.compile(r"^[0-9a-f]{32}$")
+_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class _IdGenerator:
@@ -52,7 +52,7 @@ def parse_operation_name(name: str, field: str = "name") -> str:
     if not name:
         raise InvalidArgument.for_field(field, "required: an operation name, operations/{id}")
     operation_id = name.removeprefix(NAME_PREFIX)
-    if operation_id == name or not _ID.match(operation_id):
+    if operation_id == name or not _ID.fullmatch(operation_id):
         raise InvalidArgument.for_field(
             field,
             f"{name!r} is not an operation name; expected operations/ followed by "

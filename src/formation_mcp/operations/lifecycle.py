@@ -129,6 +129,7 @@ def apply_event(
         return None
     base = replace(
         record,
+        attempt=max(record.attempt, event.attempt, 1),
         event_attempt=event.attempt,
         event_sequence=event.sequence,
         sequence=record.sequence + 1,
@@ -137,11 +138,7 @@ def apply_event(
     kind = event.WhichOneof("kind")
     if kind == "started":
         message = "Running." if not record.cancel_requested else record.status_message
-        return Change(
-            replace(
-                base, state=State.RUNNING, attempt=max(event.attempt, 1), status_message=message
-            )
-        )
+        return Change(replace(base, state=State.RUNNING, status_message=message))
     if kind == "progress":
         return Change(_progress(base, event.progress))
     if kind == "logs":

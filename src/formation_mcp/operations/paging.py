@@ -11,6 +11,7 @@ from formation_mcp.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_TOKEN_CHARS = 512
 
 
 def page_size(requested: int) -> int:
@@ -37,10 +38,12 @@ def encode_token(position: str, key: str) -> str:
 def decode_token(token: str, key: str) -> str:
     """The position a token points at; INVALID_ARGUMENT when malformed or from another query."""
     try:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
         position, token_key = data["p"], data["q"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         raise InvalidArgument.for_field(
             "page_token", "malformed; pass next_page_token from the previous response unchanged"
         ) from None
