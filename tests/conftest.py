@@ -16,9 +16,11 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from formation.mcp.v1 import operations_pb2_grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.v1 import auth_pb2, operations_pb2_grpc
 
 from formation_mcp.app import Application
+from formation_mcp.client.auth import bearer, login
 from formation_mcp.settings import Settings
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -105,15 +107,21 @@ async def start_app(
 
 
 @pytest.fixture
-def account() -> str:
-    """A fresh account per test: its operations are its own."""
-    return f"acct-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
 async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(app.grpc.address) as chan:
         yield chan
+
+
+@pytest.fixture
+async def session(channel: grpc.aio.Channel) -> auth_pb2.Session:
+    """A fresh key logged in (open sign-up: role `user`): every test is its own account."""
+    return await login(channel, Ed25519PrivateKey.generate())
+
+
+@pytest.fixture
+def account(session: auth_pb2.Session) -> str:
+    """The test's account name, `accounts/{key_id}`: the owner of its operations."""
+    return session.account.name
 
 
 @pytest.fixture
@@ -122,6 +130,6 @@ def operations_stub(channel: grpc.aio.Channel) -> operations_pb2_grpc.Operations
 
 
 @pytest.fixture
-def as_account(account: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata that identifies the test's account."""
-    return (("x-fmcp-account", account),)
+def as_account(session: auth_pb2.Session) -> tuple[tuple[str, str], ...]:
+    """Call metadata that authenticates as the test's account."""
+    return bearer(session.access_token)

@@ -8,12 +8,19 @@ import contextlib
 import logging
 
 from formation_mcp.api.server import GrpcServer
+from formation_mcp.auth import store as auth_store
+from formation_mcp.auth.accounts import AccountsAdmin
+from formation_mcp.auth.keys import load_or_create_signing_key
+from formation_mcp.auth.revocations import Revocations
+from formation_mcp.auth.service import AuthService
+from formation_mcp.auth.tokens import KeyRing, TokenIssuer, TokenVerifier
+from formation_mcp.changes import ChangeBus, PostgresChangeBus
+from formation_mcp.clock import now_us
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.http_side import HttpSide, build_app
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations import store
-from formation_mcp.operations.changes import ChangeBus, PostgresChangeBus
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.lifecycle import State
 from formation_mcp.operations.service import OperationService
@@ -24,6 +31,9 @@ from formation_mcp.settings import Settings
 log = logging.getLogger(__name__)
 
 GAUGE_REFRESH_SECONDS = 15.0
+AUTH_UPKEEP_SECONDS = 60.0
+KEY_USE_GRACE_SECONDS = 300.0
+"""A signing key stays valid this long past its access-token lifetime after its last use."""
 WATCH_RESYNC_SECONDS = 5.0
 
 
@@ -36,9 +46,9 @@ class Application:
         self.database = Database(settings.effective_database_url)
         self.hub = FeedHub(self._load_events, settings.watch_buffer_events)
         self.bus: ChangeBus = (
-            PostgresChangeBus(self.hub, self.database.asyncpg_dsn)
+            PostgresChangeBus(self.database.asyncpg_dsn)
             if self.database.is_postgres
-            else ChangeBus(self.hub)
+            else ChangeBus()
         )
         self.operations = OperationService(
             self.database, self.hub, self.bus, settings.wait_max_seconds
@@ -46,8 +56,38 @@ class Application:
         self.sweeper = Sweeper(
             self.database, settings.operation_ttl_seconds, settings.sweep_batch_size
         )
+        self.signing_key = load_or_create_signing_key(settings.effective_signing_key_file)
+        self.revocations = Revocations(self.database, self.bus)
+        self.keys = KeyRing(self._load_signing_keys)
+        self.verifier = TokenVerifier(
+            self.keys,
+            self.revocations,
+            settings.auth_issuer,
+            settings.auth_audience,
+            settings.token_cache_size,
+        )
+        self.auth = AuthService(
+            self.database,
+            self.bus,
+            settings,
+            TokenIssuer(
+                self.signing_key,
+                settings.auth_issuer,
+                settings.auth_audience,
+                settings.access_token_ttl_seconds,
+            ),
+            self.keys,
+            self.revocations,
+        )
+        self.accounts = AccountsAdmin(self.database, self.bus, self.revocations)
         self.grpc = GrpcServer(
-            settings.grpc_listen, self.operations, self.metrics, settings.max_message_bytes
+            settings.grpc_listen,
+            operations=self.operations,
+            auth=self.auth,
+            accounts=self.accounts,
+            verifier=self.verifier,
+            metrics=self.metrics,
+            max_message_bytes=settings.max_message_bytes,
         )
         self.http = HttpSide(settings.http_listen, build_app(self.metrics, self.database.ping))
         self._tasks: list[asyncio.Task[None]] = []
@@ -56,11 +96,26 @@ class Application:
         async with self.database.read() as conn:
             return await store.events_after(conn, operation_id, after, limit)
 
+    async def _load_signing_keys(self) -> dict[str, bytes]:
+        window = self.settings.access_token_ttl_seconds + KEY_USE_GRACE_SECONDS
+        async with self.database.read() as conn:
+            return await auth_store.signing_public_keys(conn, now_us() - int(window * 1e6))
+
+    async def _publish_signing_key(self) -> None:
+        async with self.database.write() as conn:
+            await auth_store.register_signing_key(
+                conn, self.signing_key.kid, self.signing_key.public_key, now_us()
+            )
+
     async def start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(self.database)
         await self.bus.start()
+        await self._publish_signing_key()
+        await self.keys.refresh()
+        await self.revocations.load()
+        await self.accounts.bootstrap_admins(settings.admin_keys)
         await self.grpc.start()
         await self.http.start()
         loop = asyncio.get_running_loop()
@@ -68,6 +123,7 @@ class Application:
             loop.create_task(self.sweeper.run(settings.sweep_interval_seconds)),
             loop.create_task(self._refresh_gauges()),
             loop.create_task(self._resync_watches()),
+            loop.create_task(self._auth_upkeep()),
         ]
         log.info(
             "serving",
@@ -106,6 +162,20 @@ class Application:
                 for state in State:
                     self.metrics.operations.labels(state.name).set(counts.get(state, 0))
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+    async def _auth_upkeep(self) -> None:
+        """Keep our signing key published, and drop expired challenges, refresh tokens and
+        revocations."""
+        while True:
+            await asyncio.sleep(AUTH_UPKEEP_SECONDS)
+            try:
+                await self._publish_signing_key()
+                await self.keys.refresh()
+                async with self.database.write() as conn:
+                    await auth_store.delete_expired(conn, now_us(), self.settings.sweep_batch_size)
+                self.revocations.forget_expired()
+            except Exception:
+                log.exception("auth upkeep failed")
 
     async def _resync_watches(self) -> None:
         """A safety net under change notification: re-read watched operations now and then."""

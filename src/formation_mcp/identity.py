@@ -1,23 +1,38 @@
-"""Who is calling: set once per RPC by the identity interceptor, read by services."""
+"""Who is calling: set once per RPC by the auth interceptor, read by services."""
 
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from formation_mcp.auth.permissions import ADMIN, allows, permissions_of
 from formation_mcp.errors import Unauthenticated
-
-ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
+    """An authenticated account. `account` is its resource name, `accounts/{key_id}`."""
+
     account: str
     roles: frozenset[str]
+    token_id: str = ""
+    token_issue_time: int = 0
+    token_expire_time: int = 0
+    permissions: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "permissions", permissions_of(self.roles))
+
+    @property
+    def key_id(self) -> str:
+        return self.account.removeprefix("accounts/")
 
     @property
     def is_admin(self) -> bool:
         return ADMIN in self.roles
+
+    def can(self, permission: str) -> bool:
+        return allows(self.permissions, permission)
 
     def can_see(self, owner: str) -> bool:
         """Admins see every owner's resources; everyone else only their own."""
@@ -30,7 +45,10 @@ _current: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller
 def current_caller() -> Caller:
     caller = _current.get()
     if caller is None:
-        raise Unauthenticated("this call needs an identity", reason="TOKEN_MISSING")
+        raise Unauthenticated(
+            "this call needs `authorization: Bearer <access token>`; log in first",
+            reason="TOKEN_MISSING",
+        )
     return caller
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,22 @@ class Settings:
     watch_buffer_events: int = 256
     log_level: str = "INFO"
     log_format: str = "json"
+    signing_key_file: Path | None = None
+    admin_keys: tuple[str, ...] = ()
+    auth_signup: str = "open"
+    auth_issuer: str = "formation-mcp"
+    auth_audience: str = "formation-mcp"
+    auth_domain: str = "formation-mcp"
+    access_token_ttl_seconds: float = 900.0
+    refresh_token_ttl_seconds: float = 14 * 86400.0
+    challenge_ttl_seconds: float = 300.0
+    token_cache_size: int = 10_000
+    login_rate_per_minute: int = 30
+
+    @property
+    def effective_signing_key_file(self) -> Path:
+        """FMCP_SIGNING_KEY_FILE, or signing-key.pem in the data dir."""
+        return self.signing_key_file or self.data_dir / "signing-key.pem"
 
     @property
     def effective_database_url(self) -> str:
@@ -127,4 +143,48 @@ class Settings:
             if text not in {"json", "text"}:
                 raise SettingsError(f"FMCP_LOG_FORMAT={text!r}: use json or text")
             values["log_format"] = text
+        values.update(_auth_values(get))
         return cls(**values)
+
+
+MAX_ACCESS_TOKEN_SECONDS = 900.0
+MAX_CHALLENGE_SECONDS = 300.0
+
+
+def _auth_values(get: Callable[[str], str | None]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if (text := get("FMCP_SIGNING_KEY_FILE")) is not None:
+        values["signing_key_file"] = Path(text)
+    if (text := get("FMCP_ADMIN_KEYS")) is not None:
+        values["admin_keys"] = tuple(k.strip() for k in text.split(",") if k.strip())
+    if (text := get("FMCP_AUTH_SIGNUP")) is not None:
+        if text not in {"open", "closed"}:
+            raise SettingsError(f"FMCP_AUTH_SIGNUP={text!r}: use open or closed")
+        values["auth_signup"] = text
+    for var, attr in (
+        ("FMCP_AUTH_ISSUER", "auth_issuer"),
+        ("FMCP_AUTH_AUDIENCE", "auth_audience"),
+        ("FMCP_AUTH_DOMAIN", "auth_domain"),
+    ):
+        if (text := get(var)) is not None:
+            values[attr] = text
+    limits = {
+        "FMCP_ACCESS_TOKEN_TTL": ("access_token_ttl_seconds", MAX_ACCESS_TOKEN_SECONDS),
+        "FMCP_CHALLENGE_TTL": ("challenge_ttl_seconds", MAX_CHALLENGE_SECONDS),
+        "FMCP_REFRESH_TOKEN_TTL": ("refresh_token_ttl_seconds", 30 * 86400.0),
+    }
+    for var, (attr, maximum) in limits.items():
+        if (text := get(var)) is not None:
+            seconds = parse_duration(var, text)
+            if not 0 < seconds <= maximum:
+                raise SettingsError(
+                    f"{var}={text!r}: must be more than 0 and at most {maximum:.0f}s"
+                )
+            values[attr] = seconds
+    if (text := get("FMCP_TOKEN_CACHE")) is not None:
+        if not text.isascii() or not text.isdigit():
+            raise SettingsError(f"FMCP_TOKEN_CACHE={text!r}: a number of tokens (0 turns it off)")
+        values["token_cache_size"] = int(text)
+    if (text := get("FMCP_LOGIN_RATE")) is not None:
+        values["login_rate_per_minute"] = _positive_int("FMCP_LOGIN_RATE", text)
+    return values

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
+from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.helpers import error_info
 
@@ -71,9 +71,25 @@ async def test_grpcurl_describes_a_service_with_its_http_bindings(app: Applicati
     assert 'get:"/v1/{name=operations/*}:watch"' in result.stdout
 
 
-async def test_grpcurl_call_reports_the_error_code(app: Application) -> None:
+async def test_grpcurl_call_without_a_token_is_unauthenticated(app: Application) -> None:
     result = await grpcurl(
         "-plaintext",
+        "-d",
+        '{"name": "operations/00000000000000000000000000000000"}',
+        app.grpc.address,
+        "formation.mcp.v1.OperationsService/GetOperation",
+    )
+    assert result.returncode == 64 + grpc.StatusCode.UNAUTHENTICATED.value[0]
+    assert "TOKEN_MISSING" in result.stderr + result.stdout
+
+
+async def test_grpcurl_call_with_a_token_reports_the_error_code(
+    app: Application, session: auth_pb2.Session
+) -> None:
+    result = await grpcurl(
+        "-plaintext",
+        "-H",
+        f"authorization: Bearer {session.access_token}",
         "-d",
         '{"name": "operations/00000000000000000000000000000000"}',
         app.grpc.address,
@@ -87,6 +103,7 @@ async def test_unexpected_errors_become_internal_with_the_request_id(
     app: Application,
     operations_stub: operations_pb2_grpc.OperationsServiceStub,
     monkeypatch: pytest.MonkeyPatch,
+    as_account: tuple[tuple[str, str], ...],
 ) -> None:
     async def broken(*_args: object) -> None:
         raise RuntimeError("boom")
@@ -95,7 +112,7 @@ async def test_unexpected_errors_become_internal_with_the_request_id(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await operations_stub.GetOperation(
             operations_pb2.GetOperationRequest(name="operations/" + "0" * 32),
-            metadata=(("x-request-id", "req-123"),),
+            metadata=(*as_account, ("x-request-id", "req-123")),
         )
     assert caught.value.code() is grpc.StatusCode.INTERNAL
     assert "req-123" in (caught.value.details() or "")
@@ -104,10 +121,14 @@ async def test_unexpected_errors_become_internal_with_the_request_id(
 
 
 async def test_metrics_count_calls_by_method_and_code(
-    app: Application, operations_stub: operations_pb2_grpc.OperationsServiceStub
+    app: Application,
+    operations_stub: operations_pb2_grpc.OperationsServiceStub,
+    as_account: tuple[tuple[str, str], ...],
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
-        await operations_stub.GetOperation(operations_pb2.GetOperationRequest(name="bad"))
+        await operations_stub.GetOperation(
+            operations_pb2.GetOperationRequest(name="bad"), metadata=as_account
+        )
     async with httpx.AsyncClient() as client:
         body = (await client.get(f"http://{app.http.address}/metrics")).text
     assert (

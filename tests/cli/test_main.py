@@ -12,6 +12,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from formation_mcp.db import migrate
+
 FMCP = str(Path(sys.executable).parent / "fmcp")
 
 
@@ -39,7 +41,7 @@ async def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
-    assert stdout.decode().strip() == "database at revision 0001_operations"
+    assert stdout.decode().strip() == f"database at revision {migrate.head_revision()}"
     assert (tmp_path / "data" / "fmcp.db").exists()
 
 

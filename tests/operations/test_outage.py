@@ -7,12 +7,12 @@ import socket
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from formation_mcp.changes import ChangeBus
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.errors import Unavailable
 from formation_mcp.identity import Caller
 from formation_mcp.operations import store
-from formation_mcp.operations.changes import ChangeBus
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.service import OperationService
 from formation_mcp.operations.store import StoredEvent
@@ -31,7 +31,7 @@ async def no_events(_operation_id: str, _after: int, _limit: int) -> list[Stored
 
 def service_on(database: Database) -> OperationService:
     hub = FeedHub(no_events, 16)
-    return OperationService(database, hub, ChangeBus(hub), wait_max=1.0)
+    return OperationService(database, hub, ChangeBus(), wait_max=1.0)
 
 
 @pytest.fixture

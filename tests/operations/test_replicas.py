@@ -23,12 +23,14 @@ def postgres_only(database_url: str) -> None:
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_a_watch_on_one_replica_sees_events_applied_through_another(
-    start_app: Callable[..., asyncio.Future[Application]], account: str
+    start_app: Callable[..., asyncio.Future[Application]],
+    account: str,
+    as_account: tuple[tuple[str, str], ...],
 ) -> None:
     replica_a = await start_app()
     replica_b = await start_app()
     name = await new_operation(replica_a, account)
-    md = (("x-fmcp-account", account),)
+    md = as_account
     async with grpc.aio.insecure_channel(replica_b.grpc.address) as channel:
         call = operations_pb2_grpc.OperationsServiceStub(channel).WatchOperation(
             operations_pb2.WatchOperationRequest(name=name), metadata=md
@@ -48,12 +50,14 @@ async def test_a_watch_on_one_replica_sees_events_applied_through_another(
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_a_wait_on_one_replica_returns_when_another_finishes_the_operation(
-    start_app: Callable[..., asyncio.Future[Application]], account: str
+    start_app: Callable[..., asyncio.Future[Application]],
+    account: str,
+    as_account: tuple[tuple[str, str], ...],
 ) -> None:
     replica_a = await start_app()
     replica_b = await start_app()
     name = await new_operation(replica_a, account)
-    md = (("x-fmcp-account", account),)
+    md = as_account
     async with grpc.aio.insecure_channel(replica_b.grpc.address) as channel:
         waiting = asyncio.ensure_future(
             operations_pb2_grpc.OperationsServiceStub(channel).WaitOperation(
@@ -69,12 +73,14 @@ async def test_a_wait_on_one_replica_returns_when_another_finishes_the_operation
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_changes_racing_through_two_replicas_keep_one_gapless_sequence(
-    start_app: Callable[..., asyncio.Future[Application]], account: str
+    start_app: Callable[..., asyncio.Future[Application]],
+    account: str,
+    as_account: tuple[tuple[str, str], ...],
 ) -> None:
     replica_a = await start_app()
     replica_b = await start_app()
     name = await new_operation(replica_a, account)
-    md = (("x-fmcp-account", account),)
+    md = as_account
     worker = Worker(replica_a, name)
     await worker.start()
     async with grpc.aio.insecure_channel(replica_b.grpc.address) as channel:

@@ -21,6 +21,14 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
+def metadata_value(context: Context, key: str) -> str | None:
+    """The first value of an invocation metadata key (keys are lower-case)."""
+    for entry_key, value in context.invocation_metadata() or ():
+        if entry_key == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
 async def responses(result: AsyncIterator[Any] | Awaitable[Any]) -> AsyncIterator[Any]:
     """The messages of a streaming behaviour, whichever of the two styles it uses."""
     if inspect.isawaitable(result):

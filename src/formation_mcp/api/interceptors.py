@@ -5,14 +5,12 @@
 request id (and the traceback goes to the log). It also logs every call (request id, method,
 code, latency) and counts it in the metrics.
 
-`IdentityInterceptor` decides who the caller is. Until the Auth issue lands it trusts the
-`x-fmcp-account` metadata (default `local`); Auth replaces this one class and nothing else.
+Who the caller is, is decided by `auth.interceptor.AuthInterceptor`, which runs inside this one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -27,22 +25,15 @@ from formation_mcp.api.handlers import (
     StreamBehavior,
     UnaryBehavior,
     WrappingInterceptor,
+    metadata_value,
     responses,
 )
 from formation_mcp.errors import FmcpError, Internal
-from formation_mcp.identity import Caller, reset_caller, set_caller
 from formation_mcp.metrics import Metrics
 
 log = logging.getLogger("formation_mcp.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
-
-
-def _metadata_value(context: Context, key: str) -> str | None:
-    for entry_key, value in context.invocation_metadata() or ():
-        if entry_key == key:
-            return value if isinstance(value, str) else value.decode()
-    return None
 
 
 class _CallRecord:
@@ -98,7 +89,7 @@ class ErrorInterceptor(WrappingInterceptor):
         self._metrics = metrics
 
     def _start(self, method: str, context: Context) -> _CallRecord:
-        request_id = _metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
+        request_id = metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
         return _CallRecord(method, request_id, self._metrics)
 
     def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
@@ -129,40 +120,5 @@ class ErrorInterceptor(WrappingInterceptor):
                 await call.fail(context, exc)
             finally:
                 call.finish()
-
-        return wrapped
-
-
-DEV_ACCOUNT_KEY = "x-fmcp-account"
-DEFAULT_ACCOUNT = "local"
-
-
-class IdentityInterceptor(WrappingInterceptor):
-    """Pre-auth identity: the account named in `x-fmcp-account`, with role `user`."""
-
-    @staticmethod
-    def _caller(context: Context) -> Caller:
-        account = _metadata_value(context, DEV_ACCOUNT_KEY) or DEFAULT_ACCOUNT
-        return Caller(account=account, roles=frozenset({"user"}))
-
-    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-        async def wrapped(request: Any, context: Context) -> Any:
-            token = set_caller(self._caller(context))
-            try:
-                return await behavior(request, context)
-            finally:
-                reset_caller(token)
-
-        return wrapped
-
-    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
-            token = set_caller(self._caller(context))
-            try:
-                async for response in responses(behavior(request, context)):
-                    yield response
-            finally:
-                with contextlib.suppress(ValueError):  # closed from another context
-                    reset_caller(token)
 
         return wrapped

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 from formation.mcp.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     operations_pb2,
@@ -14,14 +16,20 @@ from formation.mcp.v1 import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from formation_mcp.api.interceptors import ErrorInterceptor, IdentityInterceptor
+from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
+from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
-from formation_mcp.api.unimplemented import PendingAuthServicer, PendingToolsServicer
+from formation_mcp.api.unimplemented import PendingToolsServicer
+from formation_mcp.auth.accounts import AccountsAdmin
+from formation_mcp.auth.interceptor import AuthInterceptor
+from formation_mcp.auth.service import AuthService
+from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.service import OperationService
 
 SERVICE_NAMES = (
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name,
     tools_pb2.DESCRIPTOR.services_by_name["ToolsService"].full_name,
     operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name,
 )
@@ -29,7 +37,15 @@ SERVICE_NAMES = (
 
 class GrpcServer:
     def __init__(
-        self, listen: str, operations: OperationService, metrics: Metrics, max_message_bytes: int
+        self,
+        listen: str,
+        *,
+        operations: OperationService,
+        auth: AuthService,
+        accounts: AccountsAdmin,
+        verifier: TokenVerifier,
+        metrics: Metrics,
+        max_message_bytes: int,
     ) -> None:
         self.health = health.aio.HealthServicer()
         options = [
@@ -43,9 +59,12 @@ class GrpcServer:
             ("grpc.so_reuseport", 0),
         ]
         self.server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(metrics), IdentityInterceptor()], options=options
+            interceptors=[ErrorInterceptor(metrics), AuthInterceptor(verifier)], options=options
         )
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(PendingAuthServicer(), self.server)
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth), self.server)
+        accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
+            AccountsServicer(accounts), self.server
+        )
         tools_pb2_grpc.add_ToolsServiceServicer_to_server(PendingToolsServicer(), self.server)
         operations_pb2_grpc.add_OperationsServiceServicer_to_server(
             OperationsServicer(operations, metrics), self.server

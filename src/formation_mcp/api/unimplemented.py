@@ -1,10 +1,10 @@
-"""Auth and Tools answer UNIMPLEMENTED until their issues land, through the error model."""
+"""Tools answer UNIMPLEMENTED until their issue lands, through the error model."""
 
 from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from formation.mcp.v1 import auth_pb2_grpc, tools_pb2_grpc
+from formation.mcp.v1 import tools_pb2_grpc
 
 from formation_mcp.errors import Unimplemented
 
@@ -14,26 +14,6 @@ def _not_yet(service: str, method: str) -> NoReturn:
         f"{service}.{method} is not implemented yet in this server version",
         metadata={"service": service, "method": method},
     )
-
-
-class PendingAuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    async def CreateChallenge(self, request: Any, context: Any) -> Any:
-        _not_yet("AuthService", "CreateChallenge")
-
-    async def Login(self, request: Any, context: Any) -> Any:
-        _not_yet("AuthService", "Login")
-
-    async def RefreshToken(self, request: Any, context: Any) -> Any:
-        _not_yet("AuthService", "RefreshToken")
-
-    async def RevokeToken(self, request: Any, context: Any) -> Any:
-        _not_yet("AuthService", "RevokeToken")
-
-    async def GetCurrentAccount(self, request: Any, context: Any) -> Any:
-        _not_yet("AuthService", "GetCurrentAccount")
-
-    async def GetJwks(self, request: Any, context: Any) -> Any:
-        _not_yet("AuthService", "GetJwks")
 
 
 class PendingToolsServicer(tools_pb2_grpc.ToolsServiceServicer):

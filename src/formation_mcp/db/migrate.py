@@ -58,3 +58,10 @@ def _current_sync(connection: Connection) -> str | None:
 async def current_revision(database: Database) -> str | None:
     async with database.engine.connect() as conn:
         return await conn.run_sync(_current_sync)
+
+
+def head_revision() -> str | None:
+    """The newest revision the code ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

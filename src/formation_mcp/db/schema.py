@@ -47,3 +47,59 @@ operation_events = sa.Table(
     sa.Column("snapshot", sa.LargeBinary, nullable=False),
     sa.Column("create_time", sa.BigInteger, nullable=False),
 )
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("roles", sa.String(255), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    # Tokens issued before this time (microseconds) are no longer accepted.
+    sa.Column("tokens_valid_after", sa.BigInteger, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Column("update_time", sa.BigInteger, nullable=False),
+)
+
+login_challenges = sa.Table(
+    "login_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("message", sa.LargeBinary, nullable=False),
+    sa.Column("expire_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_login_challenges_expire_time", "expire_time"),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family_id", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("used", sa.Boolean, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Column("expire_time", sa.BigInteger, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_refresh_tokens_family_id", "family_id"),
+    sa.Index("ix_refresh_tokens_expire_time", "expire_time"),
+)
+
+revoked_access_tokens = sa.Table(
+    "revoked_access_tokens",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("expire_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_revoked_access_tokens_expire_time", "expire_time"),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    # Refreshed by every server that signs with the key; tokens of a key no server has used for
+    # longer than the access-token lifetime are no longer accepted.
+    sa.Column("last_used_time", sa.BigInteger, nullable=False),
+)

@@ -12,12 +12,12 @@ from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import status_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from formation_mcp.changes import ChangeBus
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from formation_mcp.identity import Caller
 from formation_mcp.operations import lifecycle, paging, store
-from formation_mcp.operations.changes import ChangeBus
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.feeds import FeedHub, OperationDeleted
 from formation_mcp.operations.filtering import FilterError, parse_filter
@@ -25,6 +25,8 @@ from formation_mcp.operations.ids import new_operation_id, operation_name, parse
 from formation_mcp.operations.lifecycle import Change, OperationRecord
 
 _MAX_CONFLICT_RETRIES = 20
+TOPIC = "operation"
+_DELETED = "deleted"
 
 
 class OperationService:
@@ -33,6 +35,21 @@ class OperationService:
         self._hub = hub
         self._bus = bus
         self._wait_max = wait_max
+        bus.subscribe(TOPIC, self._on_change, hub.resync)
+
+    def _on_change(self, payload: str) -> None:
+        operation_id, _, sequence = payload.partition(":")
+        if sequence == _DELETED:
+            self._hub.deleted(operation_id)
+        elif sequence.isdigit():
+            self._hub.changed(operation_id, int(sequence))
+
+    async def _announce(
+        self, conn: AsyncConnection, operation_id: str, sequence: int | None
+    ) -> str:
+        payload = f"{operation_id}:{_DELETED if sequence is None else sequence}"
+        await self._bus.announce_in_transaction(conn, TOPIC, payload)
+        return payload
 
     # -- internal API ---------------------------------------------------------------------
 
@@ -132,8 +149,8 @@ class OperationService:
                     metadata={"name": operation_name(operation_id)},
                 )
             await store.delete(conn, operation_id)
-            await self._bus.announce_in_transaction(conn, operation_id, None)
-        self._bus.committed(operation_id, None)
+            payload = await self._announce(conn, operation_id, None)
+        self._bus.committed(TOPIC, payload)
 
     async def wait(self, caller: Caller, name: str, timeout: float | None) -> lro_pb2.Operation:
         operation_id = parse_operation_name(name)
@@ -215,10 +232,9 @@ class OperationService:
                     return record
                 saved = await store.save_change(conn, record.sequence, change)
                 if saved:
-                    sequence = change.record.sequence
-                    await self._bus.announce_in_transaction(conn, operation_id, sequence)
+                    payload = await self._announce(conn, operation_id, change.record.sequence)
             if saved:
-                self._bus.committed(operation_id, change.record.sequence)
+                self._bus.committed(TOPIC, payload)
                 return change.record
             await asyncio.sleep(0.001 * (attempt + 1))
         raise Aborted(

@@ -214,10 +214,10 @@ class Account(_message.Message):
     public_key: _builtins.bytes
     """The raw 32-byte Ed25519 public key."""
     disabled: _builtins.bool
-    """A disabled account cannot log in."""
+    """A disabled account cannot log in. Set by admins (AccountsService)."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Roles: `admin`, `user`, `viewer`."""
+        """Roles: `admin`, `user`, `viewer`. Set by admins (AccountsService)."""
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:

@@ -1,9 +1,11 @@
-"""Change notification between API replicas.
+"""Change notification between API replicas, by topic.
 
-Every committed change is announced so that watchers on every replica see it. In one process
-(the embedded default) the announcement is a direct call into the local `FeedHub`. With
-PostgreSQL, the change also runs `pg_notify` inside its own transaction (so the notice goes
-out exactly when the change commits) and every replica LISTENs on one connection.
+Every committed change that other replicas must know about (an operation changed, a token was
+revoked) is announced on a topic. In one process (the embedded default) an announcement is a
+direct call to the topic's handlers after the commit. With PostgreSQL, it also runs `pg_notify`
+inside the writing transaction (so the notice goes out exactly when the change commits) and
+every replica LISTENs on one dedicated connection, reconnecting with backoff; after a
+reconnect each topic's `resync` handler runs, since notices may have been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -12,25 +14,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from formation_mcp.operations.feeds import FeedHub
-
 log = logging.getLogger(__name__)
 
-CHANNEL = "fmcp_operations"
-_DELETED = "deleted"
+CHANNEL = "fmcp_changes"
+_SEPARATOR = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    on_change: Callable[[str], None]
+    on_resync: Callable[[], None]
 
 
 class ChangeBus:
-    """In-process announcements; the base for the PostgreSQL bus."""
+    """In-process announcements; the base of the PostgreSQL bus."""
 
-    def __init__(self, hub: FeedHub) -> None:
-        self.hub = hub
+    def __init__(self) -> None:
+        self._topics: dict[str, Topic] = {}
+
+    def subscribe(
+        self, topic: str, on_change: Callable[[str], None], on_resync: Callable[[], None]
+    ) -> None:
+        self._topics[topic] = Topic(on_change, on_resync)
 
     async def start(self) -> None:
         return None
@@ -39,24 +51,30 @@ class ChangeBus:
         return None
 
     async def announce_in_transaction(
-        self, conn: AsyncConnection, operation_id: str, sequence: int | None
+        self, conn: AsyncConnection, topic: str, payload: str
     ) -> None:
         """Called inside the writing transaction; nothing to do in-process."""
         return
 
-    def committed(self, operation_id: str, sequence: int | None) -> None:
-        """Called after the transaction committed. `sequence` None means deleted."""
-        if sequence is None:
-            self.hub.deleted(operation_id)
-        else:
-            self.hub.changed(operation_id, sequence)
+    def committed(self, topic: str, payload: str) -> None:
+        """Called after the transaction committed: this process's handlers run now."""
+        self._deliver(topic, payload)
+
+    def _deliver(self, topic: str, payload: str) -> None:
+        handler = self._topics.get(topic)
+        if handler is not None:
+            handler.on_change(payload)
+
+    def _resync_all(self) -> None:
+        for handler in self._topics.values():
+            handler.on_resync()
 
 
 class PostgresChangeBus(ChangeBus):
-    """LISTEN/NOTIFY on one dedicated asyncpg connection, reconnecting with backoff."""
+    """LISTEN/NOTIFY on one dedicated asyncpg connection."""
 
-    def __init__(self, hub: FeedHub, dsn: str) -> None:
-        super().__init__(hub)
+    def __init__(self, dsn: str) -> None:
+        super().__init__()
         self._dsn = dsn
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -72,20 +90,16 @@ class PostgresChangeBus(ChangeBus):
                 await self._task
 
     async def announce_in_transaction(
-        self, conn: AsyncConnection, operation_id: str, sequence: int | None
+        self, conn: AsyncConnection, topic: str, payload: str
     ) -> None:
-        payload = f"{operation_id}:{_DELETED if sequence is None else sequence}"
         await conn.execute(
             sa.text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": CHANNEL, "payload": payload},
+            {"channel": CHANNEL, "payload": f"{topic}{_SEPARATOR}{payload}"},
         )
 
-    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        operation_id, _, sequence = payload.partition(":")
-        if sequence == _DELETED:
-            self.hub.deleted(operation_id)
-        elif sequence.isdigit():
-            self.hub.changed(operation_id, int(sequence))
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, message: str) -> None:
+        topic, _, payload = message.partition(_SEPARATOR)
+        self._deliver(topic, payload)
 
     async def _listen_forever(self) -> None:
         delay = 0.1
@@ -103,7 +117,7 @@ class PostgresChangeBus(ChangeBus):
                 await conn.add_listener(CHANNEL, self._on_notification)
                 delay = 0.1
                 self._listening.set()
-                self.hub.resync()  # anything committed while we were not listening
+                self._resync_all()  # anything committed while we were not listening
                 await lost.wait()
                 log.warning("change listener lost its connection; reconnecting")
             except (OSError, asyncpg.PostgresError) as exc:

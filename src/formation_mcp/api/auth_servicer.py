@@ -1,0 +1,70 @@
+"""AuthService and AccountsService: thin over `AuthService` and `AccountsAdmin`."""
+
+from __future__ import annotations
+
+from formation.mcp.v1 import accounts_pb2, accounts_pb2_grpc, auth_pb2, auth_pb2_grpc
+from google.protobuf import empty_pb2
+
+from formation_mcp.api.handlers import Context
+from formation_mcp.auth.accounts import AccountsAdmin
+from formation_mcp.auth.service import AuthService
+from formation_mcp.identity import current_caller
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, auth: AuthService) -> None:
+        self._auth = auth
+
+    async def CreateChallenge(
+        self, request: auth_pb2.CreateChallengeRequest, context: Context
+    ) -> auth_pb2.Challenge:
+        return await self._auth.create_challenge(request.public_key, context.peer())
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.Session:
+        return await self._auth.login(
+            request.challenge_id, request.public_key, request.signature, context.peer()
+        )
+
+    async def RefreshToken(
+        self, request: auth_pb2.RefreshTokenRequest, context: Context
+    ) -> auth_pb2.Session:
+        return await self._auth.refresh(request.refresh_token)
+
+    async def RevokeToken(
+        self, request: auth_pb2.RevokeTokenRequest, context: Context
+    ) -> empty_pb2.Empty:
+        await self._auth.revoke(current_caller(), request.refresh_token)
+        return empty_pb2.Empty()
+
+    async def GetCurrentAccount(
+        self, request: empty_pb2.Empty, context: Context
+    ) -> auth_pb2.Account:
+        return await self._auth.current_account(current_caller())
+
+    async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.Jwks:
+        return self._auth.jwks()
+
+
+class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
+    def __init__(self, accounts: AccountsAdmin) -> None:
+        self._accounts = accounts
+
+    async def ListAccounts(
+        self, request: accounts_pb2.ListAccountsRequest, context: Context
+    ) -> accounts_pb2.ListAccountsResponse:
+        return await self._accounts.list_page(request.page_size, request.page_token)
+
+    async def GetAccount(
+        self, request: accounts_pb2.GetAccountRequest, context: Context
+    ) -> auth_pb2.Account:
+        return await self._accounts.get(request.name)
+
+    async def CreateAccount(
+        self, request: accounts_pb2.CreateAccountRequest, context: Context
+    ) -> auth_pb2.Account:
+        return await self._accounts.create(request.account)
+
+    async def UpdateAccount(
+        self, request: accounts_pb2.UpdateAccountRequest, context: Context
+    ) -> auth_pb2.Account:
+        return await self._accounts.update(request.account, list(request.update_mask.paths))

@@ -1,0 +1,77 @@
+"""Revoked access tokens, kept in memory on every replica so checking costs nothing per call.
+
+Two kinds: one token (`jti`, denylisted until it expires) and every token of an account issued
+before a time (logout everywhere, disabled account, changed roles). Loaded from the database at
+start, updated by change notices (topic `revocation`) from any replica, and reloaded on resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from formation_mcp.auth import store
+from formation_mcp.changes import ChangeBus
+from formation_mcp.clock import now_us
+from formation_mcp.db.database import Database
+
+log = logging.getLogger(__name__)
+
+TOPIC = "revocation"
+
+
+class Revocations:
+    def __init__(self, database: Database, bus: ChangeBus) -> None:
+        self._db = database
+        self._tokens: dict[str, int] = {}  # jti -> expire time (µs)
+        self._valid_after: dict[str, int] = {}  # key id -> µs
+        self._reload: asyncio.Task[None] | None = None
+        bus.subscribe(TOPIC, self._on_notice, self._schedule_reload)
+
+    async def load(self) -> None:
+        async with self._db.read() as conn:
+            tokens = await store.revoked_tokens(conn, now_us())
+            valid_after = await store.tokens_valid_after(conn)
+        self._tokens.update(tokens)
+        for kid, moment in valid_after.items():
+            self._valid_after[kid] = max(moment, self._valid_after.get(kid, 0))
+
+    def is_revoked(self, jti: str, kid: str, issued_at: int) -> bool:
+        """`issued_at` in µs (the token's exact issue time)."""
+        if jti in self._tokens:
+            return True
+        return issued_at < self._valid_after.get(kid, 0)
+
+    def token_revoked(self, jti: str, expire_time: int) -> str:
+        """Record locally; returns the notice payload for other replicas."""
+        self._tokens[jti] = expire_time
+        return f"jti:{jti}:{expire_time}"
+
+    def account_revoked(self, kid: str, moment: int) -> str:
+        self._valid_after[kid] = max(moment, self._valid_after.get(kid, 0))
+        return f"account:{kid}:{moment}"
+
+    def forget_expired(self) -> None:
+        now = now_us()
+        for jti in [j for j, expires in self._tokens.items() if expires < now]:
+            del self._tokens[jti]
+
+    def _on_notice(self, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        subject, _, moment = rest.rpartition(":")
+        if not moment.isdigit():
+            return
+        if kind == "jti":
+            self._tokens[subject] = int(moment)
+        elif kind == "account":
+            self._valid_after[subject] = max(int(moment), self._valid_after.get(subject, 0))
+
+    def _schedule_reload(self) -> None:
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.get_running_loop().create_task(self._safe_load())
+
+    async def _safe_load(self) -> None:
+        try:
+            await self.load()
+        except Exception:
+            log.exception("could not reload revocations")

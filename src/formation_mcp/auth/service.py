@@ -1,0 +1,247 @@
+"""Login with an Ed25519 key, token refresh and revocation, and who-am-I."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+
+import nacl.exceptions
+import nacl.signing
+from formation.mcp.v1 import auth_pb2
+
+from formation_mcp.auth import store
+from formation_mcp.auth.challenges import challenge_message
+from formation_mcp.auth.keys import PUBLIC_KEY_BYTES, account_name, key_id
+from formation_mcp.auth.permissions import USER
+from formation_mcp.auth.ratelimit import RateLimiter
+from formation_mcp.auth.revocations import TOPIC as REVOCATION_TOPIC
+from formation_mcp.auth.revocations import Revocations
+from formation_mcp.auth.store import AccountRow
+from formation_mcp.auth.tokens import KeyRing, TokenIssuer
+from formation_mcp.changes import ChangeBus
+from formation_mcp.clock import now_us, to_timestamp
+from formation_mcp.db.database import Database
+from formation_mcp.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from formation_mcp.identity import Caller
+from formation_mcp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_BYTES = 64
+REFRESH_TOKEN_BYTES = 32
+
+
+def _login_failed(message: str, reason: str) -> Unauthenticated:
+    return Unauthenticated(message, reason=reason)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def to_account_message(row: AccountRow) -> auth_pb2.Account:
+    return auth_pb2.Account(
+        name=account_name(row.key_id),
+        key_id=row.key_id,
+        roles=list(row.roles),
+        public_key=row.public_key,
+        disabled=row.disabled,
+        create_time=to_timestamp(row.create_time),
+    )
+
+
+def check_public_key(public_key: bytes, field: str = "public_key") -> None:
+    if len(public_key) != PUBLIC_KEY_BYTES:
+        raise InvalidArgument.for_field(
+            field,
+            f"must be the raw {PUBLIC_KEY_BYTES}-byte Ed25519 public key "
+            f"(got {len(public_key)} bytes)",
+        )
+
+
+class AuthService:
+    def __init__(
+        self,
+        database: Database,
+        bus: ChangeBus,
+        settings: Settings,
+        issuer: TokenIssuer,
+        keys: KeyRing,
+        revocations: Revocations,
+    ) -> None:
+        self._db = database
+        self._bus = bus
+        self._settings = settings
+        self._issuer = issuer
+        self._keys = keys
+        self._revocations = revocations
+        per_minute = settings.login_rate_per_minute
+        self._per_key = RateLimiter(per_minute)
+        self._per_peer = RateLimiter(per_minute * 4)
+
+    def _limit(self, kid: str, peer: str, what: str) -> None:
+        self._per_key.take(f"key:{kid}", what)
+        self._per_peer.take(f"peer:{peer.rpartition(':')[0] or peer}", what)
+
+    async def create_challenge(self, public_key: bytes, peer: str) -> auth_pb2.Challenge:
+        """A single-use challenge for any well-formed key: whether the key has an account is
+        not revealed here."""
+        check_public_key(public_key)
+        kid = key_id(public_key)
+        self._limit(kid, peer, "login challenge")
+        issued = now_us()
+        expires = issued + int(self._settings.challenge_ttl_seconds * 1_000_000)
+        challenge_id = uuid.uuid4().hex
+        message = challenge_message(
+            domain=self._settings.auth_domain,
+            kid=kid,
+            nonce=secrets.token_urlsafe(32),
+            challenge_id=challenge_id,
+            issued_at=issued,
+            expire_at=expires,
+        )
+        async with self._db.write() as conn:
+            await store.insert_challenge(conn, challenge_id, kid, message, expires)
+        return auth_pb2.Challenge(
+            challenge_id=challenge_id,
+            message=message,
+            expire_time=to_timestamp(expires),
+            key_id=kid,
+        )
+
+    async def login(
+        self, challenge_id: str, public_key: bytes, signature: bytes, peer: str
+    ) -> auth_pb2.Session:
+        check_public_key(public_key)
+        if not challenge_id:
+            raise InvalidArgument.for_field("challenge_id", "required: from CreateChallenge")
+        if len(signature) != SIGNATURE_BYTES:
+            raise InvalidArgument.for_field(
+                "signature",
+                f"must be the {SIGNATURE_BYTES}-byte Ed25519 signature of Challenge.message "
+                f"(got {len(signature)} bytes)",
+            )
+        kid = key_id(public_key)
+        self._limit(kid, peer, "login")
+        async with self._db.write() as conn:
+            challenge = await store.consume_challenge(conn, challenge_id)
+        if challenge is None:
+            raise _login_failed(
+                "unknown or already used challenge; request a new one", "CHALLENGE_INVALID"
+            )
+        if challenge.expire_time < now_us():
+            raise _login_failed("the challenge expired; request a new one", "CHALLENGE_EXPIRED")
+        if not hmac.compare_digest(challenge.key_id, kid):
+            raise _login_failed("the challenge was issued for another key", "SIGNATURE_INVALID")
+        try:
+            nacl.signing.VerifyKey(public_key).verify(challenge.message, signature)
+        except nacl.exceptions.BadSignatureError:
+            raise _login_failed(
+                "the signature does not verify: sign Challenge.message exactly, with the key "
+                "the challenge was made for",
+                "SIGNATURE_INVALID",
+            ) from None
+        # The caller has proved they hold the key; only now is its account looked at.
+        account = await self._account_for_login(kid, public_key)
+        return await self._new_session(account, family_id=uuid.uuid4().hex)
+
+    async def _account_for_login(self, kid: str, public_key: bytes) -> AccountRow:
+        async with self._db.write() as conn:
+            account = await store.get_account(conn, kid)
+            if account is None and self._settings.auth_signup == "open":
+                await store.insert_account(conn, kid, public_key, (USER,), now_us())
+                account = await store.get_account(conn, kid)
+        if account is None:
+            raise PermissionDenied(
+                "this key has no account and sign-up is closed; ask an admin to register it",
+                reason="ACCOUNT_NOT_REGISTERED",
+                metadata={"keyId": kid},
+            )
+        if account.disabled:
+            raise PermissionDenied(
+                "this account is disabled", reason="ACCOUNT_DISABLED", metadata={"keyId": kid}
+            )
+        return account
+
+    async def _new_session(self, account: AccountRow, family_id: str) -> auth_pb2.Session:
+        access = self._issuer.issue(account_name(account.key_id), account.roles)
+        refresh = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        now = now_us()
+        refresh_expires = now + int(self._settings.refresh_token_ttl_seconds * 1_000_000)
+        async with self._db.write() as conn:
+            await store.insert_refresh_token(
+                conn, _token_hash(refresh), family_id, account.key_id, refresh_expires, now
+            )
+        return auth_pb2.Session(
+            access_token=access.token,
+            refresh_token=refresh,
+            expire_time=to_timestamp(access.expire_time),
+            refresh_expire_time=to_timestamp(refresh_expires),
+            account=to_account_message(account),
+        )
+
+    async def refresh(self, refresh_token: str) -> auth_pb2.Session:
+        """Rotate: the presented token is spent and a new one issued in its family. A token
+        presented again after it was spent revokes the whole family (it leaked)."""
+        if not refresh_token:
+            raise InvalidArgument.for_field("refresh_token", "required")
+        token_hash = _token_hash(refresh_token)
+        async with self._db.write() as conn:
+            row = await store.get_refresh_token(conn, token_hash)
+            if row is None or row.revoked:
+                raise _login_failed(
+                    "unknown or revoked refresh token; log in again", "REFRESH_TOKEN_INVALID"
+                )
+            if row.expire_time < now_us():
+                raise _login_failed(
+                    "the refresh token expired; log in again", "REFRESH_TOKEN_EXPIRED"
+                )
+            if not await store.mark_refresh_token_used(conn, token_hash):
+                await store.revoke_family(conn, row.family_id)
+                reused = True
+            else:
+                reused = False
+            account = await store.get_account(conn, row.key_id)
+        if reused:
+            log.warning("refresh token reused: family revoked", extra={"keyId": row.key_id})
+            raise _login_failed(
+                "this refresh token was already used; every token of its "
+                "session is now revoked; log in again",
+                "REFRESH_TOKEN_REUSED",
+            )
+        if account is None or account.disabled:
+            raise _login_failed("the account is disabled", "ACCOUNT_DISABLED")
+        return await self._new_session(account, row.family_id)
+
+    async def revoke(self, caller: Caller, refresh_token: str) -> None:
+        """Log out: the refresh token's family and the caller's current access token."""
+        if not refresh_token:
+            raise InvalidArgument.for_field(
+                "refresh_token", "required: the session's refresh token"
+            )
+        async with self._db.write() as conn:
+            row = await store.get_refresh_token(conn, _token_hash(refresh_token))
+            if row is not None and hmac.compare_digest(row.key_id, caller.key_id):
+                await store.revoke_family(conn, row.family_id)
+            await store.revoke_access_token(conn, caller.token_id, caller.token_expire_time)
+            payload = self._revocations.token_revoked(caller.token_id, caller.token_expire_time)
+            await self._bus.announce_in_transaction(conn, REVOCATION_TOPIC, payload)
+        self._bus.committed(REVOCATION_TOPIC, payload)
+
+    async def current_account(self, caller: Caller) -> auth_pb2.Account:
+        async with self._db.read() as conn:
+            account = await store.get_account(conn, caller.key_id)
+        if account is None:
+            raise NotFound(f"{caller.account} not found", reason="ACCOUNT_NOT_FOUND")
+        return to_account_message(account)
+
+    def jwks(self) -> auth_pb2.Jwks:
+        return auth_pb2.Jwks(
+            keys=[
+                auth_pb2.Jwk(kty="OKP", crv="Ed25519", x=x, kid=kid, use="sig", alg="EdDSA")
+                for kid, x in self._keys.published().items()
+            ]
+        )

@@ -1,0 +1,192 @@
+"""Access tokens: EdDSA JWTs signed with the server's key, verified with every published key.
+
+Verification pins the algorithm (EdDSA only: never `none`, never HS*), resolves `kid` only in
+our own published keys, requires and checks `iss aud sub exp iat jti` and `typ: at+jwt`.
+Verified tokens are cached (bounded, until they expire); revocation is checked on every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from formation_mcp.auth.keys import SigningKey, b64url
+from formation_mcp.auth.revocations import Revocations
+from formation_mcp.clock import now_us
+from formation_mcp.errors import Unauthenticated
+from formation_mcp.identity import Caller
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
+LEEWAY_SECONDS = 5
+KEY_REFRESH_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expire_time: int  # µs
+
+
+class TokenIssuer:
+    def __init__(self, key: SigningKey, issuer: str, audience: str, ttl_seconds: float) -> None:
+        self._key = key
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = int(ttl_seconds)
+
+    def issue(self, account: str, roles: tuple[str, ...]) -> IssuedToken:
+        now_exact = now_us()
+        now = now_exact // 1_000_000
+        jti = uuid.uuid4().hex
+        claims = {
+            "iat_us": now_exact,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": account,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._ttl,
+            "jti": jti,
+            "roles": list(roles),
+        }
+        token = jwt.encode(
+            claims,
+            self._key.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": self._key.kid, "typ": TOKEN_TYPE},
+        )
+        return IssuedToken(token, jti, (now + self._ttl) * 1_000_000)
+
+
+class KeyRing:
+    """Public keys by `kid`, loaded from the database; reloaded (at most once a second) when
+    a token names a kid we do not know yet (a key another replica just started using)."""
+
+    def __init__(self, load: Callable[[], Awaitable[dict[str, bytes]]]) -> None:
+        self._load = load
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            raw = await self._load()
+            self._keys = {kid: Ed25519PublicKey.from_public_bytes(key) for kid, key in raw.items()}
+            self._loaded_at = time.monotonic()
+
+    async def get(self, kid: str) -> Ed25519PublicKey | None:
+        key = self._keys.get(kid)
+        if key is None and time.monotonic() - self._loaded_at > KEY_REFRESH_INTERVAL:
+            await self.refresh()
+            key = self._keys.get(kid)
+        return key
+
+    def published(self) -> dict[str, str]:
+        """kid -> base64url public key, for the JWKS."""
+        return {kid: b64url(key.public_bytes_raw()) for kid, key in sorted(self._keys.items())}
+
+
+def _invalid(message: str) -> Unauthenticated:
+    return Unauthenticated(message, reason="TOKEN_INVALID")
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeyRing,
+        revocations: Revocations,
+        issuer: str,
+        audience: str,
+        cache_size: int,
+    ) -> None:
+        self._keys = keys
+        self._revocations = revocations
+        self._issuer = issuer
+        self._audience = audience
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[Caller, int]] = OrderedDict()
+
+    async def verify(self, token: str) -> Caller:
+        """The caller a bearer token stands for; UNAUTHENTICATED with the reason otherwise."""
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] > time.time():
+            caller = cached[0]
+        else:
+            caller, expires = await self._verify_signature_and_claims(token)
+            self._remember(token, caller, expires)
+        if self._revocations.is_revoked(caller.token_id, caller.key_id, caller.token_issue_time):
+            raise Unauthenticated(
+                "the access token was revoked; log in again", reason="TOKEN_REVOKED"
+            )
+        return caller
+
+    def _remember(self, token: str, caller: Caller, expires: int) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[token] = (caller, expires)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _verify_signature_and_claims(self, token: str) -> tuple[Caller, int]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise _invalid("the access token is malformed") from None
+        if header.get("alg") != ALGORITHM:
+            raise _invalid(f"the access token must be signed with {ALGORITHM}")
+        if header.get("typ") != TOKEN_TYPE:
+            raise _invalid(f"the token is not an access token (typ must be {TOKEN_TYPE})")
+        kid = header.get("kid")
+        key = await self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise _invalid("the access token was signed by a key this service does not publish")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated(
+                "the access token expired; refresh it or log in again", reason="TOKEN_EXPIRED"
+            ) from None
+        except jwt.InvalidAudienceError:
+            raise _invalid("the access token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise _invalid("the access token comes from another issuer") from None
+        except jwt.InvalidTokenError as exc:
+            raise _invalid(f"the access token is not valid: {exc}") from None
+        roles = claims.get("roles")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise _invalid("the access token's roles claim is malformed")
+        caller = Caller(
+            account=str(claims["sub"]),
+            roles=frozenset(roles),
+            token_id=str(claims["jti"]),
+            token_issue_time=_issue_time(claims),
+            token_expire_time=int(claims["exp"]) * 1_000_000,
+        )
+        return caller, int(claims["exp"])
+
+
+def _issue_time(claims: dict[str, object]) -> int:
+    """When the token was issued, in µs (`iat_us`, exact; else `iat`, whole seconds)."""
+    exact = claims.get("iat_us")
+    if isinstance(exact, int):
+        return exact
+    issued = claims["iat"]
+    return int(issued) * 1_000_000 if isinstance(issued, int | float) else 0

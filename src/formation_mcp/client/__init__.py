@@ -1,0 +1,1 @@
+"""Client-side helpers (the full SDK builds on these)."""
