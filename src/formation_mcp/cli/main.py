@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from formation_mcp.cli.auth_commands import account, keygen, login_command, logout, whoami
 from formation_mcp.settings import Settings, SettingsError
 
 log = logging.getLogger("formation_mcp.cli")
@@ -83,6 +84,13 @@ def upgrade() -> None:
 
     revision = asyncio.run(run())
     click.echo(f"database at revision {revision}")
+
+
+main.add_command(keygen)
+main.add_command(login_command)
+main.add_command(whoami)
+main.add_command(logout)
+main.add_command(account)
 
 
 if __name__ == "__main__":
