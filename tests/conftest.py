@@ -60,6 +60,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return url
 
 
+TEST_TOOL_MODULES = ("tests.tool_fixtures",)
+RABBITMQ_URL = os.environ.get("FMCP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
 def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
     base = Settings(
         grpc_listen="127.0.0.1:0",
@@ -68,6 +72,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Set
         database_url=database_url,
         shutdown_grace_seconds=1.0,
         log_level="WARNING",
+        tool_modules=TEST_TOOL_MODULES,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -86,6 +91,58 @@ async def app(
         await application.stop()
 
 
+@pytest.fixture(scope="session")
+async def rabbitmq_url() -> str:
+    """The real RabbitMQ (skipped when unreachable outside CI, a failure under CI=true)."""
+    host, port = "127.0.0.1", 5672
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+        writer.close()
+        await writer.wait_closed()
+    except (OSError, TimeoutError) as exc:
+        message = f"RabbitMQ is not reachable at {host}:{port}: {exc}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return RABBITMQ_URL
+
+
+@pytest.fixture(
+    scope="session", params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+)
+def broker_settings(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Broker settings for a server: the in-memory broker, or RabbitMQ under a prefix of its
+    own (queues and exchanges of one test session never meet another's)."""
+    if request.param == "memory":
+        return {"broker_url": "memory://"}
+    url: str = request.getfixturevalue("rabbitmq_url")
+    return {"broker_url": url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
+
+
+@pytest.fixture(scope="session")
+async def tools_app(
+    database_url: str,
+    broker_settings: dict[str, object],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Application]:
+    """A server with the test tools and an in-process worker, per database and broker."""
+    settings = make_settings(tmp_path_factory.mktemp("tools"), database_url, **broker_settings)
+    application = Application(settings)
+    await application.start()
+    await asyncio.wait_for(application.broker_ready.wait(), 30)
+    try:
+        yield application
+    finally:
+        await application.stop()
+        await delete_broker_topology(application)
+
+
+async def delete_broker_topology(application: Application) -> None:
+    delete = getattr(application.broker, "delete_topology", None)
+    if delete is not None and application.settings.broker_prefix.startswith("fmcp-test-"):
+        await delete()
+
+
 @pytest.fixture
 async def start_app(
     database_url: str, tmp_path: Path
@@ -93,9 +150,10 @@ async def start_app(
     """Start extra servers with their own settings; all are stopped after the test."""
     started: list[Application] = []
 
-    async def start(**overrides: object) -> Application:
+    async def start(run_worker: bool = True, **overrides: object) -> Application:
         application = Application(
-            make_settings(tmp_path / f"app{len(started)}", database_url, **overrides)
+            make_settings(tmp_path / f"app{len(started)}", database_url, **overrides),
+            run_worker=run_worker,
         )
         await application.start()
         started.append(application)
@@ -104,6 +162,8 @@ async def start_app(
     yield start  # type: ignore[misc]
     for application in reversed(started):
         await application.stop()
+    for application in started:
+        await delete_broker_topology(application)
 
 
 @pytest.fixture

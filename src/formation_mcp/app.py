@@ -14,10 +14,13 @@ from formation_mcp.auth.keys import load_or_create_signing_key
 from formation_mcp.auth.revocations import Revocations
 from formation_mcp.auth.service import AuthService
 from formation_mcp.auth.tokens import KeyRing, TokenIssuer, TokenVerifier
+from formation_mcp.broker.factory import create_broker
 from formation_mcp.changes import ChangeBus, PostgresChangeBus
 from formation_mcp.clock import now_us
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
+from formation_mcp.dispatch.consumers import ApiConsumers
+from formation_mcp.dispatch.outbox import Outbox, OutboxRelay
 from formation_mcp.http_side import HttpSide, build_app
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations import store
@@ -27,6 +30,11 @@ from formation_mcp.operations.service import OperationService
 from formation_mcp.operations.store import StoredEvent
 from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.settings import Settings
+from formation_mcp.tools.audit import AuditLog
+from formation_mcp.tools.catalog import build_registry
+from formation_mcp.tools.registry import ToolRegistry
+from formation_mcp.tools.service import ToolsService
+from formation_mcp.worker.runtime import Worker, default_node_id
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +46,12 @@ WATCH_RESYNC_SECONDS = 5.0
 
 
 class Application:
-    """One API server process. `start()` then `stop()`; or `async with Application(...)`."""
+    """One API server process (with an in-process worker unless `run_worker` is false).
+    `start()` then `stop()`; or `async with Application(...)`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, registry: ToolRegistry | None = None, run_worker: bool = True
+    ) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.database = Database(settings.effective_database_url)
@@ -80,10 +91,35 @@ class Application:
             self.revocations,
         )
         self.accounts = AccountsAdmin(self.database, self.bus, self.revocations)
+        self.registry = registry or build_registry(settings.tool_modules)
+        self.broker = create_broker(
+            settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
+        )
+        self.outbox = Outbox()
+        self.relay = OutboxRelay(self.database, self.broker, self.outbox)
+        self.operations.on_cancel_requested = self.outbox.enqueue_cancel
+        self.operations.on_cancel_committed = self.outbox.wake
+        self.api_consumers = ApiConsumers(self.broker, self.operations)
+        self.worker = (
+            Worker(
+                self.broker,
+                self.registry,
+                self.operations,
+                node_id=settings.node_id or default_node_id(),
+                prefetch=settings.worker_prefetch,
+            )
+            if run_worker
+            else None
+        )
+        self.tools = ToolsService(
+            self.database, self.registry, self.operations, AuditLog(self.database), self.outbox
+        )
+        self.broker_ready = asyncio.Event()
         self.grpc = GrpcServer(
             settings.grpc_listen,
             operations=self.operations,
             auth=self.auth,
+            tools=self.tools,
             accounts=self.accounts,
             verifier=self.verifier,
             metrics=self.metrics,
@@ -120,6 +156,8 @@ class Application:
         await self.http.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
+            loop.create_task(self._connect_broker()),
+            loop.create_task(self.relay.run()),
             loop.create_task(self.sweeper.run(settings.sweep_interval_seconds)),
             loop.create_task(self._refresh_gauges()),
             loop.create_task(self._resync_watches()),
@@ -137,12 +175,17 @@ class Application:
     async def stop(self) -> None:
         """Health goes NOT_SERVING, calls drain for the grace period, then everything closes."""
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        if self.broker_ready.is_set():
+            if self.worker is not None:
+                await self.worker.stop(self.settings.shutdown_grace_seconds)
+            await self.api_consumers.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.http.stop()
+        await self.broker.close()
         await self.bus.close()
         await self.database.close()
         log.info("stopped")
@@ -162,6 +205,25 @@ class Application:
                 for state in State:
                     self.metrics.operations.labels(state.name).set(counts.get(state, 0))
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+    async def _connect_broker(self) -> None:
+        """Connect (retrying with backoff while the broker is down: calls keep succeeding into
+        the outbox meanwhile), then consume events, dead letters and, with the in-process
+        worker, work."""
+        delay = 0.1
+        while True:
+            try:
+                await self.broker.start()
+                break
+            except Exception as exc:
+                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await self.api_consumers.start()
+        if self.worker is not None:
+            await self.worker.start()
+        self.broker_ready.set()
+        self.outbox.wake()
 
     async def _auth_upkeep(self) -> None:
         """Keep our signing key published, and drop expired challenges, refresh tokens and

@@ -53,6 +53,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("data"))
     database_url: str = ""
     broker_url: str = "memory://"
+    broker_prefix: str = "fmcp"
     operation_ttl_seconds: float = 7 * 86400.0
     sweep_interval_seconds: float = 60.0
     sweep_batch_size: int = 500
@@ -73,6 +74,10 @@ class Settings:
     challenge_ttl_seconds: float = 300.0
     token_cache_size: int = 10_000
     login_rate_per_minute: int = 30
+    max_attempts: int = 3
+    worker_prefetch: int = 16
+    node_id: str = ""
+    tool_modules: tuple[str, ...] = ()
 
     @property
     def effective_signing_key_file(self) -> Path:
@@ -144,6 +149,7 @@ class Settings:
                 raise SettingsError(f"FMCP_LOG_FORMAT={text!r}: use json or text")
             values["log_format"] = text
         values.update(_auth_values(get))
+        values.update(_work_values(get))
         return cls(**values)
 
 
@@ -187,4 +193,21 @@ def _auth_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         values["token_cache_size"] = int(text)
     if (text := get("FMCP_LOGIN_RATE")) is not None:
         values["login_rate_per_minute"] = _positive_int("FMCP_LOGIN_RATE", text)
+    return values
+
+
+def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if (text := get("FMCP_MAX_ATTEMPTS")) is not None:
+        values["max_attempts"] = _positive_int("FMCP_MAX_ATTEMPTS", text)
+    if (text := get("FMCP_WORKER_PREFETCH")) is not None:
+        values["worker_prefetch"] = _positive_int("FMCP_WORKER_PREFETCH", text)
+    if (text := get("FMCP_BROKER_PREFIX")) is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+            raise SettingsError(f"FMCP_BROKER_PREFIX={text!r}: letters, digits, . _ - only")
+        values["broker_prefix"] = text
+    if (text := get("FMCP_NODE_ID")) is not None:
+        values["node_id"] = text
+    if (text := get("FMCP_TOOL_MODULES")) is not None:
+        values["tool_modules"] = tuple(m.strip() for m in text.split(",") if m.strip())
     return values

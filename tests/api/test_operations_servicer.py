@@ -305,16 +305,3 @@ async def test_wait_answers_before_the_callers_deadline(
         operations_pb2.WaitOperationRequest(name=name), metadata=as_account, timeout=0.5
     )
     assert not operation.done
-
-
-async def test_unfinished_auth_and_tools_rpcs_are_unimplemented(
-    channel: grpc.aio.Channel, as_account: Md
-) -> None:
-    from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
-
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await tools_pb2_grpc.ToolsServiceStub(channel).ListTools(
-            tools_pb2.ListToolsRequest(), metadata=as_account
-        )
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert error_info(caught.value).reason == "NOT_IMPLEMENTED"

@@ -139,3 +139,12 @@ async def test_register_with_a_malformed_key_is_a_usage_error(
     await cli("keygen")
     result = await cli("account", "register", "not-a-key", target=app.grpc.address)
     assert result.code == 2 and "PUBLIC_KEY" in result.err
+
+
+async def test_token_prints_an_access_token_that_the_server_accepts(
+    cli: Callable[..., asyncio.Future[Result]], app: Application
+) -> None:
+    await cli("keygen")
+    result = await cli("token", target=app.grpc.address)
+    caller = await app.verifier.verify(result.out.strip())
+    assert result.code == 0 and caller.account.startswith("accounts/")

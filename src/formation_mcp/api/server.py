@@ -19,13 +19,14 @@ from grpc_reflection.v1alpha import reflection
 from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
 from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
-from formation_mcp.api.unimplemented import PendingToolsServicer
+from formation_mcp.api.tools_servicer import ToolsServicer
 from formation_mcp.auth.accounts import AccountsAdmin
 from formation_mcp.auth.interceptor import AuthInterceptor
 from formation_mcp.auth.service import AuthService
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.service import OperationService
+from formation_mcp.tools.service import ToolsService
 
 SERVICE_NAMES = (
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -42,6 +43,7 @@ class GrpcServer:
         *,
         operations: OperationService,
         auth: AuthService,
+        tools: ToolsService,
         accounts: AccountsAdmin,
         verifier: TokenVerifier,
         metrics: Metrics,
@@ -65,7 +67,7 @@ class GrpcServer:
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
             AccountsServicer(accounts), self.server
         )
-        tools_pb2_grpc.add_ToolsServiceServicer_to_server(PendingToolsServicer(), self.server)
+        tools_pb2_grpc.add_ToolsServiceServicer_to_server(ToolsServicer(tools), self.server)
         operations_pb2_grpc.add_OperationsServiceServicer_to_server(
             OperationsServicer(operations, metrics), self.server
         )

@@ -45,7 +45,8 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _OPS + "DeleteOperation": OPERATIONS_WRITE,
     _TOOLS + "ListTools": TOOLS_READ,
     _TOOLS + "GetTool": TOOLS_READ,
-    _TOOLS + "CallTool": TOOLS_CALL,
+    # Which tools a caller may call depends on the tool: checked by `may_call_tool`.
+    _TOOLS + "CallTool": TOOLS_READ,
     _ACCOUNTS + "ListAccounts": ACCOUNTS_ADMIN,
     _ACCOUNTS + "GetAccount": ACCOUNTS_ADMIN,
     _ACCOUNTS + "CreateAccount": ACCOUNTS_ADMIN,
@@ -70,3 +71,12 @@ def permissions_of(roles: Iterable[str]) -> frozenset[str]:
 
 def allows(permissions: frozenset[str], permission: str) -> bool:
     return "*" in permissions or permission in permissions
+
+
+def may_call_tool(permissions: frozenset[str], *, read_only: bool, admin_only: bool) -> bool:
+    """Admins call every tool; users every tool but admin-only ones; viewers read-only tools."""
+    if "*" in permissions:
+        return True
+    if admin_only:
+        return False
+    return TOOLS_CALL in permissions or (read_only and TOOLS_READ in permissions)

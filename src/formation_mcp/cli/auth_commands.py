@@ -21,7 +21,12 @@ from formation_mcp.auth.keys import (
 )
 from formation_mcp.cli.output import emit, emit_rows, fail_with_rpc_error, to_dict
 from formation_mcp.client.config import ClientConfig
-from formation_mcp.client.session import SessionStore, auth_metadata, log_in_with_key
+from formation_mcp.client.session import (
+    SessionStore,
+    auth_metadata,
+    ensure_session,
+    log_in_with_key,
+)
 
 T = TypeVar("T")
 ACCOUNT_COLUMNS = ("name", "roles", "disabled", "create_time")
@@ -100,6 +105,20 @@ def whoami(target: str | None, key_file: str | None, output: str) -> None:
         return account
 
     emit(to_dict(run_rpc(config, call)), output, ("name", "key_id", "roles"))
+
+
+@click.command()
+@target_option
+@key_option
+def token(target: str | None, key_file: str | None) -> None:
+    """Print a valid access token (refreshed or re-logged-in as needed), for curl and grpcurl:
+    `-H "authorization: Bearer $(fmcp token)"`."""
+    config = ClientConfig.resolve(target, key_file)
+
+    async def call(channel: grpc.aio.Channel, store: SessionStore) -> str:
+        return (await ensure_session(channel, config, store)).access_token
+
+    click.echo(run_rpc(config, call))
 
 
 @click.command()

@@ -9,7 +9,14 @@ import sys
 
 import click
 
-from formation_mcp.cli.auth_commands import account, keygen, login_command, logout, whoami
+from formation_mcp.cli.auth_commands import (
+    account,
+    keygen,
+    login_command,
+    logout,
+    token,
+    whoami,
+)
 from formation_mcp.settings import Settings, SettingsError
 
 log = logging.getLogger("formation_mcp.cli")
@@ -30,8 +37,10 @@ def main() -> None:
 @main.command()
 @click.option("--grpc-listen", help="Override FMCP_GRPC_LISTEN (host:port).")
 @click.option("--http-listen", help="Override FMCP_HTTP_LISTEN (host:port).")
-def serve(grpc_listen: str | None, http_listen: str | None) -> None:
-    """Run the API server (gRPC with health and reflection, plus /metrics and /healthz)."""
+@click.option("--no-worker", is_flag=True, help="Do not run a worker inside this process.")
+def serve(grpc_listen: str | None, http_listen: str | None, no_worker: bool) -> None:
+    """Run the API server (gRPC with health and reflection, plus /metrics and /healthz),
+    with an in-process worker unless --no-worker."""
     from dataclasses import replace
 
     from formation_mcp.logging_setup import configure_logging
@@ -42,22 +51,48 @@ def serve(grpc_listen: str | None, http_listen: str | None) -> None:
     if http_listen:
         settings = replace(settings, http_listen=http_listen)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, run_worker=not no_worker))
 
 
-async def _serve(settings: Settings) -> None:
-    from formation_mcp.app import Application
-
-    app = Application(settings)
+async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve(settings: Settings, run_worker: bool) -> None:
+    from formation_mcp.app import Application
+
+    app = Application(settings, run_worker=run_worker)
     await app.start()
     click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
-    await stop.wait()
+    await _until_signalled()
     log.info("stopping: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
     await app.stop()
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker: take work from FMCP_BROKER_URL (RabbitMQ), run tools, report events."""
+    from formation_mcp.logging_setup import configure_logging
+    from formation_mcp.worker.process import WorkerApplication
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        application = WorkerApplication(settings)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def run() -> None:
+        await application.start()
+        click.echo(f"fmcp worker {application.worker.node_id}: ready", err=True)
+        await _until_signalled()
+        await application.stop()
+
+    asyncio.run(run())
 
 
 @main.group()
@@ -90,6 +125,7 @@ main.add_command(keygen)
 main.add_command(login_command)
 main.add_command(whoami)
 main.add_command(logout)
+main.add_command(token)
 main.add_command(account)
 
 

@@ -103,3 +103,42 @@ signing_keys = sa.Table(
     # longer than the access-token lifetime are no longer accepted.
     sa.Column("last_used_time", sa.BigInteger, nullable=False),
 )
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("account", sa.String(255), nullable=False),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("arguments_sha256", sa.String(64), nullable=False),
+    sa.Column("operation_id", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_account_time", "account", "time"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # work | cancel
+    sa.Column("routing_key", sa.String(255), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    # A relay claims rows while it publishes them; a crashed relay's claim simply runs out.
+    sa.Column("claimed_until", sa.BigInteger, nullable=False),
+    sa.Index("ix_outbox_claimed_until", "claimed_until"),
+)

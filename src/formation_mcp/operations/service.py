@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from formation.mcp.v1 import queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
@@ -25,12 +25,16 @@ from formation_mcp.operations.ids import new_operation_id, operation_name, parse
 from formation_mcp.operations.lifecycle import Change, OperationRecord
 
 _MAX_CONFLICT_RETRIES = 20
+CancelHook = Callable[[AsyncConnection, str], Awaitable[None]]
+"""Runs in the transaction that flags a running operation's cancellation (the outbox)."""
 TOPIC = "operation"
 _DELETED = "deleted"
 
 
 class OperationService:
     def __init__(self, database: Database, hub: FeedHub, bus: ChangeBus, wait_max: float) -> None:
+        self.on_cancel_requested: CancelHook | None = None
+        self.on_cancel_committed: Callable[[], None] | None = None
         self._db = database
         self._hub = hub
         self._bus = bus
@@ -99,6 +103,10 @@ class OperationService:
 
         return await self._mutate(operation_id, change)
 
+    async def by_request_id(self, owner: str, request_id: str) -> OperationRecord | None:
+        async with self._db.read() as conn:
+            return await store.get_by_request_id(conn, owner, request_id)
+
     async def record(self, operation_id: str) -> OperationRecord | None:
         async with self._db.read() as conn:
             return await store.get(conn, operation_id)
@@ -130,9 +138,13 @@ class OperationService:
     async def cancel(self, caller: Caller, name: str) -> lro_pb2.Operation:
         operation_id = parse_operation_name(name)
         await self._visible(caller, operation_id)
-        record = await self._mutate(operation_id, lambda r: lifecycle.request_cancel(r, now_us()))
+        record = await self._mutate(
+            operation_id, lambda r: lifecycle.request_cancel(r, now_us()), self._cancel_requested
+        )
         if record is None:
             raise _not_found(operation_id)
+        if record.cancel_requested and not record.done and self.on_cancel_committed is not None:
+            self.on_cancel_committed()
         return to_operation(record)
 
     async def delete(self, caller: Caller, name: str) -> None:
@@ -217,11 +229,20 @@ class OperationService:
             raise _not_found(operation_id)
         return record
 
+    async def _cancel_requested(self, conn: AsyncConnection, change: Change) -> None:
+        """A running operation was flagged: tell its worker, in the same transaction."""
+        if self.on_cancel_requested is not None and not change.record.done:
+            await self.on_cancel_requested(conn, change.record.id)
+
     async def _mutate(
-        self, operation_id: str, decide: Callable[[OperationRecord], Change | None]
+        self,
+        operation_id: str,
+        decide: Callable[[OperationRecord], Change | None],
+        also: Callable[[AsyncConnection, Change], Awaitable[None]] | None = None,
     ) -> OperationRecord | None:
         """Apply `decide` with optimistic concurrency: re-read and retry when another writer
-        (another replica) changed the operation in between."""
+        (another replica) changed the operation in between. `also` runs in the same
+        transaction after the change is written."""
         for attempt in range(_MAX_CONFLICT_RETRIES):
             async with self._db.write() as conn:
                 record = await store.get(conn, operation_id)
@@ -233,6 +254,8 @@ class OperationService:
                 saved = await store.save_change(conn, record.sequence, change)
                 if saved:
                     payload = await self._announce(conn, operation_id, change.record.sequence)
+                    if also is not None:
+                        await also(conn, change)
             if saved:
                 self._bus.committed(TOPIC, payload)
                 return change.record

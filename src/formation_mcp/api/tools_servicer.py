@@ -1,0 +1,61 @@
+"""ToolsService: thin over `ToolsService`; JSON (Struct) in and out."""
+
+from __future__ import annotations
+
+from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
+from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import json_format
+
+from formation_mcp.api.handlers import Context
+from formation_mcp.identity import current_caller
+from formation_mcp.structs import struct_to_dict
+from formation_mcp.tools.registry import ToolSpec
+from formation_mcp.tools.service import ToolsService
+
+
+def to_tool_message(spec: ToolSpec) -> tools_pb2.Tool:
+    tool = tools_pb2.Tool(
+        name=spec.resource_name,
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        category=spec.category,
+        permission=spec.permission,
+        aliases=list(spec.aliases),
+        annotations=tools_pb2.ToolAnnotations(
+            read_only=spec.read_only,
+            destructive=spec.destructive,
+            idempotent=spec.idempotent,
+            long_running=spec.long_running,
+        ),
+    )
+    json_format.ParseDict(spec.input_schema, tool.input_schema)
+    json_format.ParseDict(spec.output_schema, tool.output_schema)
+    return tool
+
+
+class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
+    def __init__(self, tools: ToolsService) -> None:
+        self._tools = tools
+
+    async def ListTools(
+        self, request: tools_pb2.ListToolsRequest, context: Context
+    ) -> tools_pb2.ListToolsResponse:
+        specs, token = self._tools.list_tools(request.filter, request.page_size, request.page_token)
+        return tools_pb2.ListToolsResponse(
+            tools=[to_tool_message(s) for s in specs], next_page_token=token
+        )
+
+    async def GetTool(self, request: tools_pb2.GetToolRequest, context: Context) -> tools_pb2.Tool:
+        return to_tool_message(self._tools.get_tool(request.name))
+
+    async def CallTool(
+        self, request: tools_pb2.CallToolRequest, context: Context
+    ) -> lro_pb2.Operation:
+        return await self._tools.call(
+            current_caller(),
+            request.name,
+            struct_to_dict(request.arguments),
+            request.request_id,
+            request.validate_only,
+        )

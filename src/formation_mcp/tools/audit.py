@@ -1,0 +1,60 @@
+"""Every CallTool is recorded: who, which tool, a digest of the arguments (not the arguments:
+they may hold secrets), the operation, the outcome and when."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from formation_mcp.clock import now_us
+from formation_mcp.db.database import Database
+from formation_mcp.db.schema import audit_log
+
+ACCEPTED = "ACCEPTED"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+DENIED = "DENIED"
+INVALID = "INVALID"
+VALIDATED = "VALIDATED"
+DUPLICATE = "DUPLICATE"
+
+
+def arguments_digest(arguments: dict[str, Any]) -> str:
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def record(
+        self,
+        *,
+        account: str,
+        tool: str,
+        arguments: dict[str, Any],
+        outcome: str,
+        operation_id: str | None = None,
+        request_id: str | None = None,
+        detail: str = "",
+        conn: AsyncConnection | None = None,
+    ) -> None:
+        values = {
+            "time": now_us(),
+            "account": account,
+            "tool": tool,
+            "arguments_sha256": arguments_digest(arguments),
+            "operation_id": operation_id,
+            "request_id": request_id or None,
+            "outcome": outcome,
+            "detail": detail[:1000],
+        }
+        if conn is not None:
+            await conn.execute(audit_log.insert().values(values))
+            return
+        async with self._db.write() as own:
+            await own.execute(audit_log.insert().values(values))

@@ -1,0 +1,139 @@
+"""The tool registry: what each tool is (contract, schemas, annotations, permission) and the
+executor that runs it. Later issues plug real tools in with `register()`; the runtime (Tools
+service, worker) never changes for a new tool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from formation_mcp.errors import FieldViolation, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from formation_mcp.tools.context import ToolContext
+
+NAME_PREFIX = "tools/"
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+MAX_VIOLATIONS = 50
+
+Executor = Callable[["ToolContext", dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Runs a tool: gets validated arguments, reports progress through the context, returns the
+output (a JSON object matching the output schema)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    version: str
+    category: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    long_running: bool = False
+    admin_only: bool = False
+    aliases: tuple[str, ...] = ()
+    validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+    output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _TOOL_NAME.fullmatch(self.name):
+            raise ValueError(f"tool name {self.name!r} must match [A-Za-z0-9_.-]{{1,128}}")
+        Draft202012Validator.check_schema(self.input_schema)
+        Draft202012Validator.check_schema(self.output_schema)
+        object.__setattr__(self, "validator", Draft202012Validator(self.input_schema))
+        object.__setattr__(self, "output_validator", Draft202012Validator(self.output_schema))
+
+    @property
+    def permission(self) -> str:
+        return f"tools.{self.name}"
+
+    @property
+    def resource_name(self) -> str:
+        return NAME_PREFIX + self.name
+
+    def violations(self, arguments: dict[str, Any]) -> list[FieldViolation]:
+        """Every schema violation, by JSON path under `arguments`."""
+        errors = sorted(self.validator.iter_errors(arguments), key=_error_order)
+        return [_violation(error) for error in errors[:MAX_VIOLATIONS]]
+
+    def validate(self, arguments: dict[str, Any]) -> None:
+        violations = self.violations(arguments)
+        if violations:
+            summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:3])
+            more = f" (and {len(violations) - 3} more)" if len(violations) > 3 else ""
+            raise InvalidArgument(
+                f"arguments do not match the input schema of {self.name}: {summary}{more}",
+                reason="ARGUMENTS_INVALID",
+                metadata={"tool": self.name, "violations": str(len(violations))},
+                field_violations=violations,
+            )
+
+
+def _error_order(error: ValidationError) -> tuple[str, ...]:
+    return tuple(str(part) for part in error.absolute_path)
+
+
+def _violation(error: ValidationError) -> FieldViolation:
+    path = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+    )
+    return FieldViolation(f"arguments{path}", error.message, reason=str(error.validator).upper())
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredTool:
+    spec: ToolSpec
+    executor: Executor
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._tools: dict[str, RegisteredTool] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, spec: ToolSpec, executor: Executor) -> None:
+        for name in (spec.name, *spec.aliases):
+            if name in self._tools or name in self._aliases:
+                raise ValueError(f"tool name {name!r} is registered already")
+        self._tools[spec.name] = RegisteredTool(spec, executor)
+        for alias in spec.aliases:
+            self._aliases[alias] = spec.name
+
+    def resolve(self, name: str) -> RegisteredTool:
+        """By canonical name or alias; NOT_FOUND otherwise."""
+        canonical = self._aliases.get(name, name)
+        tool = self._tools.get(canonical)
+        if tool is None:
+            raise NotFound(
+                f"no tool named {name!r}; ListTools shows the available ones",
+                reason="TOOL_NOT_FOUND",
+                metadata={"name": NAME_PREFIX + name},
+            )
+        return tool
+
+    def resolve_resource(self, resource_name: str, field_name: str = "name") -> RegisteredTool:
+        name = resource_name.removeprefix(NAME_PREFIX)
+        if not resource_name or name == resource_name:
+            raise InvalidArgument.for_field(
+                field_name, f"{resource_name!r} is not a tool name; expected tools/{{tool}}"
+            )
+        return self.resolve(name)
+
+    def specs(self, category: str | None = None) -> list[ToolSpec]:
+        """Stable order: by name."""
+        return sorted(
+            (t.spec for t in self._tools.values() if category in (None, t.spec.category)),
+            key=lambda spec: spec.name,
+        )
+
+    def __iter__(self) -> Iterable[RegisteredTool]:
+        return iter(self._tools.values())

@@ -1,0 +1,218 @@
+"""The Tools domain service: list and describe tools, and call them.
+
+A call is checked (tool exists, caller may call it, arguments match the input schema) before
+anything is written. A quick tool runs inline and returns a done operation; a long-running one
+is handed to the dispatcher (operation and outbox row in one transaction) and returns PENDING.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Protocol
+
+from formation.mcp.v1 import operations_pb2, queue_pb2
+from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import json_format
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from formation_mcp.auth.permissions import may_call_tool
+from formation_mcp.db.database import Database
+from formation_mcp.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from formation_mcp.identity import Caller
+from formation_mcp.operations import paging
+from formation_mcp.operations.convert import to_operation
+from formation_mcp.operations.ids import operation_name
+from formation_mcp.operations.lifecycle import OperationRecord
+from formation_mcp.operations.service import OperationService
+from formation_mcp.tools import audit
+from formation_mcp.tools.audit import AuditLog
+from formation_mcp.tools.context import ToolContext
+from formation_mcp.tools.registry import RegisteredTool, ToolRegistry, ToolSpec
+from formation_mcp.tools.runner import run_tool
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_CATEGORY_FILTER = re.compile(r'\s*category\s*=\s*"?([A-Za-z0-9_.-]+)"?\s*')
+
+
+class Dispatcher(Protocol):
+    """Hands long-running work to workers, in the transaction that creates the operation."""
+
+    async def enqueue(self, conn: AsyncConnection, item: queue_pb2.WorkItem) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+class ToolsService:
+    def __init__(
+        self,
+        database: Database,
+        registry: ToolRegistry,
+        operations: OperationService,
+        audit_log: AuditLog,
+        dispatcher: Dispatcher | None,
+    ) -> None:
+        self._db = database
+        self._registry = registry
+        self._operations = operations
+        self._audit = audit_log
+        self._dispatcher = dispatcher
+
+    def list_tools(
+        self, filter_text: str, page_size: int, page_token: str
+    ) -> tuple[list[ToolSpec], str]:
+        category = None
+        if filter_text.strip():
+            match = _CATEGORY_FILTER.fullmatch(filter_text)
+            if match is None:
+                raise InvalidArgument.for_field(
+                    "filter", 'only `category = "<name>"` is supported, e.g. category = "vm"'
+                )
+            category = match.group(1)
+        size = paging.page_size(page_size)
+        key = paging.query_key("tools", category or "")
+        after = paging.decode_token(page_token, key) if page_token else ""
+        specs = [s for s in self._registry.specs(category) if s.name > after]
+        page = specs[:size]
+        token = paging.encode_token(page[-1].name, key) if len(specs) > size else ""
+        return page, token
+
+    def get_tool(self, name: str) -> ToolSpec:
+        return self._registry.resolve_resource(name).spec
+
+    async def call(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any],
+        request_id: str,
+        validate_only: bool,
+    ) -> lro_pb2.Operation:
+        tool = self._registry.resolve_resource(name)
+        spec = tool.spec
+        record: dict[str, Any] = {
+            "account": caller.account,
+            "tool": spec.name,
+            "arguments": arguments,
+            "request_id": request_id,
+        }
+        if not may_call_tool(
+            caller.permissions, read_only=spec.read_only, admin_only=spec.admin_only
+        ):
+            await self._audit.record(**record, outcome=audit.DENIED)
+            raise PermissionDenied(
+                f"the caller's roles ({', '.join(sorted(caller.roles))}) may not call {spec.name}",
+                reason="MISSING_PERMISSION",
+                metadata={"permission": spec.permission, "tool": spec.name},
+            )
+        if request_id and not _REQUEST_ID.fullmatch(request_id):
+            raise InvalidArgument.for_field(
+                "request_id", "1 to 128 characters of A-Z a-z 0-9 - _ (a UUID is ideal)"
+            )
+        if request_id and (existing := await self._existing(caller, request_id, spec)):
+            await self._audit.record(**record, outcome=audit.DUPLICATE, operation_id=existing.id)
+            return to_operation(existing)
+        try:
+            spec.validate(arguments)
+        except InvalidArgument as error:
+            await self._audit.record(**record, outcome=audit.INVALID, detail=error.message)
+            raise
+        if validate_only:
+            await self._audit.record(**record, outcome=audit.VALIDATED)
+            return _validated(spec)
+        if spec.long_running:
+            return await self._dispatch(caller, tool, arguments, request_id, record)
+        return await self._run_inline(caller, tool, arguments, request_id, record)
+
+    async def _existing(
+        self, caller: Caller, request_id: str, spec: ToolSpec
+    ) -> OperationRecord | None:
+        existing = await self._operations.by_request_id(caller.account, request_id)
+        if existing is not None and existing.tool != spec.name:
+            raise InvalidArgument.for_field(
+                "request_id", f"was already used for a call of {existing.tool}; use a new one"
+            )
+        return existing
+
+    async def _run_inline(
+        self,
+        caller: Caller,
+        tool: RegisteredTool,
+        arguments: dict[str, Any],
+        request_id: str,
+        record: dict[str, Any],
+    ) -> lro_pb2.Operation:
+        try:
+            created = await self._operations.create(
+                caller.account, tool.spec.name, request_id=request_id or None
+            )
+        except IntegrityError:  # the same request_id raced in: answer with the first call's
+            return await self.call(caller, tool.spec.resource_name, arguments, request_id, False)
+        context = ToolContext(
+            operation=operation_name(created.id),
+            tool=tool.spec.name,
+            owner=caller.account,
+            attempt=1,
+            emit=self._apply,
+        )
+        await run_tool(tool, context, arguments, node="api")
+        final = await self._operations.record(created.id)
+        assert final is not None
+        outcome = audit.SUCCEEDED if final.error is None else audit.FAILED
+        await self._audit.record(**record, outcome=outcome, operation_id=created.id)
+        return to_operation(final)
+
+    async def _apply(self, event: queue_pb2.OperationEvent) -> None:
+        await self._operations.apply_event(event)
+
+    async def _dispatch(
+        self,
+        caller: Caller,
+        tool: RegisteredTool,
+        arguments: dict[str, Any],
+        request_id: str,
+        record: dict[str, Any],
+    ) -> lro_pb2.Operation:
+        """The operation, its work item in the outbox and the audit entry: one transaction."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            raise FailedPrecondition(
+                f"{tool.spec.name} runs on workers, and this server has no broker configured",
+                reason="NO_WORKERS",
+            )
+        try:
+            async with self._db.write() as conn:
+                created = await self._operations.create(
+                    caller.account, tool.spec.name, request_id=request_id or None, conn=conn
+                )
+                item = queue_pb2.WorkItem(
+                    operation=operation_name(created.id),
+                    tool=tool.spec.name,
+                    owner=caller.account,
+                    attempt=1,
+                    trace_id=uuid.uuid4().hex,
+                )
+                json_format.ParseDict(arguments, item.arguments)
+                await dispatcher.enqueue(conn, item)
+                await self._audit.record(
+                    **record, outcome=audit.ACCEPTED, operation_id=created.id, conn=conn
+                )
+        except IntegrityError:  # the same request_id raced in: answer with the first call's
+            return await self.call(caller, tool.spec.resource_name, arguments, request_id, False)
+        dispatcher.wake()
+        return to_operation(created)
+
+
+def _validated(spec: ToolSpec) -> lro_pb2.Operation:
+    """validate_only: a done operation with no name and an empty result."""
+    metadata = operations_pb2.OperationMetadata(
+        tool=spec.name,
+        state=operations_pb2.OperationMetadata.SUCCEEDED,
+        progress_percent=100,
+        status_message="Arguments are valid; nothing was started (validate_only).",
+    )
+    operation = lro_pb2.Operation(done=True)
+    operation.metadata.Pack(metadata)
+    operation.response.Pack(operations_pb2.ToolResult())
+    return operation

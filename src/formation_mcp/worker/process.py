@@ -1,0 +1,59 @@
+"""`fmcp worker`: a worker process on its own (RabbitMQ and a shared database)."""
+
+from __future__ import annotations
+
+import logging
+
+from formation_mcp.broker.factory import create_broker
+from formation_mcp.changes import ChangeBus
+from formation_mcp.db import migrate
+from formation_mcp.db.database import Database
+from formation_mcp.operations.feeds import FeedHub
+from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.store import StoredEvent
+from formation_mcp.settings import Settings
+from formation_mcp.tools.catalog import build_registry
+from formation_mcp.tools.registry import ToolRegistry
+from formation_mcp.worker.runtime import Worker, default_node_id
+
+log = logging.getLogger(__name__)
+
+
+async def _no_events(_operation_id: str, _after: int, _limit: int) -> list[StoredEvent]:
+    return []
+
+
+class WorkerApplication:
+    """Reads operation state from the database (to skip finished or duplicate work); every
+    change it makes goes through events on the broker."""
+
+    def __init__(self, settings: Settings, *, registry: ToolRegistry | None = None) -> None:
+        if settings.broker_url.startswith("memory://"):
+            raise ValueError(
+                "fmcp worker needs a shared broker: set FMCP_BROKER_URL=amqp://... "
+                "(with memory:// the worker runs inside fmcp serve)"
+            )
+        self.settings = settings
+        self.database = Database(settings.effective_database_url)
+        hub = FeedHub(_no_events, 1)
+        operations = OperationService(self.database, hub, ChangeBus(), settings.wait_max_seconds)
+        self.broker = create_broker(
+            settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
+        )
+        self.worker = Worker(
+            self.broker,
+            registry or build_registry(settings.tool_modules),
+            operations,
+            node_id=settings.node_id or default_node_id(),
+            prefetch=settings.worker_prefetch,
+        )
+
+    async def start(self) -> None:
+        await migrate.upgrade(self.database)
+        await self.broker.start()
+        await self.worker.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop(self.settings.shutdown_grace_seconds)
+        await self.broker.close()
+        await self.database.close()

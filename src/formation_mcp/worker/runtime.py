@@ -1,0 +1,197 @@
+"""The worker: takes work from the broker, runs the tool, streams its events back.
+
+- Bounded prefetch: at most `prefetch` operations run at once on this worker.
+- Work for an operation that already finished, or that already started under the same
+  attempt (a duplicate publish), is acked without running again.
+- Events carry (attempt, sequence); the work message is acked only after the terminal event
+  is confirmed by the broker, so a worker that dies mid-run has its work redelivered.
+- Cancel requests (fan-out) stop the operation this worker runs.
+- Graceful stop: no new work; running work gets the grace period, then is handed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from formation.mcp.v1 import queue_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
+
+from formation_mcp.broker.base import Broker, BrokerUnavailable, Consumer, Delivery
+from formation_mcp.errors import FmcpError
+from formation_mcp.operations.ids import parse_operation_name
+from formation_mcp.operations.lifecycle import OperationRecord, State
+from formation_mcp.operations.service import OperationService
+from formation_mcp.structs import struct_to_dict
+from formation_mcp.tools.context import ToolContext
+from formation_mcp.tools.registry import ToolRegistry
+from formation_mcp.tools.runner import run_tool
+
+log = logging.getLogger(__name__)
+
+PUBLISH_RETRY_MAX_SECONDS = 5.0
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    context: ToolContext
+
+
+class Worker:
+    def __init__(
+        self,
+        broker: Broker,
+        registry: ToolRegistry,
+        operations: OperationService,
+        *,
+        node_id: str,
+        prefetch: int,
+    ) -> None:
+        self.node_id = node_id
+        self._broker = broker
+        self._registry = registry
+        self._operations = operations
+        self._prefetch = prefetch
+        self._running: dict[str, _Running] = {}
+        self._consumers: list[Consumer] = []
+        self._stopping = False
+
+    @property
+    def running(self) -> frozenset[str]:
+        """Operations this worker is running now."""
+        return frozenset(self._running)
+
+    async def start(self) -> None:
+        self._consumers = [
+            await self._broker.consume_cancels(self._on_cancel),
+            await self._broker.consume_work(self._on_work, self._prefetch),
+        ]
+        log.info("worker started", extra={"node": self.node_id, "prefetch": self._prefetch})
+
+    async def stop(self, grace: float) -> None:
+        """Finish what runs within `grace` seconds; hand the rest back to the broker."""
+        self._stopping = True
+        for consumer in reversed(self._consumers):
+            await consumer.stop()
+        tasks = [running.task for running in self._running.values()]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _on_cancel(self, body: bytes) -> None:
+        try:
+            name = queue_pb2.CancelWork.FromString(body).operation
+        except DecodeError:
+            return
+        running = self._running.get(name)
+        if running is not None:
+            running.context.cancel_requested.set()
+            running.task.cancel()
+
+    async def _on_work(self, delivery: Delivery) -> None:
+        try:
+            item = queue_pb2.WorkItem.FromString(delivery.body)
+            operation_id = parse_operation_name(item.operation, "operation")
+        except (DecodeError, FmcpError):
+            log.error("dropping unreadable work")
+            await delivery.ack()
+            return
+        if item.operation in self._running:
+            # Redelivered (our channel dropped) while we still run it: the run here reports.
+            await delivery.ack()
+            return
+        record = await self._operations.record(operation_id)
+        if _already_handled(record, delivery.attempt):
+            await delivery.ack()
+            return
+        assert record is not None
+        context = ToolContext(
+            operation=item.operation,
+            tool=item.tool,
+            owner=item.owner,
+            attempt=delivery.attempt,
+            emit=self._publish,
+        )
+        if record.cancel_requested:
+            context.cancel_requested.set()
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[item.operation] = _Running(task, context)
+        try:
+            await self._run(item, context)
+        except asyncio.CancelledError:
+            if not context.cancel_requested.is_set():
+                if not self._stopping:
+                    raise
+                await delivery.requeue()  # graceful stop: another worker takes it over
+                return
+            await self._cancelled(context)  # cancelled before the tool itself could answer
+        finally:
+            del self._running[item.operation]
+        await delivery.ack()
+
+    async def _run(self, item: queue_pb2.WorkItem, context: ToolContext) -> None:
+        try:
+            tool = self._registry.resolve(item.tool)
+        except FmcpError:
+            await self._fail(context, f"this worker has no tool {item.tool!r}")
+            return
+        if context.cancel_requested.is_set():
+            await self._cancelled(context)
+            return
+        arguments = struct_to_dict(item.arguments)
+        await run_tool(tool, context, arguments, node=self.node_id)
+
+    async def _cancelled(self, context: ToolContext) -> None:
+        terminal = context.next_event()
+        terminal.cancelled.SetInParent()
+        await context.emit(terminal)
+
+    async def _fail(self, context: ToolContext, message: str) -> None:
+        terminal = context.next_event()
+        terminal.failed.error.CopyFrom(
+            status_pb2.Status(code=code_pb2.UNIMPLEMENTED, message=message)
+        )
+        await context.emit(terminal)
+
+    async def _publish(self, event: queue_pb2.OperationEvent) -> None:
+        """Publish with confirm; while the broker is unreachable keep retrying (events are
+        idempotent), unless this worker is stopping."""
+        body = event.SerializeToString()
+        delay = 0.05
+        while True:
+            try:
+                await self._broker.publish_event(body)
+                return
+            except BrokerUnavailable as exc:
+                if self._stopping:
+                    raise
+                log.warning("cannot publish an event (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, PUBLISH_RETRY_MAX_SECONDS)
+
+
+def _already_handled(record: OperationRecord | None, attempt: int) -> bool:
+    """Finished, deleted, or already started under this attempt (a duplicate message)."""
+    if record is None or record.done:
+        return True
+    return record.state is State.RUNNING and record.attempt >= attempt
+
+
+async def run_until_stopped(worker: Worker, stop: asyncio.Event, grace: float) -> None:
+    await worker.start()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stop.wait()
+    await worker.stop(grace)

@@ -1,0 +1,189 @@
+"""Tools that exist only for tests, registered through FMCP_TOOL_MODULES=tests.tool_fixtures
+(so worker subprocesses get them too) or directly with `register(registry)`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from typing import Any
+
+from formation_mcp.errors import FailedPrecondition
+from formation_mcp.tools.context import ToolContext
+from formation_mcp.tools.registry import ToolRegistry, ToolSpec
+
+OBJECT = {"type": "object"}
+
+
+async def echo(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"echo": arguments["text"] * arguments.get("count", 1)}
+
+
+async def sleep(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    steps = arguments.get("steps", 3)
+    delay = arguments.get("delay_ms", 10) / 1000
+    for step in range(1, steps + 1):
+        await asyncio.sleep(delay)
+        context.check_cancelled()
+        await context.log(f"step {step} of {steps}")
+        await context.progress(step * 100 // steps, "sleeping", f"step {step} of {steps}")
+    return {"steps": steps}
+
+
+async def fail(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    await context.progress(10, "checking")
+    raise FailedPrecondition("the test tool failed on purpose", reason="TEST_FAILURE")
+
+
+async def crash(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Kills the whole worker process, as a crash would (only for worker subprocesses)."""
+    await context.progress(5, "about to crash")
+    os._exit(17)
+
+
+async def crash_once(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Crashes the worker on the first attempt only; succeeds when redelivered."""
+    if context.attempt == 1:
+        os._exit(18)
+    return {"attempt": context.attempt}
+
+
+EXECUTIONS: Counter[str] = Counter()
+"""How often `test.count` ran per operation in this process (in-process workers only)."""
+
+
+async def count(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    EXECUTIONS[context.operation] += 1
+    await asyncio.sleep(arguments.get("delay_ms", 0) / 1000)
+    return {"runs": EXECUTIONS[context.operation]}
+
+
+async def read(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"value": 42}
+
+
+def register(registry: ToolRegistry) -> None:
+    registry.register(
+        ToolSpec(
+            name="test.echo",
+            title="Echo",
+            description="Returns its text, repeated.",
+            version="1.0.0",
+            category="test",
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "maxLength": 100},
+                    "count": {"type": "integer", "minimum": 1, "maximum": 10},
+                },
+                "required": ["text"],
+                "additionalProperties": False,
+            },
+            output_schema={
+                "type": "object",
+                "properties": {"echo": {"type": "string"}},
+                "required": ["echo"],
+            },
+            idempotent=True,
+            aliases=("test_echo",),
+        ),
+        echo,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.sleep",
+            title="Sleep",
+            description="Sleeps in steps, reporting progress.",
+            version="1.0.0",
+            category="test",
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "steps": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "delay_ms": {"type": "integer", "minimum": 0, "maximum": 60000},
+                },
+                "additionalProperties": False,
+            },
+            output_schema={"type": "object", "properties": {"steps": {"type": "integer"}}},
+            long_running=True,
+        ),
+        sleep,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.fail",
+            title="Fail",
+            description="Fails.",
+            version="1.0.0",
+            category="test",
+            input_schema=OBJECT,
+            output_schema=OBJECT,
+            long_running=True,
+        ),
+        fail,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.crash",
+            title="Crash",
+            description="Kills its worker process.",
+            version="1.0.0",
+            category="test",
+            input_schema=OBJECT,
+            output_schema=OBJECT,
+            long_running=True,
+        ),
+        crash,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.crash_once",
+            title="Crash once",
+            description="Kills its worker once.",
+            version="1.0.0",
+            category="test",
+            input_schema=OBJECT,
+            output_schema=OBJECT,
+            long_running=True,
+        ),
+        crash_once,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.count",
+            title="Count",
+            description="Counts its executions.",
+            version="1.0.0",
+            category="test",
+            input_schema={"type": "object", "properties": {"delay_ms": {"type": "integer"}}},
+            output_schema=OBJECT,
+            long_running=True,
+        ),
+        count,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.read",
+            title="Read",
+            description="Reads a value.",
+            version="1.0.0",
+            category="test-read",
+            input_schema=OBJECT,
+            output_schema=OBJECT,
+            read_only=True,
+        ),
+        read,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.admin",
+            title="Admin",
+            description="Admins only.",
+            version="1.0.0",
+            category="test",
+            input_schema=OBJECT,
+            output_schema=OBJECT,
+            admin_only=True,
+        ),
+        read,
+    )
