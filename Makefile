@@ -49,8 +49,8 @@ check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/
 	rm -rf $(TMP)
 
 lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict on src/, buf lint and format
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BUF) lint
 	$(BUF) format -d --exit-code --path proto/formation
