@@ -127,6 +127,7 @@ class Application:
         )
         self.http = HttpSide(settings.http_listen, build_app(self.metrics, self.database.ping))
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     async def _load_events(self, operation_id: str, after: int, limit: int) -> list[StoredEvent]:
         async with self.database.read() as conn:
@@ -173,7 +174,11 @@ class Application:
         )
 
     async def stop(self) -> None:
-        """Health goes NOT_SERVING, calls drain for the grace period, then everything closes."""
+        """Health goes NOT_SERVING, calls drain for the grace period, in-process work finishes
+        or is handed back to the broker, then everything closes. Stopping twice is harmless."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         if self.broker_ready.is_set():
             if self.worker is not None:

@@ -275,3 +275,27 @@ class TcpProxy:
             pass
         finally:
             writer.close()
+
+
+async def test_a_stopping_worker_hands_its_running_work_to_another(
+    start_app: StartApp, shared: dict[str, object]
+) -> None:
+    api = await start_app(run_worker=False, **shared)
+    first_worker = await start_app(shutdown_grace_seconds=0.1, **shared)
+    await asyncio.wait_for(first_worker.broker_ready.wait(), 30)
+    channel, md = await client(api)
+    async with channel:
+        pending = await start_call(channel, md, "test.sleep", steps=40, delay_ms=25)
+        watch = operations_pb2_grpc.OperationsServiceStub(channel).WatchOperation(
+            operations_pb2.WatchOperationRequest(name=pending.name), metadata=md
+        )
+        async with asyncio.timeout(DEADLINE):
+            async for operation in watch:
+                if metadata_of(operation).progress_percent > 0:
+                    break
+        watch.cancel()
+        await first_worker.stop()  # grace runs out mid-run: the work goes back to the broker
+        await start_app(**shared)  # another worker takes it over
+        final = await wait_done(channel, md, pending.name)
+    assert output_of(final) == {"steps": 40}
+    assert metadata_of(final).attempt == 2
