@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NoReturn
 
 import aio_pika
 import pytest
@@ -82,7 +83,7 @@ class RabbitBrokers:
             await RabbitBroker(RABBITMQ_URL, MAX_ATTEMPTS, self.prefix).delete_topology()
 
 
-def unreachable(message: str) -> None:
+def unreachable(message: str) -> NoReturn:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)

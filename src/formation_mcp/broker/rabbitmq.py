@@ -307,6 +307,8 @@ class RabbitBroker:
         self._connection: AbstractRobustConnection | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._closed = False
+        self.reconnects = 0
+        """How often the connection was re-established (observability, tests)."""
 
     async def start(self) -> None:
         """Connect and declare the topology; may be called again after it failed."""
@@ -356,6 +358,7 @@ class RabbitBroker:
             log.warning("RabbitMQ connection lost (%s); reconnecting", exc)
 
     def _on_reconnected(self, _sender: object) -> None:
+        self.reconnects += 1
         log.warning("RabbitMQ connection re-established; consumers restored")
 
     async def close(self) -> None:

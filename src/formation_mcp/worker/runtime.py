@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from formation.mcp.v1 import queue_pb2
@@ -35,6 +36,8 @@ from formation_mcp.tools.runner import run_tool
 log = logging.getLogger(__name__)
 
 PUBLISH_RETRY_MAX_SECONDS = 5.0
+FINISHED_MEMORY = 10_000
+"""Operations a worker remembers finishing, to skip redeliveries whose ack was lost."""
 
 
 def default_node_id() -> str:
@@ -63,6 +66,7 @@ class Worker:
         self._operations = operations
         self._prefetch = prefetch
         self._running: dict[str, _Running] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._consumers: list[Consumer] = []
         self._stopping = False
 
@@ -108,8 +112,9 @@ class Worker:
             log.error("dropping unreadable work")
             await delivery.ack()
             return
-        if item.operation in self._running:
-            # Redelivered (our channel dropped) while we still run it: the run here reports.
+        if item.operation in self._running or item.operation in self._finished:
+            # Redelivered because our ack was lost (a dropped connection) while we still ran it
+            # or after we finished it (its terminal event may not be in the database yet).
             await delivery.ack()
             return
         record = await self._operations.record(operation_id)
@@ -140,7 +145,13 @@ class Worker:
             await self._cancelled(context)  # cancelled before the tool itself could answer
         finally:
             del self._running[item.operation]
+        self._remember_finished(item.operation)
         await delivery.ack()
+
+    def _remember_finished(self, operation: str) -> None:
+        self._finished[operation] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
 
     async def _run(self, item: queue_pb2.WorkItem, context: ToolContext) -> None:
         try:

@@ -1,0 +1,205 @@
+"""Helpers for the auth tests: refusals with their reason, challenges, hand-made tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
+from google.protobuf import empty_pb2
+from tests.helpers import DEADLINE, error_info, eventually
+
+from formation_mcp.app import Application
+from formation_mcp.auth.keys import b64url, b64url_decode, public_bytes
+from formation_mcp.errors import ERROR_DOMAIN
+
+Md = tuple[tuple[str, str], ...]
+StartApp = Callable[..., Awaitable[Application]]
+AuthStub = auth_pb2_grpc.AuthServiceStub
+
+ISSUER = AUDIENCE = "formation-mcp"
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+async def refused(call: Awaitable[Any], code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
+    """Await an RPC that must fail with `code` and exactly one ErrorInfo with `reason`."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return check_refusal(caught.value, code, reason)
+
+
+def check_refusal(error: BaseException, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
+    """`error` is an RPC error with `code` and exactly one ErrorInfo with `reason`."""
+    assert isinstance(error, grpc.aio.AioRpcError), repr(error)
+    assert error.code() == code, f"{error.code()}: {error.details()}"
+    info = error_info(error)
+    assert info.reason == reason, f"{info.reason}: {error.details()}"
+    assert info.domain == ERROR_DOMAIN
+    return error
+
+
+async def wait_until(check: Callable[[], bool], deadline: float = DEADLINE) -> None:
+    """Wait (polling) until a real clock made `check()` true; fail after `deadline` seconds."""
+
+    async def passed() -> bool:
+        return check()
+
+    await eventually(passed, deadline)
+
+
+async def who_am_i(stub: AuthStub, access_token: str) -> auth_pb2.Account:
+    account: auth_pb2.Account = await stub.GetCurrentAccount(
+        empty_pb2.Empty(), metadata=bearer_md(access_token)
+    )
+    return account
+
+
+def bearer_md(access_token: str) -> Md:
+    return (("authorization", f"Bearer {access_token}"),)
+
+
+async def challenge_for(stub: AuthStub, key: Ed25519PrivateKey) -> auth_pb2.Challenge:
+    challenge: auth_pb2.Challenge = await stub.CreateChallenge(
+        auth_pb2.CreateChallengeRequest(public_key=public_bytes(key))
+    )
+    return challenge
+
+
+def signed_login(challenge: auth_pb2.Challenge, key: Ed25519PrivateKey) -> auth_pb2.LoginRequest:
+    """The Login request a well-behaved client sends for `challenge`."""
+    return auth_pb2.LoginRequest(
+        challenge_id=challenge.challenge_id,
+        public_key=public_bytes(key),
+        signature=key.sign(challenge.message),
+    )
+
+
+def message_fields(challenge: auth_pb2.Challenge) -> dict[str, str]:
+    """The `name: value` lines of a challenge message."""
+    lines = challenge.message.decode().splitlines()
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def b64url_json(value: dict[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def token_header(token: str) -> dict[str, Any]:
+    header: dict[str, Any] = jwt.get_unverified_header(token)
+    return header
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = json.loads(b64url_decode(token.split(".")[1]))
+    return claims
+
+
+def claims_for(subject: str, /, **overrides: Any) -> dict[str, Any]:
+    """Claims like the server's own; an override of None leaves that claim out."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+        "roles": ["user"],
+    }
+    claims.update(overrides)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def eddsa_token(
+    signer: Ed25519PrivateKey, kid: str, claims: dict[str, Any], typ: str = "at+jwt"
+) -> str:
+    return jwt.encode(claims, signer, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
+
+
+def server_token(app: Application, subject: str, /, **overrides: Any) -> str:
+    """A token signed with the server's own key (as if the server had issued it)."""
+    return eddsa_token(
+        app.signing_key.private_key, app.signing_key.kid, claims_for(subject, **overrides)
+    )
+
+
+def unsigned_token(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """`alg: none`: header.payload. with an empty signature."""
+    return f"{b64url_json(header)}.{b64url_json(claims)}."
+
+
+def hs256_token(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
+    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def flip_char(segment: str, index: int) -> str:
+    """`segment` with one base64url character replaced by another (so its bytes change)."""
+    old = segment[index]
+    new = "A" if old != "A" else "B"
+    return segment[:index] + new + segment[index + 1 :]
+
+
+def tamper(token: str, part: int) -> str:
+    """Change one character in the middle of the token's part 0, 1 or 2."""
+    parts = token.split(".")
+    parts[part] = flip_char(parts[part], len(parts[part]) // 2)
+    return ".".join(parts)
+
+
+def std_b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- forcing one interleaving of two calls ------------------------------------------------------
+
+
+class Gate:
+    """Stands in for an async method of a running service: holds its first call until released
+    (later calls pass straight through), so a test can force one interleaving of two RPCs."""
+
+    def __init__(self, method: Callable[..., Awaitable[Any]]) -> None:
+        self._method = method
+        self._entered = asyncio.Event()
+        self._release = asyncio.Event()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._entered.is_set():
+            self._entered.set()
+            await self._release.wait()
+        return await self._method(*args, **kwargs)
+
+    async def run_between(
+        self, held: Awaitable[A], meanwhile: Callable[[], Awaitable[B]], grace: float = 0.5
+    ) -> tuple[A | BaseException, B | BaseException]:
+        """Start `held`; once it reaches the gate, start `meanwhile` and give it `grace` seconds
+        to finish (a server that serializes the two makes it wait for `held` instead); then
+        open the gate. Both outcomes, results or exceptions."""
+        first = asyncio.ensure_future(held)
+        entered = asyncio.ensure_future(self._entered.wait())
+        await asyncio.wait({first, entered}, timeout=DEADLINE, return_when="FIRST_COMPLETED")
+        entered.cancel()
+        assert self._entered.is_set(), "the held call never reached the gate"
+        second = asyncio.ensure_future(meanwhile())
+        await asyncio.wait({second}, timeout=grace)
+        self._release.set()
+        outcome_first, outcome_second = await asyncio.gather(first, second, return_exceptions=True)
+        return outcome_first, outcome_second
