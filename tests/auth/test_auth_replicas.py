@@ -47,10 +47,6 @@ async def accepted(stub: AuthStub, token: str) -> bool:
     return True
 
 
-async def eventually_accepted(stub: AuthStub, token: str) -> None:
-    await eventually(lambda: accepted(stub, token))
-
-
 async def eventually_refused(stub: AuthStub, token: str, reason: str) -> None:
     async with asyncio.timeout(DEADLINE):
         while True:
@@ -84,9 +80,7 @@ async def test_servers_with_different_signing_keys_accept_each_others_tokens(
     assert token_header(from_a.access_token)["kid"] == first.signing_key.kid
     assert token_header(from_b.access_token)["kid"] == second.signing_key.kid
     assert (await who_am_i(stub_b, from_a.access_token)).name == from_a.account.name
-    # The older server learns the newer key when a token names it (reloads at most once a
-    # second: see the xfail below).
-    await eventually_accepted(stub_a, from_b.access_token)
+    # The older server learns the newer key when a token names it.
     assert (await who_am_i(stub_a, from_b.access_token)).name == from_b.account.name
     both = {first.signing_key.kid, second.signing_key.kid}
     assert both <= await jwks_kids(stub_a)
@@ -120,12 +114,6 @@ async def test_the_same_key_file_gives_the_same_kid(
     assert (await who_am_i(stub, session.access_token)).name == session.account.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: KeyRing.get reloads unknown kids at most once a second and otherwise refuses "
-    "at once: a valid token from a replica that started within a second of this replica's "
-    "last key load is refused as TOKEN_INVALID",
-)
 async def test_a_token_from_a_just_started_replica_is_accepted_at_once(
     start_app: StartApp, connect: Connect, tmp_path: Path
 ) -> None:
@@ -140,12 +128,6 @@ async def test_a_token_from_a_just_started_replica_is_accepted_at_once(
     assert ok, "the first server refused a valid token signed with the second server's key"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GetJwks serves the KeyRing as last loaded; a replica reloads it only every "
-    "60 s (auth upkeep) or when a token names an unknown kid, so its JWKS misses the key "
-    "another replica is already signing with",
-)
 async def test_the_jwks_of_every_replica_soon_lists_a_new_replicas_key(
     start_app: StartApp, connect: Connect, tmp_path: Path
 ) -> None:

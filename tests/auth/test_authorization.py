@@ -261,20 +261,14 @@ async def test_health_needs_no_token(channel: grpc.aio.Channel) -> None:
 # -- races ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Login reads the account (not disabled) in one transaction and issues the "
-    "token later with iat_us = now; a disable committed in between sets tokens_valid_after "
-    "before that iat, so the new token of a disabled account is accepted",
-)
 async def test_an_account_disabled_while_it_logs_in_gets_no_working_token(
     admin: AdminServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The interleaving is forced: the login is held after its account check and before its
     tokens are issued, while an admin disables the account."""
     key, user = await admin.new_user()
-    gate = Gate(admin.app.auth._new_session)
-    monkeypatch.setattr(admin.app.auth, "_new_session", gate)
+    gate = Gate(admin.app.auth._store_refresh_token)
+    monkeypatch.setattr(admin.app.auth, "_store_refresh_token", gate)
     logged_in, disabled = await gate.run_between(
         login(admin.channel, key),
         lambda: admin.update(user.account.name, ["disabled"], disabled=True),

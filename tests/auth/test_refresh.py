@@ -185,16 +185,10 @@ async def test_a_disabled_account_cannot_refresh(admin: AdminServer) -> None:
     await admin.update(user.account.name, ["disabled"], disabled=True)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await refresh(admin.auth, user.refresh_token)
-    # Refused either way; which code is the xfail below.
-    assert caught.value.code() in (UNAUTHENTICATED, PERMISSION_DENIED)
+    assert caught.value.code() is PERMISSION_DENIED
     assert error_info(caught.value).reason == "ACCOUNT_DISABLED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ACCOUNT_DISABLED is PERMISSION_DENIED from Login but UNAUTHENTICATED from "
-    "RefreshToken (service.py refresh raises it via _login_failed); one reason, two codes",
-)
 async def test_a_disabled_account_gets_the_same_code_from_refresh_as_from_login(
     admin: AdminServer,
 ) -> None:
@@ -218,12 +212,6 @@ async def test_an_enabled_again_account_can_log_in_but_its_old_tokens_stay_dead(
 # -- races --------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RefreshToken marks the token used and inserts its successor in two "
-    "transactions; a reuse detected in between revokes the family before the successor "
-    "exists, so the successor stays valid",
-)
 async def test_a_reuse_detected_while_the_successor_is_issued_still_kills_the_successor(
     admin: AdminServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,8 +219,8 @@ async def test_a_reuse_detected_while_the_successor_is_issued_still_kills_the_su
     The interleaving is forced: the first refresh is held after marking the token used and
     before writing its successor, while the second is detected as a reuse."""
     _key, user = await admin.new_user()
-    gate = Gate(admin.app.auth._new_session)
-    monkeypatch.setattr(admin.app.auth, "_new_session", gate)
+    gate = Gate(admin.app.auth._store_refresh_token)
+    monkeypatch.setattr(admin.app.auth, "_store_refresh_token", gate)
     outcomes = await gate.run_between(
         refresh(admin.auth, user.refresh_token), lambda: refresh(admin.auth, user.refresh_token)
     )

@@ -42,7 +42,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return await self._auth.current_account(current_caller())
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.Jwks:
-        return self._auth.jwks()
+        return await self._auth.jwks()
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):

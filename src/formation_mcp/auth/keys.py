@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 PUBLIC_KEY_BYTES = 32
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]{43}={0,1}")
+_B64 = re.compile(r"[A-Za-z0-9+/]{43}={0,1}")
 
 
 def b64url(data: bytes) -> str:
@@ -35,17 +39,17 @@ def account_name(kid: str) -> str:
 
 
 def parse_public_key(text: str) -> bytes:
-    """A raw 32-byte public key from base64url, base64 or hex text; ValueError otherwise."""
+    """A raw 32-byte public key from base64url, base64 or hex text; ValueError otherwise.
+    Every character must belong to the encoding: nothing is silently skipped."""
     text = text.strip()
     candidates: list[bytes] = []
-    if len(text) == 2 * PUBLIC_KEY_BYTES:
-        with contextlib.suppress(ValueError):
-            candidates.append(bytes.fromhex(text))
-    for decode in (b64url_decode, base64.b64decode):
-        try:
-            candidates.append(decode(text))
-        except (binascii.Error, ValueError):
-            continue
+    if _HEX.fullmatch(text):
+        candidates.append(bytes.fromhex(text))
+    if _B64URL.fullmatch(text):
+        candidates.append(b64url_decode(text))
+    if _B64.fullmatch(text):
+        with contextlib.suppress(binascii.Error, ValueError):
+            candidates.append(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
     for raw in candidates:
         if len(raw) == PUBLIC_KEY_BYTES:
             return raw

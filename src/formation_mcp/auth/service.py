@@ -11,6 +11,7 @@ import uuid
 import nacl.exceptions
 import nacl.signing
 from formation.mcp.v1 import auth_pb2
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.auth import store
 from formation_mcp.auth.challenges import challenge_message
@@ -20,7 +21,7 @@ from formation_mcp.auth.ratelimit import RateLimiter
 from formation_mcp.auth.revocations import TOPIC as REVOCATION_TOPIC
 from formation_mcp.auth.revocations import Revocations
 from formation_mcp.auth.store import AccountRow
-from formation_mcp.auth.tokens import KeyRing, TokenIssuer
+from formation_mcp.auth.tokens import KEY_REFRESH_INTERVAL, KeyRing, TokenIssuer
 from formation_mcp.changes import ChangeBus
 from formation_mcp.clock import now_us, to_timestamp
 from formation_mcp.db.database import Database
@@ -51,6 +52,21 @@ def to_account_message(row: AccountRow) -> auth_pb2.Account:
         disabled=row.disabled,
         create_time=to_timestamp(row.create_time),
     )
+
+
+def _usable(account: AccountRow | None, kid: str) -> AccountRow:
+    """The account a proven key may get tokens for; PERMISSION_DENIED otherwise."""
+    if account is None:
+        raise PermissionDenied(
+            "this key has no account and sign-up is closed; ask an admin to register it",
+            reason="ACCOUNT_NOT_REGISTERED",
+            metadata={"keyId": kid},
+        )
+    if account.disabled:
+        raise PermissionDenied(
+            "this account is disabled", reason="ACCOUNT_DISABLED", metadata={"keyId": kid}
+        )
+    return account
 
 
 def check_public_key(public_key: bytes, field: str = "public_key") -> None:
@@ -144,77 +160,78 @@ class AuthService:
                 "the challenge was made for",
                 "SIGNATURE_INVALID",
             ) from None
-        # The caller has proved they hold the key; only now is its account looked at.
-        account = await self._account_for_login(kid, public_key)
-        return await self._new_session(account, family_id=uuid.uuid4().hex)
-
-    async def _account_for_login(self, kid: str, public_key: bytes) -> AccountRow:
+        # The caller has proved they hold the key; only now is its account looked at. The
+        # token's issue time is taken first: an account disabled from then on gets a token
+        # that is already revoked.
+        issued_at = now_us()
+        family_id = uuid.uuid4().hex
         async with self._db.write() as conn:
             account = await store.get_account(conn, kid)
             if account is None and self._settings.auth_signup == "open":
-                await store.insert_account(conn, kid, public_key, (USER,), now_us())
+                await store.insert_account(conn, kid, public_key, (USER,), issued_at)
                 account = await store.get_account(conn, kid)
-        if account is None:
-            raise PermissionDenied(
-                "this key has no account and sign-up is closed; ask an admin to register it",
-                reason="ACCOUNT_NOT_REGISTERED",
-                metadata={"keyId": kid},
-            )
-        if account.disabled:
-            raise PermissionDenied(
-                "this account is disabled", reason="ACCOUNT_DISABLED", metadata={"keyId": kid}
-            )
-        return account
+            account = _usable(account, kid)
+            refresh = await self._store_refresh_token(conn, account.key_id, family_id)
+        return self._session(account, refresh, issued_at)
 
-    async def _new_session(self, account: AccountRow, family_id: str) -> auth_pb2.Session:
-        access = self._issuer.issue(account_name(account.key_id), account.roles)
-        refresh = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+    async def _store_refresh_token(
+        self, conn: AsyncConnection, kid: str, family_id: str
+    ) -> tuple[str, int]:
+        """A new refresh token of the family, written in the caller's transaction."""
+        token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
         now = now_us()
-        refresh_expires = now + int(self._settings.refresh_token_ttl_seconds * 1_000_000)
-        async with self._db.write() as conn:
-            await store.insert_refresh_token(
-                conn, _token_hash(refresh), family_id, account.key_id, refresh_expires, now
-            )
+        expires = now + int(self._settings.refresh_token_ttl_seconds * 1_000_000)
+        await store.insert_refresh_token(conn, _token_hash(token), family_id, kid, expires, now)
+        return token, expires
+
+    def _session(
+        self, account: AccountRow, refresh: tuple[str, int], issued_at: int
+    ) -> auth_pb2.Session:
+        access = self._issuer.issue(account_name(account.key_id), account.roles, issued_at)
         return auth_pb2.Session(
             access_token=access.token,
-            refresh_token=refresh,
+            refresh_token=refresh[0],
             expire_time=to_timestamp(access.expire_time),
-            refresh_expire_time=to_timestamp(refresh_expires),
+            refresh_expire_time=to_timestamp(refresh[1]),
             account=to_account_message(account),
         )
 
     async def refresh(self, refresh_token: str) -> auth_pb2.Session:
-        """Rotate: the presented token is spent and a new one issued in its family. A token
-        presented again after it was spent revokes the whole family (it leaked)."""
+        """Rotate: the presented token is spent and its successor written in the same
+        transaction. A token presented again after it was spent means it leaked: its whole
+        family is revoked, and so are the account's access tokens."""
         if not refresh_token:
             raise InvalidArgument.for_field("refresh_token", "required")
         token_hash = _token_hash(refresh_token)
+        issued_at = now_us()
+        revocation = ""
         async with self._db.write() as conn:
             row = await store.get_refresh_token(conn, token_hash)
             if row is None or row.revoked:
                 raise _login_failed(
                     "unknown or revoked refresh token; log in again", "REFRESH_TOKEN_INVALID"
                 )
-            if row.expire_time < now_us():
+            if row.expire_time < issued_at:
                 raise _login_failed(
                     "the refresh token expired; log in again", "REFRESH_TOKEN_EXPIRED"
                 )
-            if not await store.mark_refresh_token_used(conn, token_hash):
-                await store.revoke_family(conn, row.family_id)
-                reused = True
+            if await store.mark_refresh_token_used(conn, token_hash):
+                account = _usable(await store.get_account(conn, row.key_id), row.key_id)
+                successor = await self._store_refresh_token(conn, row.key_id, row.family_id)
             else:
-                reused = False
-            account = await store.get_account(conn, row.key_id)
-        if reused:
-            log.warning("refresh token reused: family revoked", extra={"keyId": row.key_id})
+                await store.revoke_family(conn, row.family_id)
+                await store.update_account(conn, row.key_id, tokens_valid_after=issued_at)
+                revocation = self._revocations.account_revoked(row.key_id, issued_at)
+                await self._bus.announce_in_transaction(conn, REVOCATION_TOPIC, revocation)
+        if revocation:
+            self._bus.committed(REVOCATION_TOPIC, revocation)
+            log.warning("refresh token reused: session revoked", extra={"keyId": row.key_id})
             raise _login_failed(
-                "this refresh token was already used; every token of its "
-                "session is now revoked; log in again",
+                "this refresh token was already used, so it leaked: every token of the account "
+                "is now revoked; log in again",
                 "REFRESH_TOKEN_REUSED",
             )
-        if account is None or account.disabled:
-            raise _login_failed("the account is disabled", "ACCOUNT_DISABLED")
-        return await self._new_session(account, row.family_id)
+        return self._session(account, successor, issued_at)
 
     async def revoke(self, caller: Caller, refresh_token: str) -> None:
         """Log out: the refresh token's family and the caller's current access token."""
@@ -238,7 +255,10 @@ class AuthService:
             raise NotFound(f"{caller.account} not found", reason="ACCOUNT_NOT_FOUND")
         return to_account_message(account)
 
-    def jwks(self) -> auth_pb2.Jwks:
+    async def jwks(self) -> auth_pb2.Jwks:
+        """Every key that may verify a current token; reloaded when a second old, so a new
+        replica's key shows up at once."""
+        await self._keys.refresh_if_older_than(KEY_REFRESH_INTERVAL)
         return auth_pb2.Jwks(
             keys=[
                 auth_pb2.Jwk(kty="OKP", crv="Ed25519", x=x, kid=kid, use="sig", alg="EdDSA")

@@ -42,10 +42,14 @@ class TokenIssuer:
         self._key = key
         self._issuer = issuer
         self._audience = audience
-        self._ttl = int(ttl_seconds)
+        self._ttl = max(1, round(ttl_seconds))
 
-    def issue(self, account: str, roles: tuple[str, ...]) -> IssuedToken:
-        now_exact = now_us()
+    def issue(
+        self, account: str, roles: tuple[str, ...], issued_at: int | None = None
+    ) -> IssuedToken:
+        """`issued_at` (µs) defaults to now; pass the time taken before the account was read,
+        so a revocation committed in between applies to this token."""
+        now_exact = now_us() if issued_at is None else issued_at
         now = now_exact // 1_000_000
         jti = uuid.uuid4().hex
         claims = {
@@ -80,16 +84,35 @@ class KeyRing:
 
     async def refresh(self) -> None:
         async with self._lock:
-            raw = await self._load()
-            self._keys = {kid: Ed25519PublicKey.from_public_bytes(key) for kid, key in raw.items()}
-            self._loaded_at = time.monotonic()
+            await self._reload()
+
+    async def _reload(self) -> None:
+        raw = await self._load()
+        self._keys = {kid: Ed25519PublicKey.from_public_bytes(key) for kid, key in raw.items()}
+        self._loaded_at = time.monotonic()
 
     async def get(self, kid: str) -> Ed25519PublicKey | None:
+        """A key by id; an unknown id reloads the ring (at most once per interval: callers
+        arriving meanwhile wait for that reload instead of being refused)."""
         key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._loaded_at > KEY_REFRESH_INTERVAL:
-            await self.refresh()
+        if key is None:
+            await self.refresh_if_older_than(0.0, wait_for_interval=True)
             key = self._keys.get(kid)
         return key
+
+    async def refresh_if_older_than(self, age: float, *, wait_for_interval: bool = False) -> None:
+        requested = time.monotonic()
+        async with self._lock:
+            if self._loaded_at >= requested:
+                return  # somebody reloaded while we waited for the lock
+            since = time.monotonic() - self._loaded_at
+            if since < age:
+                return
+            if since < KEY_REFRESH_INTERVAL:
+                if not wait_for_interval:
+                    return
+                await asyncio.sleep(KEY_REFRESH_INTERVAL - since)
+            await self._reload()
 
     def published(self) -> dict[str, str]:
         """kid -> base64url public key, for the JWKS."""
