@@ -39,6 +39,7 @@ from formation_mcp.worker.runtime import Worker, default_node_id
 log = logging.getLogger(__name__)
 
 GAUGE_REFRESH_SECONDS = 15.0
+SNAPSHOT_CACHE_ENTRIES = 10_000
 AUTH_UPKEEP_SECONDS = 60.0
 KEY_USE_GRACE_SECONDS = 300.0
 """A signing key stays valid this long past its access-token lifetime after its last use."""
@@ -62,7 +63,11 @@ class Application:
             else ChangeBus()
         )
         self.operations = OperationService(
-            self.database, self.hub, self.bus, settings.wait_max_seconds
+            self.database,
+            self.hub,
+            self.bus,
+            settings.wait_max_seconds,
+            snapshot_cache_size=SNAPSHOT_CACHE_ENTRIES,
         )
         self.sweeper = Sweeper(
             self.database, settings.operation_ttl_seconds, settings.sweep_batch_size
@@ -209,6 +214,7 @@ class Application:
                     counts = await store.count_by_state(conn)
                 for state in State:
                     self.metrics.operations.labels(state.name).set(counts.get(state, 0))
+                self.metrics.outbox.set(await self.relay.pending())
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
 
     async def _connect_broker(self) -> None:

@@ -29,6 +29,11 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+        self.outbox = Gauge(
+            "fmcp_outbox_messages",
+            "Messages written and not yet confirmed by the broker.",
+            registry=self.registry,
+        )
         self.watchers = Gauge(
             "fmcp_watchers",
             "Open WatchOperation and WaitOperation calls in this process.",

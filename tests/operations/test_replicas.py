@@ -8,7 +8,7 @@ from collections.abc import Callable
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
-from tests.helpers import DEADLINE, Worker, metadata_of, new_operation
+from tests.helpers import DEADLINE, Worker, eventually, metadata_of, new_operation
 
 from formation_mcp.app import Application
 
@@ -105,3 +105,26 @@ async def test_changes_racing_through_two_replicas_keep_one_gapless_sequence(
     assert sequences == list(range(3, 3 + 32))  # 30 progress + cancel request + cancelled
     assert any(metadata_of(op).cancel_requested for op in seen)
     assert seen[-1].done and metadata_of(seen[-1]).progress_percent == 30
+
+
+@pytest.mark.usefixtures("postgres_only")
+async def test_a_read_on_one_replica_reflects_a_change_made_through_another(
+    start_app: Callable[..., asyncio.Future[Application]],
+    account: str,
+    as_account: tuple[tuple[str, str], ...],
+) -> None:
+    replica_a = await start_app()
+    replica_b = await start_app()
+    name = await new_operation(replica_a, account)
+    async with grpc.aio.insecure_channel(replica_b.grpc.address) as channel:
+        stub = operations_pb2_grpc.OperationsServiceStub(channel)
+        request = operations_pb2.GetOperationRequest(name=name)
+        before = await stub.GetOperation(request, metadata=as_account)  # now cached on B
+        await Worker(replica_a, name).start()
+
+        async def running_on_b() -> bool:
+            operation = await stub.GetOperation(request, metadata=as_account)
+            return metadata_of(operation).state == operations_pb2.OperationMetadata.RUNNING
+
+        await eventually(running_on_b)
+    assert metadata_of(before).state == operations_pb2.OperationMetadata.PENDING

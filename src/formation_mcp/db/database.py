@@ -27,6 +27,8 @@ class Database:
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         self.engine = self._create_engine(pool_size)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # Reads run in autocommit: one statement, no BEGIN/ROLLBACK round trips around it.
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _create_engine(self, pool_size: int) -> AsyncEngine:
         if self.is_sqlite:
@@ -44,8 +46,10 @@ class Database:
                 cursor.close()
 
             return engine
+        # No pre-ping: it costs a round trip on every checkout. A connection that died with
+        # the server fails its first statement, is invalidated, and that call is UNAVAILABLE.
         return create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
         )
 
     @property
@@ -56,7 +60,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; UNAVAILABLE when the database cannot be reached."""
-        async with _unavailable_on_outage(), self.engine.connect() as conn:
+        async with _unavailable_on_outage(), self._reader.connect() as conn:
             yield conn
 
     @asynccontextmanager

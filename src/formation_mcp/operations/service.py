@@ -23,8 +23,10 @@ from formation_mcp.operations.feeds import FeedHub, OperationDeleted
 from formation_mcp.operations.filtering import FilterError, parse_filter
 from formation_mcp.operations.ids import new_operation_id, operation_name, parse_operation_name
 from formation_mcp.operations.lifecycle import Change, OperationRecord
+from formation_mcp.operations.snapshots import SnapshotCache
 
 _MAX_CONFLICT_RETRIES = 20
+SNAPSHOT_TTL_SECONDS = 30.0
 CancelHook = Callable[[AsyncConnection, str], Awaitable[None]]
 """Runs in the transaction that flags a running operation's cancellation (the outbox)."""
 TOPIC = "operation"
@@ -32,17 +34,33 @@ _DELETED = "deleted"
 
 
 class OperationService:
-    def __init__(self, database: Database, hub: FeedHub, bus: ChangeBus, wait_max: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        hub: FeedHub,
+        bus: ChangeBus,
+        wait_max: float,
+        *,
+        snapshot_cache_size: int = 0,
+    ) -> None:
+        """`snapshot_cache_size` > 0 caches what callers read; only for servers whose bus
+        delivers every replica's changes (never in a worker process)."""
         self.on_cancel_requested: CancelHook | None = None
+        self._snapshots = SnapshotCache(snapshot_cache_size, SNAPSHOT_TTL_SECONDS)
         self.on_cancel_committed: Callable[[], None] | None = None
         self._db = database
         self._hub = hub
         self._bus = bus
         self._wait_max = wait_max
-        bus.subscribe(TOPIC, self._on_change, hub.resync)
+        bus.subscribe(TOPIC, self._on_change, self._on_resync)
+
+    def _on_resync(self) -> None:
+        self._snapshots.clear()
+        self._hub.resync()
 
     def _on_change(self, payload: str) -> None:
         operation_id, _, sequence = payload.partition(":")
+        self._snapshots.discard(operation_id)
         if sequence == _DELETED:
             self._hub.deleted(operation_id)
         elif sequence.isdigit():
@@ -114,7 +132,16 @@ class OperationService:
     # -- caller-facing ----------------------------------------------------------------------
 
     async def get(self, caller: Caller, name: str) -> lro_pb2.Operation:
-        return to_operation(await self._visible(caller, parse_operation_name(name)))
+        operation_id = parse_operation_name(name)
+        snapshot = self._snapshots.get(operation_id)
+        if snapshot is not None:
+            if not caller.can_see(snapshot.record.owner):
+                raise _not_found(operation_id)
+            return snapshot.operation
+        record = await self._visible(caller, operation_id)
+        operation = to_operation(record)
+        self._snapshots.put(record, operation)
+        return operation
 
     async def list(
         self, caller: Caller, filter_text: str, page_size: int, page_token: str
