@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from bench import identity, list_ops, unary, watch
+from bench import identity, list_ops, logins, tool_calls, unary, watch
 
 BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "unary": unary.run,
     "list": list_ops.run,
     "watch": watch.run,
+    "logins": logins.run,
+    "calls": tool_calls.run,
 }
 
 

@@ -30,6 +30,7 @@ ROUNDS = 2  # the targets take turns, so that other load on the machine hits the
 WARM_UP = 2
 CLIENTS, STREAMS = 50, 10
 TARGET_RATIO = 0.7
+TARGET_AUTH_RATIO = 0.65  # the Auth issue: authenticated calls, verified tokens cached
 GET_PATH = "/formation.mcp.v1.OperationsService/GetOperation"
 
 
@@ -69,12 +70,20 @@ def _bare_server(root: Path) -> ServerProcess:
 
 
 async def _ours(
-    stack: contextlib.AsyncExitStack, label: str, data_dir: Path, server_url: str | None, seed: str
+    stack: contextlib.AsyncExitStack,
+    label: str,
+    data_dir: Path,
+    server_url: str | None,
+    seed: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Target:
     """Seed one operation of the caller, start `fmcp serve` over it."""
     caller: Identity = for_server(data_dir)
     name = await seed_one(seed, caller.owner)
-    ready = await stack.enter_async_context(running(fmcp_server(data_dir, server_url)))
+    server = fmcp_server(data_dir, server_url)
+    assert server.env is not None
+    server.env.update(extra_env or {})
+    ready = await stack.enter_async_context(running(server))
     url = f"http://{ready.group(1)}{GET_PATH}"
     return Target(label, url, _body(data_dir, name), caller.headers, ready.group(2))
 
@@ -90,6 +99,18 @@ async def _targets(stack: contextlib.AsyncExitStack, root: Path) -> list[Target]
     targets.append(await _ours(stack, label, sqlite_dir, None, sqlite_url(sqlite_dir)))
     pg_url = await stack.enter_async_context(scratch_postgres())
     targets.append(await _ours(stack, "fmcp GetOperation (PostgreSQL)", pg_dir, pg_url, pg_url))
+    no_cache_dir = root / "postgres-no-token-cache"
+    no_cache_dir.mkdir()
+    targets.append(
+        await _ours(
+            stack,
+            "fmcp GetOperation (PostgreSQL, token cache off)",
+            no_cache_dir,
+            pg_url,
+            pg_url,
+            {"FMCP_TOKEN_CACHE": "0"},
+        )
+    )
     for target_ in targets:
         status = await h2load.grpc_status(target_.url, target_.body, target_.headers)
         if status != "0":
@@ -142,8 +163,10 @@ async def run() -> None:
     with tempfile.TemporaryDirectory(prefix="fmcp-bench-unary-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
             targets = await _targets(stack, Path(tmp))
-            bare, ours_sqlite, ours_pg = await _measure(targets)
+            bare, ours_sqlite, ours_pg, ours_no_cache = await _measure(targets)
     value = ratio("ours/bare (SQLite)", ours_sqlite, bare)
     target("ours/bare (SQLite)", value, TARGET_RATIO, at_least=True)
     value = ratio("ours/bare (PostgreSQL)", ours_pg, bare)
     target("ours/bare (PostgreSQL)", value, TARGET_RATIO, at_least=True)
+    target("authenticated, token cache on (PostgreSQL)", value, TARGET_AUTH_RATIO, at_least=True)
+    ratio("ours/bare (PostgreSQL, token cache off)", ours_no_cache, bare)
