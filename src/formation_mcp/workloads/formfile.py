@@ -47,8 +47,12 @@ Decisions
   `MAX_STRING_BYTES`; at most `MAX_STEPS` steps and `MAX_ITEMS` entries in any list or map.
   A parsed model must also fit `MAX_TEXT_BYTES` both as text and as `normalized_json`, so
   what one form accepts the other accepts too.
-- Problems are collected in one pass (at most one per text line, `MAX_PROBLEMS` in all).
-- YAML needs PyYAML, imported when first needed.
+- ENV and METADATA values in a document may be whole numbers (YAML's `PORT: 8080`); whole
+  floats count as whole numbers (protobuf Struct numbers are doubles).
+- Problems are collected in one pass: every line and every document field is checked (a line
+  stops at its first bad value, except USER and NETWORK, which report each bad field), up to
+  `MAX_PROBLEMS`. `FormfileError.field_violations` turns them into BadRequest pairs.
+- A leading byte-order mark is ignored. YAML needs PyYAML, imported when first needed.
 """
 
 from __future__ import annotations
@@ -279,7 +283,9 @@ class Formfile:
     @property
     def install_packages(self) -> tuple[str, ...]:
         """Every package of every INSTALL step, in order."""
-        return tuple(p for step in self.steps if isinstance(step, InstallStep) for p in step.packages)
+        return tuple(
+            p for step in self.steps if isinstance(step, InstallStep) for p in step.packages
+        )
 
     @property
     def users(self) -> tuple[User, ...]:
@@ -487,10 +493,10 @@ def _scope(value: object) -> EnvScope:
     if text == "system":
         return SYSTEM_SCOPE
     if sep and kind == "user":
-        return EnvScope("user", _within("scope user", _username, name))
+        return EnvScope("user", _within("user", _username, name))
     if sep and kind == "service":
-        return EnvScope("service", _within("scope service", _service_name, name))
-    raise _Invalid(f"scope {_show(text)} is not valid; use system, user:<name> or service:<name>")
+        return EnvScope("service", _within("service", _service_name, name))
+    raise _Invalid(f"{_show(text)} is not valid; use system, user:<name> or service:<name>")
 
 
 def _service_name(value: object) -> str:
@@ -712,8 +718,12 @@ def _model_problems(formfile: Formfile) -> list[str]:
 
 # -- the text form -----------------------------------------------------------------------------
 
-_ALIASES: Final = {"CPU": "VCPU", "CORES": "VCPU", "MEM": "MEMORY", "MBS": "MEMORY"} | {
-    "STORAGE": "DISK"
+_ALIASES: Final = {
+    "CPU": "VCPU",
+    "CORES": "VCPU",
+    "MEM": "MEMORY",
+    "MBS": "MEMORY",
+    "STORAGE": "DISK",
 }
 _SINGLE_VALUED: Final = frozenset(
     {"NAME", "DESCRIPTION", "MODEL", "FROM", "WORKDIR", "ENTRYPOINT"}
@@ -722,7 +732,7 @@ _SINGLE_VALUED: Final = frozenset(
 
 
 def _text_limit_problems(text: str) -> list[str]:
-    problems = []
+    problems: list[str] = []
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_TEXT_BYTES:
         problems.append(f"is {size} bytes; a Formfile may have at most {MAX_TEXT_BYTES} bytes")
@@ -742,9 +752,8 @@ def _unknown_directive(keyword: str) -> str:
     if keyword.upper() in TEXT_DIRECTIVES:
         return f"is not a directive; directives are case-sensitive, write {keyword.upper()}"
     if keyword.endswith(":"):
-        return (
-            "is not a directive; a YAML Formfile must start with one of its keys: "
-            + ", ".join(DOCUMENT_KEYS)
+        return "is not a directive; a YAML Formfile must start with one of its keys: " + ", ".join(
+            DOCUMENT_KEYS
         )
     return "is not a Formfile directive; use one of: " + ", ".join(TEXT_DIRECTIVES)
 
@@ -756,10 +765,9 @@ def _text_pair(arg: str, key_rule: Callable[[object], str]) -> tuple[str, str]:
     return key_rule(key.strip()), _within("value", _value_text, value)
 
 
-def _field_tokens(arg: str, known: Sequence[str]) -> dict[str, str]:
+def _field_tokens(arg: str, known: Sequence[str], problems: list[str]) -> dict[str, str]:
     """`field:value` / `field=value` tokens (shell quoting) into a dict, unknown ones refused."""
     values: dict[str, str] = {}
-    problems: list[str] = []
     for token in _shell_words(arg):
         colon, equals = token.find(":"), token.find("=")
         cut = min((i for i in (colon, equals) if i >= 0), default=-1)
@@ -772,9 +780,21 @@ def _field_tokens(arg: str, known: Sequence[str]) -> dict[str, str]:
             problems.append(f"gives {name} twice; give it once")
         else:
             values[name] = value
-    if problems:
-        raise _Invalid(*problems)
     return values
+
+
+def _text_fields(
+    arg: str,
+    known: Sequence[str],
+    build: Callable[[Mapping[str, object], _Report], _T | None],
+) -> _T:
+    """A USER or NETWORK line: its tokens, then `build` from them; all problems together."""
+    messages: list[str] = []
+    values = _field_tokens(arg, known, messages)
+    built = build(values, lambda name, message: messages.append(f"{name} {message}"))
+    if built is None or messages:
+        raise _Invalid(*messages)
+    return built
 
 
 def _text_model(arg: str) -> ModelRef:
@@ -802,13 +822,7 @@ def _text_entrypoint(arg: str) -> tuple[str, ...]:
 
 
 def _text_network(arg: str) -> Network:
-    messages: list[str] = []
-    network = _network_from_values(
-        _field_tokens(arg, _NETWORK_FIELDS), lambda name, message: messages.append(f"{name} {message}")
-    )
-    if network is None:
-        raise _Invalid(*messages)
-    return network
+    return _text_fields(arg, _NETWORK_FIELDS, _network_from_values)
 
 
 def _text_run(arg: str) -> Step:
@@ -818,7 +832,7 @@ def _text_run(arg: str) -> Step:
 def _text_copy(arg: str) -> Step:
     words = arg.split()
     if len(words) != 2:
-        raise _Invalid(f"takes a source and a destination path; got {len(words)} words")
+        raise _Invalid(f"takes two paths, a source and a destination; got {len(words)}")
     return CopyStep(_context_path(words[0]), _image_path(words[1]))
 
 
@@ -829,21 +843,15 @@ def _text_install(arg: str) -> Step:
 def _text_env(arg: str) -> Step:
     scope = SYSTEM_SCOPE
     if arg.startswith("--scope="):
-        flag, _, arg = arg.partition(" ")
-        scope = _scope(flag.removeprefix("--scope="))
-        arg = arg.strip()
+        flag, *rest = arg.split(maxsplit=1)
+        scope = _within("scope", _scope, flag.removeprefix("--scope="))
+        arg = rest[0] if rest else ""
     key, value = _text_pair(arg, _env_key)
     return EnvStep(key, value, scope)
 
 
 def _text_user(arg: str) -> Step:
-    messages: list[str] = []
-    user = _user_from_values(
-        _field_tokens(arg, _USER_FIELDS), lambda name, message: messages.append(f"{name} {message}")
-    )
-    if user is None:
-        raise _Invalid(*messages)
-    return UserStep(user)
+    return UserStep(_text_fields(arg, _USER_FIELDS, _user_from_values))
 
 
 _TEXT_STEPS: Final[Mapping[str, Callable[[str], Step]]] = {
@@ -895,7 +903,7 @@ class _TextParser:
         if not line or line.startswith("#"):
             return
         words = line.split(maxsplit=1)
-        keyword, arg = words[0], words[1] if len(words) > 1 else ""
+        keyword, arg = words[0], (words[1] if len(words) > 1 else "")
         try:
             self._apply(number, keyword, arg)
         except _Invalid as exc:
@@ -913,7 +921,9 @@ class _TextParser:
         if directive in _SINGLE_VALUED:
             first = self.seen.setdefault(directive, number)
             if first != number:
-                raise _Invalid(f"repeats {directive} from line {first}; give it once")
+                raise _Invalid(
+                    f"is a second {directive} (the first is on line {first}); give it once"
+                )
         if step is not None:
             self.steps.append(step(arg))
         elif handler is not None:
@@ -1012,7 +1022,7 @@ def parse_formfile_text(text: str) -> Formfile:
     """Parse Formation's text Formfile (with our extensions); raise FormfileError."""
     _raise_for_text_limits(text)
     parser = _TextParser()
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         parser.feed(number, line)
     return parser.finish()
 
@@ -1025,12 +1035,12 @@ def _field_text(value: object) -> str:
     return str(value)
 
 
-def _changed_fields(value: User | Network, always: Sequence[str] = ()) -> list[tuple[str, object]]:
-    """(name, value) of the fields that differ from their defaults, in declaration order."""
+def _changed_fields(value: User | Network) -> list[tuple[str, object]]:
+    """(name, value) of the fields that differ from their defaults (or have none), in order."""
     return [
         (f.name, getattr(value, f.name))
         for f in fields(value)
-        if f.name in always or getattr(value, f.name) != f.default
+        if getattr(value, f.name) != f.default
     ]
 
 
@@ -1048,11 +1058,11 @@ def _step_text(step: Step) -> str:
     if isinstance(step, EnvStep):
         scope = "" if step.scope == SYSTEM_SCOPE else f"--scope={step.scope} "
         return f"ENV {scope}{step.key}={step.value}"
-    return _field_line("USER", _changed_fields(step.user, always=("username",)))
+    return _field_line("USER", _changed_fields(step.user))
 
 
 def _resources_text(resources: Resources) -> list[str]:
-    lines = []
+    lines: list[str] = []
     if resources.vcpus is not None:
         lines.append(f"VCPU {resources.vcpus}")
     if resources.memory_mb is not None:
@@ -1147,7 +1157,8 @@ def _doc_items(
     if not isinstance(value, list | tuple):
         problems.add(f"must be a list, not {_kind(value)}", path=path)
         return []
-    if _convert(problems, path, value, _check_count) is None and len(value) > MAX_ITEMS:
+    if len(value) > MAX_ITEMS:
+        problems.add(f"has {len(value)} entries; use at most {MAX_ITEMS}", path=path)
         return []
     built = (build(problems, f"{path}[{index}]", item) for index, item in enumerate(value))
     return [item for item in built if item is not None]
@@ -1171,7 +1182,8 @@ def _doc_pairs(
     if not isinstance(value, Mapping):
         problems.add(f"must be an object, not {_kind(value)}", path=path)
         return ()
-    if _convert(problems, path, value, _check_count) is None and len(value) > MAX_ITEMS:
+    if len(value) > MAX_ITEMS:
+        problems.add(f"has {len(value)} entries; use at most {MAX_ITEMS}", path=path)
         return ()
     pairs = []
     for key, item in value.items():
@@ -1218,18 +1230,20 @@ def _doc_expose(problems: _Problems, value: object) -> tuple[int, ...]:
     return tuple(ports)
 
 
-def _doc_gpu(value: object) -> Gpu:
+def _doc_gpu(problems: _Problems, path: str, value: object) -> Gpu | None:
+    """A GPU as {model, count} or as the text form's MODEL[:count]."""
+    if value is None:
+        return None
     if isinstance(value, str):
-        return _text_gpu(value)
-    if not isinstance(value, Mapping):
-        raise _Invalid(f"must be an object {{model, count}} or MODEL[:count], not {_kind(value)}")
-    problems = _Problems()
-    data = _doc_object(problems, "", value, ("model", "count"), required=("model",))
-    if data is not None and not problems.items:
-        model = _within("model:", _gpu_model, data["model"])
-        count = data.get("count")
-        return Gpu(model, 1 if count is None else _within("count:", _want_int_gpu, count))
-    raise _Invalid(*(str(problem) for problem in problems.items))
+        return _convert(problems, path, value, lambda text: _text_gpu(_want_str(text)))
+    data = _doc_object(problems, path, value, ("model", "count"), required=("model",))
+    if data is None or data.get("model") is None:
+        return None
+    model = _convert(problems, f"{path}.model", data["model"], _gpu_model)
+    count = _take(problems, f"{path}.count", data.get("count"), _want_int_gpu)
+    if model is None or (count is None and data.get("count") is not None):
+        return None
+    return Gpu(model, 1 if count is None else count)
 
 
 def _doc_resources(problems: _Problems, value: object) -> Resources:
@@ -1241,12 +1255,15 @@ def _doc_resources(problems: _Problems, value: object) -> Resources:
     return Resources(
         vcpus=_take(problems, "resources.vcpus", data.get("vcpus"), lambda v: _want_int(v, _VCPUS)),
         memory_mb=_take(
-            problems, "resources.memory_mb", data.get("memory_mb"), lambda v: _want_int(v, _MEMORY_MB)
+            problems,
+            "resources.memory_mb",
+            data.get("memory_mb"),
+            lambda v: _want_int(v, _MEMORY_MB),
         ),
         disk_gb=_take(
             problems, "resources.disk_gb", data.get("disk_gb"), lambda v: _want_int(v, _DISK_GB)
         ),
-        gpu=_take(problems, "resources.gpu", data.get("gpu"), _doc_gpu),
+        gpu=_doc_gpu(problems, "resources.gpu", data.get("gpu")),
     )
 
 
@@ -1290,7 +1307,8 @@ def _doc_env(problems: _Problems, path: str, value: object) -> EnvStep | None:
     if data is None or data.get("key") is None:
         return None
     key = _convert(problems, f"{path}.key", data["key"], _env_key)
-    text = _convert(problems, f"{path}.value", data.get("value", ""), _value_text)
+    raw_value = data.get("value")
+    text = _convert(problems, f"{path}.value", "" if raw_value is None else raw_value, _value_text)
     scope = _take(problems, f"{path}.scope", data.get("scope"), _scope) or SYSTEM_SCOPE
     if key is None or text is None:
         return None
@@ -1375,8 +1393,7 @@ def parse_formfile_document(data: object) -> Formfile:
         or DEFAULT_WORKDIR,
         includes=_doc_list(problems, "include", document.get("include"), _context_path),
         steps=_doc_steps(problems, document),
-        entrypoint=_take(problems, "entrypoint", document.get("entrypoint"), _doc_entrypoint)
-        or (),
+        entrypoint=_take(problems, "entrypoint", document.get("entrypoint"), _doc_entrypoint) or (),
         expose=_doc_expose(problems, document.get("expose")),
         resources=_doc_resources(problems, document.get("resources")),
         network=_doc_network(problems, document.get("network")),
@@ -1405,7 +1422,7 @@ def _step_document(step: Step) -> dict[str, object]:
         if step.scope != SYSTEM_SCOPE:
             env["scope"] = str(step.scope)
         return {"env": env}
-    return {"user": _field_document(_changed_fields(step.user, always=("username",)))}
+    return {"user": _field_document(_changed_fields(step.user))}
 
 
 def _legacy_document(steps: Sequence[Step]) -> dict[str, object]:
@@ -1536,6 +1553,7 @@ def _yaml_problem(exc: Exception) -> FormfileProblem:
 def parse_formfile(text: str) -> Formfile:
     """Parse a Formfile in any form (`detect_formfile_form`); raise FormfileError."""
     _raise_for_text_limits(text)
+    text = text.removeprefix("\ufeff")
     form = detect_formfile_form(text)
     if form == "text":
         return parse_formfile_text(text)
