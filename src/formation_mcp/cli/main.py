@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -38,7 +39,15 @@ def main() -> None:
 @click.option("--grpc-listen", help="Override FMCP_GRPC_LISTEN (host:port).")
 @click.option("--http-listen", help="Override FMCP_HTTP_LISTEN (host:port).")
 @click.option("--no-worker", is_flag=True, help="Do not run a worker inside this process.")
-def serve(grpc_listen: str | None, http_listen: str | None, no_worker: bool) -> None:
+@click.option(
+    "--envoy",
+    "with_envoy",
+    is_flag=True,
+    help="Also run Envoy (REST + gRPC front door on FMCP_ENVOY_LISTEN) and supervise both.",
+)
+def serve(
+    grpc_listen: str | None, http_listen: str | None, no_worker: bool, with_envoy: bool
+) -> None:
     """Run the API server (gRPC with health and reflection, plus /metrics and /healthz),
     with an in-process worker unless --no-worker."""
     from dataclasses import replace
@@ -51,7 +60,7 @@ def serve(grpc_listen: str | None, http_listen: str | None, no_worker: bool) -> 
     if http_listen:
         settings = replace(settings, http_listen=http_listen)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(_serve(settings, run_worker=not no_worker))
+    sys.exit(asyncio.run(_serve(settings, run_worker=not no_worker, with_envoy=with_envoy)))
 
 
 async def _until_signalled() -> None:
@@ -62,15 +71,42 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def _serve(settings: Settings, run_worker: bool) -> None:
+async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
+    """Runs until SIGINT/SIGTERM (exit 0) or, with --envoy, until Envoy exits (exit 1):
+    the two start and stop together."""
     from formation_mcp.app import Application
+    from formation_mcp.envoy import EnvoyProcess, write_config
 
     app = Application(settings, run_worker=run_worker)
     await app.start()
     click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
-    await _until_signalled()
-    log.info("stopping: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
-    await app.stop()
+    envoy: EnvoyProcess | None = None
+    try:
+        if with_envoy:
+            config = write_config(
+                settings.data_dir,
+                listen=settings.envoy_listen,
+                grpc_upstream=app.grpc.address,
+                http_upstream=app.http.address,
+            )
+            envoy = EnvoyProcess(config, settings.envoy_listen)
+            await envoy.start()
+            click.echo(f"fmcp: Envoy (REST and gRPC) on {settings.envoy_listen}", err=True)
+        signalled = asyncio.ensure_future(_until_signalled())
+        waiting: set[asyncio.Future[Any]] = {signalled}
+        if envoy is not None:
+            waiting.add(asyncio.ensure_future(envoy.wait()))
+        done, _pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if signalled not in done:
+            click.echo("fmcp: Envoy exited; stopping the server too", err=True)
+            code = 1
+    finally:
+        if envoy is not None:
+            await envoy.stop()
+        log.info("stopping: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
+        await app.stop()
+    return code
 
 
 @main.command()
