@@ -5,7 +5,7 @@ from __future__ import annotations
 from formation.mcp.v1 import accounts_pb2, accounts_pb2_grpc, auth_pb2, auth_pb2_grpc
 from google.protobuf import empty_pb2
 
-from formation_mcp.api.handlers import Context
+from formation_mcp.api.handlers import Context, client_address
 from formation_mcp.auth.accounts import AccountsAdmin
 from formation_mcp.auth.service import AuthService
 from formation_mcp.identity import current_caller
@@ -18,11 +18,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CreateChallenge(
         self, request: auth_pb2.CreateChallengeRequest, context: Context
     ) -> auth_pb2.Challenge:
-        return await self._auth.create_challenge(request.public_key, context.peer())
+        return await self._auth.create_challenge(request.public_key, client_address(context))
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.Session:
         return await self._auth.login(
-            request.challenge_id, request.public_key, request.signature, context.peer()
+            request.challenge_id, request.public_key, request.signature, client_address(context)
         )
 
     async def RefreshToken(

@@ -98,9 +98,10 @@ class AuthService:
         self._per_key = RateLimiter(per_minute)
         self._per_peer = RateLimiter(per_minute * 4)
 
-    def _limit(self, kid: str, peer: str, what: str) -> None:
+    def _limit(self, kid: str, address: str, what: str) -> None:
+        """Per key and per client address (behind Envoy: the address Envoy saw)."""
         self._per_key.take(f"key:{kid}", what)
-        self._per_peer.take(f"peer:{peer.rpartition(':')[0] or peer}", what)
+        self._per_peer.take(f"address:{address}", what)
 
     async def create_challenge(self, public_key: bytes, peer: str) -> auth_pb2.Challenge:
         """A single-use challenge for any well-formed key: whether the key has an account is
