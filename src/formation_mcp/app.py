@@ -31,7 +31,7 @@ from formation_mcp.operations.store import StoredEvent
 from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.settings import Settings
 from formation_mcp.tools.audit import AuditLog
-from formation_mcp.tools.catalog import build_registry
+from formation_mcp.tools.catalog import build_registry, workload_environment
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.tools.service import ToolsService
 from formation_mcp.worker.runtime import Worker, default_node_id
@@ -96,7 +96,10 @@ class Application:
             self.revocations,
         )
         self.accounts = AccountsAdmin(self.database, self.bus, self.revocations)
-        self.registry = registry or build_registry(settings.tool_modules)
+        node_id = settings.node_id or default_node_id()
+        self.registry = registry or build_registry(
+            settings.tool_modules, workload_environment(settings, self.database, node_id)
+        )
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
@@ -110,7 +113,7 @@ class Application:
                 self.broker,
                 self.registry,
                 self.operations,
-                node_id=settings.node_id or default_node_id(),
+                node_id=node_id,
                 prefetch=settings.worker_prefetch,
             )
             if run_worker

@@ -74,10 +74,27 @@ class Settings:
     challenge_ttl_seconds: float = 300.0
     token_cache_size: int = 10_000
     login_rate_per_minute: int = 30
+    artifact_dir: Path | None = None
+    work_dir: Path | None = None
+    run_as: str = ""
+    build_step_timeout_seconds: float = 600.0
     max_attempts: int = 3
     worker_prefetch: int = 16
     node_id: str = ""
     tool_modules: tuple[str, ...] = ()
+
+    @property
+    def effective_artifact_dir(self) -> Path:
+        """FMCP_ARTIFACT_DIR, or artifacts/ in the data dir: content-addressed packs."""
+        return self.artifact_dir or self.data_dir / "artifacts"
+
+    @property
+    def effective_work_dir(self) -> Path:
+        """FMCP_WORK_DIR, or a directory under the system temp dir: builds and instances run
+        there, never inside the server's own directories."""
+        import tempfile
+
+        return self.work_dir or Path(tempfile.gettempdir()) / f"fmcp-work-{os.getuid()}"
 
     @property
     def effective_signing_key_file(self) -> Path:
@@ -202,6 +219,14 @@ def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         values["max_attempts"] = _positive_int("FMCP_MAX_ATTEMPTS", text)
     if (text := get("FMCP_WORKER_PREFETCH")) is not None:
         values["worker_prefetch"] = _positive_int("FMCP_WORKER_PREFETCH", text)
+    if (text := get("FMCP_ARTIFACT_DIR")) is not None:
+        values["artifact_dir"] = Path(text)
+    if (text := get("FMCP_WORK_DIR")) is not None:
+        values["work_dir"] = Path(text)
+    if (text := get("FMCP_RUN_AS")) is not None:
+        values["run_as"] = text
+    if (text := get("FMCP_BUILD_STEP_TIMEOUT")) is not None:
+        values["build_step_timeout_seconds"] = parse_duration("FMCP_BUILD_STEP_TIMEOUT", text)
     if (text := get("FMCP_BROKER_PREFIX")) is not None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
             raise SettingsError(f"FMCP_BROKER_PREFIX={text!r}: letters, digits, . _ - only")

@@ -142,3 +142,17 @@ outbox = sa.Table(
     sa.Column("claimed_until", sa.BigInteger, nullable=False),
     sa.Index("ix_outbox_claimed_until", "claimed_until"),
 )
+
+packs = sa.Table(
+    "packs",
+    metadata,
+    sa.Column("build_id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("formfile", sa.Text, nullable=False),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_packs_owner_create_time", "owner", "create_time"),
+)

@@ -22,6 +22,9 @@ _TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 MAX_VIOLATIONS = 50
 
 Executor = Callable[["ToolContext", dict[str, Any]], Awaitable[dict[str, Any]]]
+Precheck = Callable[[dict[str, Any]], None]
+"""Checks what JSON Schema cannot (a Formfile's grammar) when the call is made, before
+anything is queued; raises InvalidArgument naming the fields."""
 """Runs a tool: gets validated arguments, reports progress through the context, returns the
 output (a JSON object matching the output schema)."""
 
@@ -41,6 +44,7 @@ class ToolSpec:
     long_running: bool = False
     admin_only: bool = False
     aliases: tuple[str, ...] = ()
+    precheck: Precheck | None = field(default=None, repr=False, compare=False)
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
@@ -76,6 +80,8 @@ class ToolSpec:
                 metadata={"tool": self.name, "violations": str(len(violations))},
                 field_violations=violations,
             )
+        if self.precheck is not None:
+            self.precheck(arguments)
 
 
 def _error_order(error: ValidationError) -> tuple[str, ...]:

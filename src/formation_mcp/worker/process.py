@@ -12,7 +12,7 @@ from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.service import OperationService
 from formation_mcp.operations.store import StoredEvent
 from formation_mcp.settings import Settings
-from formation_mcp.tools.catalog import build_registry
+from formation_mcp.tools.catalog import build_registry, workload_environment
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker, default_node_id
 
@@ -40,11 +40,13 @@ class WorkerApplication:
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
+        node_id = settings.node_id or default_node_id()
+        environment = workload_environment(settings, self.database, node_id)
         self.worker = Worker(
             self.broker,
-            registry or build_registry(settings.tool_modules),
+            registry or build_registry(settings.tool_modules, environment),
             operations,
-            node_id=settings.node_id or default_node_id(),
+            node_id=node_id,
             prefetch=settings.worker_prefetch,
         )
 

@@ -1,0 +1,245 @@
+"""The `pack.build` tool: a Formfile and its build context become a content-addressed pack.
+
+The call is checked before anything is queued (schema, then the Formfile's own grammar); the
+build runs on a worker (long-running), streams every output line, and a second identical
+build is done at once from the cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from formation_mcp.clock import now_us
+from formation_mcp.db.database import Database
+from formation_mcp.db.schema import packs
+from formation_mcp.errors import FieldViolation, InvalidArgument
+from formation_mcp.tools.context import ToolContext
+from formation_mcp.tools.registry import ToolRegistry, ToolSpec
+from formation_mcp.workloads.build import (
+    BuildLimits,
+    BuildRequest,
+    build_id_for,
+    build_pack,
+    not_applied,
+)
+from formation_mcp.workloads.formfile import Formfile, FormfileError, parse_formfile
+from formation_mcp.workloads.staging import StagingLimits, stage_files, stage_tar_gz
+
+MAX_FORMFILE_CHARS = 65_536
+MAX_TAR_GZ_BASE64_CHARS = 96 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadEnvironment:
+    """What the workload tools need from the process that runs them (a worker)."""
+
+    database: Database
+    artifact_dir: Path
+    work_dir: Path
+    run_as: str | None
+    step_timeout_seconds: float
+    node_id: str
+
+
+PACK_BUILD_INPUT: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "formfile": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_FORMFILE_CHARS,
+            "description": "The Formfile: Formation's text form (NAME, RUN, COPY, ...) or the "
+            "JSON/YAML document (name, run, include, env, expose, entrypoint, resources).",
+        },
+        "context_files": {
+            "type": "object",
+            "maxProperties": 2000,
+            "additionalProperties": {"type": "string"},
+            "description": "The build context as relative path -> UTF-8 file content.",
+        },
+        "context_tar_gz": {
+            "type": "string",
+            "maxLength": MAX_TAR_GZ_BASE64_CHARS,
+            "contentEncoding": "base64",
+            "description": "The build context as a base64 .tar.gz (regular files and "
+            "directories only).",
+        },
+    },
+    "required": ["formfile"],
+    "not": {"required": ["context_files", "context_tar_gz"]},
+    "additionalProperties": False,
+}
+
+PACK_BUILD_OUTPUT: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "build_id": {"type": "string", "description": "The pack's id (use it to ship)."},
+        "name": {"type": "string"},
+        "digest": {"type": "string", "description": "sha256 of the pack archive."},
+        "size_bytes": {"type": "integer"},
+        "cached": {"type": "boolean", "description": "True when an identical build existed."},
+        "not_applied": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Formfile directives recorded in the pack but not applied by the "
+            "local driver (INSTALL, USER).",
+        },
+        "steps_run": {"type": "integer"},
+    },
+    "required": ["build_id", "name", "digest", "size_bytes", "cached", "not_applied"],
+}
+
+
+def _formfile(arguments: dict[str, Any]) -> Formfile:
+    try:
+        return parse_formfile(arguments["formfile"])
+    except FormfileError as error:
+        violations = [
+            FieldViolation(field, description)
+            for field, description in error.field_violations("arguments.formfile")
+        ]
+        raise InvalidArgument(
+            f"the Formfile is not valid: {violations[0].description}"
+            + (f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""),
+            reason="FORMFILE_INVALID",
+            field_violations=violations,
+        ) from None
+
+
+def _tar_gz(arguments: dict[str, Any]) -> bytes | None:
+    text = arguments.get("context_tar_gz")
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument.for_field(
+            "arguments.context_tar_gz", "not valid base64 (standard alphabet, with padding)"
+        ) from None
+
+
+def precheck_pack_build(arguments: dict[str, Any]) -> None:
+    _formfile(arguments)
+    _tar_gz(arguments)
+
+
+class PackBuilder:
+    def __init__(self, environment: WorkloadEnvironment) -> None:
+        self._env = environment
+
+    async def __call__(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        formfile = _formfile(arguments)
+        archive = _tar_gz(arguments)
+        scratch = self._env.work_dir / "builds" / uuid.uuid4().hex
+        try:
+            staged = scratch / "context"
+            await context.progress(1, "staging", "Staging the build context.")
+            if archive is not None:
+                digest = stage_tar_gz(archive, staged, StagingLimits())
+            else:
+                digest = stage_files(arguments.get("context_files", {}), staged, StagingLimits())
+            build_id = build_id_for(context.owner, formfile, str(digest))
+            if (cached := await self._cached(build_id, context.owner)) is not None:
+                await context.progress(100, "done", "An identical pack exists: reused.")
+                return cached
+            result = await build_pack(
+                BuildRequest(
+                    owner=context.owner,
+                    formfile=formfile,
+                    context_root=staged,
+                    work_dir=scratch / "build",
+                    artifact_dir=self._env.artifact_dir,
+                    run_as=self._env.run_as or None,
+                    context_digest=str(digest),
+                    limits=BuildLimits(step_timeout_seconds=self._env.step_timeout_seconds),
+                ),
+                context,
+            )
+            await self._record(
+                result.build_id, context.owner, formfile, result.digest, result.size_bytes
+            )
+            return {
+                "build_id": result.build_id,
+                "name": formfile.name,
+                "digest": result.digest,
+                "size_bytes": result.size_bytes,
+                "cached": result.cached,
+                "not_applied": list(result.not_applied),
+                "steps_run": result.steps_run,
+            }
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(scratch)
+
+    async def _cached(self, build_id: str, owner: str) -> dict[str, Any] | None:
+        async with self._env.database.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(packs).where(packs.c.build_id == build_id, packs.c.owner == owner)
+                )
+            ).first()
+        if row is None or not (self._env.artifact_dir / f"{row.digest}.tar.gz").exists():
+            return None
+        return {
+            "build_id": build_id,
+            "name": row.name,
+            "digest": row.digest,
+            "size_bytes": row.size_bytes,
+            "cached": True,
+            "not_applied": not_applied(parse_formfile(row.formfile)),
+            "steps_run": 0,
+        }
+
+    async def _record(
+        self, build_id: str, owner: str, formfile: Formfile, digest: str, size: int
+    ) -> None:
+        with contextlib.suppress(IntegrityError):  # the same build finished elsewhere first
+            async with self._env.database.write() as conn:
+                await conn.execute(
+                    packs.insert().values(
+                        build_id=build_id,
+                        owner=owner,
+                        name=formfile.name,
+                        digest=digest,
+                        size_bytes=size,
+                        formfile=formfile.normalized_json(),
+                        node=self._env.node_id,
+                        create_time=now_us(),
+                    )
+                )
+
+
+def register(registry: ToolRegistry, environment: WorkloadEnvironment) -> None:
+    registry.register(
+        ToolSpec(
+            name="pack.build",
+            title="Build a pack",
+            description=(
+                "Build a workload pack from a Formfile and its build context: stage the files, "
+                "run the RUN/COPY/ENV/WORKDIR steps (each output line is streamed as a log "
+                "line), and store a content-addressed archive. Returns the build_id to ship. "
+                "An identical build (same owner, Formfile and context) is reused at once."
+            ),
+            version="1.0.0",
+            category="pack",
+            input_schema=PACK_BUILD_INPUT,
+            output_schema=PACK_BUILD_OUTPUT,
+            idempotent=True,
+            long_running=True,
+            aliases=("form_pack_build",),
+            precheck=precheck_pack_build,
+        ),
+        PackBuilder(environment),
+    )

@@ -1,0 +1,150 @@
+"""pack.build end to end: CallTool -> outbox -> broker -> worker -> build -> events -> result,
+on every database and broker (the `tools_app` server, whose worker has the built-in tools)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from formation.mcp.v1 import (
+    operations_pb2,
+    operations_pb2_grpc,
+    tools_pb2,
+    tools_pb2_grpc,
+)
+from google.longrunning import operations_pb2 as lro_pb2
+from google.rpc import code_pb2
+from tests.helpers import error_info, field_violations, metadata_of, output_of, struct
+
+from formation_mcp.app import Application
+
+Md = tuple[tuple[str, str], ...]
+
+FORMFILE = """\
+NAME hello-web
+RUN echo "building $GREETING" && mkdir -p out && cp app.py out/app.py
+RUN python3 -c "import sys; print('to stderr', file=sys.stderr)"
+ENV GREETING=world
+RUN echo "greeting is $GREETING"
+INSTALL curl
+ENTRYPOINT ["python3", "out/app.py"]
+EXPOSE 8000
+"""
+APP = "print('hello')\n"
+
+
+@pytest.fixture
+def app(tools_app: Application) -> Application:
+    return tools_app
+
+
+async def build(
+    channel: grpc.aio.Channel,
+    md: Md,
+    formfile: str = FORMFILE,
+    tool: str = "pack.build",
+    files: dict[str, str] | None = None,
+) -> list[lro_pb2.Operation]:
+    """Call the tool and watch it to the end: every message of the watch."""
+    operation = await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(
+        tools_pb2.CallToolRequest(
+            name=f"tools/{tool}",
+            arguments=struct({"formfile": formfile, "context_files": files or {"app.py": APP}}),
+        ),
+        metadata=md,
+    )
+    watch = operations_pb2_grpc.OperationsServiceStub(channel).WatchOperation(
+        operations_pb2.WatchOperationRequest(name=operation.name), metadata=md
+    )
+    async with asyncio.timeout(60):
+        return [message async for message in watch]
+
+
+def log_text(messages: list[lro_pb2.Operation]) -> list[str]:
+    return [line.text for message in messages[1:] for line in metadata_of(message).logs]
+
+
+async def test_a_build_streams_its_output_and_returns_the_pack(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    messages = await build(channel, as_account, files={"app.py": APP, "extra.txt": "unique-1"})
+    final = messages[-1]
+    assert final.done and not final.HasField("error"), final.error.message
+    result = output_of(final)
+    assert result["name"] == "hello-web" and result["cached"] is False
+    assert result["not_applied"] == ["INSTALL curl"]
+    lines = log_text(messages)
+    assert "greeting is world" in lines  # ENV applies to the steps after it...
+    assert [line for line in lines if line.startswith("building")] == ["building"] or [
+        line for line in lines if line.startswith("building")
+    ] == ["building "]  # ...and not to those before it
+    assert "to stderr" in lines
+
+
+async def test_an_identical_build_is_cached(channel: grpc.aio.Channel, as_account: Md) -> None:
+    files = {"app.py": APP, "extra.txt": "unique-2"}
+    first = output_of((await build(channel, as_account, files=files))[-1])
+    second = output_of((await build(channel, as_account, files=files))[-1])
+    assert second["cached"] is True
+    assert (second["build_id"], second["digest"]) == (first["build_id"], first["digest"])
+
+
+async def test_the_seed_name_form_pack_build_works(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    final = (await build(channel, as_account, tool="form_pack_build"))[-1]
+    assert final.done and output_of(final)["name"] == "hello-web"
+
+
+async def test_a_failing_step_fails_with_its_exit_code_and_last_lines(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    formfile = "NAME broken\nRUN echo about to fail && exit 3\n"
+    final = (await build(channel, as_account, formfile=formfile))[-1]
+    assert final.error.code == code_pb2.FAILED_PRECONDITION
+    assert "3" in final.error.message and "about to fail" in final.error.message
+
+
+async def test_a_bad_formfile_is_refused_before_anything_starts(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(
+            tools_pb2.CallToolRequest(
+                name="tools/pack.build",
+                arguments=struct({"formfile": "NAME x\nMEMORY 12\nFROBNICATE now\n"}),
+            ),
+            metadata=as_account,
+        )
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).reason == "FORMFILE_INVALID"
+    assert set(field_violations(caught.value)) == {"arguments.formfile"}
+    listed = await operations_pb2_grpc.OperationsServiceStub(channel).ListOperations(
+        operations_pb2.ListOperationsRequest(), metadata=as_account
+    )
+    assert list(listed.operations) == []
+
+
+async def test_a_context_path_that_escapes_the_build_root_is_refused(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    final = (await build(channel, as_account, files={"../escape.txt": "x"}))[-1]
+    assert final.error.code == code_pb2.INVALID_ARGUMENT
+    assert metadata_of(final).state == operations_pb2.OperationMetadata.FAILED
+
+
+async def test_context_files_and_tar_gz_together_are_refused(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(
+            tools_pb2.CallToolRequest(
+                name="tools/pack.build",
+                arguments=struct(
+                    {"formfile": "NAME x\n", "context_files": {}, "context_tar_gz": ""}
+                ),
+            ),
+            metadata=as_account,
+        )
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
