@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from bench import identity, list_ops, logins, tool_calls, unary, watch
+from bench import identity, list_ops, logins, rest, tool_calls, unary, watch
 
 BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "unary": unary.run,
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "watch": watch.run,
     "logins": logins.run,
     "calls": tool_calls.run,
+    "rest": rest.run,
 }
 
 

@@ -16,6 +16,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "formation.mcp"
+MAX_MESSAGE_CHARS = 2048
+"""Statuses travel in HTTP/2 trailers (16 KiB for all metadata): messages are capped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,10 @@ class FmcpError(Exception):
             details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
         if request_id:
             details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
-        return status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
+        message = self.message
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+        return status_pb2.Status(code=self.code.value[0], message=message, details=details)
 
     def _error_info(self) -> error_details_pb2.ErrorInfo:
         return error_details_pb2.ErrorInfo(
@@ -71,9 +76,9 @@ class FmcpError(Exception):
         return error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description, reason=v.reason
+                    field=v.field[:256], description=v.description[:512], reason=v.reason
                 )
-                for v in self.field_violations
+                for v in self.field_violations[:50]
             ]
         )
 

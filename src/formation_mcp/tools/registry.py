@@ -92,7 +92,26 @@ def _violation(error: ValidationError) -> FieldViolation:
     path = "".join(
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
     )
-    return FieldViolation(f"arguments{path}", error.message, reason=str(error.validator).upper())
+    return FieldViolation(f"arguments{path}", _describe(error), reason=str(error.validator).upper())
+
+
+MAX_ECHOED_CHARS = 80
+
+
+def _describe(error: ValidationError) -> str:
+    """jsonschema's message, unless it would echo a long value back (errors travel in gRPC
+    trailers, which are small): then what was wrong with it, without the value."""
+    message = error.message
+    if len(message) <= 2 * MAX_ECHOED_CHARS:
+        return message
+    instance = error.instance
+    size = ""
+    if isinstance(instance, str):
+        size = f" of {len(instance)} characters"
+    elif isinstance(instance, list | dict):
+        size = f" of {len(instance)} items"
+    rule = repr(error.validator_value)[:MAX_ECHOED_CHARS]
+    return f"the {type(instance).__name__}{size} given fails {error.validator}: {rule}"
 
 
 @dataclass(frozen=True, slots=True)
