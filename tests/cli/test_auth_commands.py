@@ -148,3 +148,25 @@ async def test_token_prints_an_access_token_that_the_server_accepts(
     result = await cli("token", target=app.grpc.address)
     caller = await app.verifier.verify(result.out.strip())
     assert result.code == 0 and caller.account.startswith("accounts/")
+
+
+async def test_sign_refuses_stdin_that_is_not_a_challenge(
+    cli: Callable[..., asyncio.Future[Result]],
+) -> None:
+    await cli("keygen")
+    result = await cli("sign")  # stdin is empty
+    assert result.code == 1 and "CreateChallenge" in result.err
+
+
+async def test_sign_message_signs_with_the_key_pubkey_prints(
+    cli: Callable[..., asyncio.Future[Result]],
+) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    await cli("keygen")
+    public = base64.b64decode((await cli("pubkey")).out.strip())
+    message = base64.b64encode(b"formation-mcp-login-v1\ntest").decode()
+    signature = base64.b64decode((await cli("sign", "--message", message)).out.strip())
+    Ed25519PublicKey.from_public_bytes(public).verify(signature, base64.b64decode(message))

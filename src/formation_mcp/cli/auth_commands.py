@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,6 +19,7 @@ from google.protobuf import empty_pb2, field_mask_pb2
 from formation_mcp.auth.keys import (
     b64url,
     key_id,
+    load_private_key,
     parse_public_key,
     public_bytes,
     write_private_key,
@@ -72,6 +77,65 @@ def keygen(key_file: str | None, force: bool) -> None:
     click.echo(f"key file:   {path}")
     click.echo(f"public key: {b64url(public_key)}")
     click.echo(f"key id:     {key_id(public_key)}")
+
+
+def _load_key(key_file: str | None) -> Ed25519PrivateKey:
+    path = ClientConfig.resolve(key_file=key_file).key_file
+    try:
+        return load_private_key(path)
+    except FileNotFoundError:
+        raise click.ClickException(f"no key at {path}: run `fmcp keygen`") from None
+
+
+@click.command()
+@key_option
+def pubkey(key_file: str | None) -> None:
+    """Print the public key (base64) of your key, as CreateChallenge takes it."""
+    click.echo(base64.b64encode(public_bytes(_load_key(key_file))).decode())
+
+
+@click.command()
+@key_option
+@click.option("--message", help="Sign this base64 message and print the base64 signature.")
+def sign(key_file: str | None, message: str | None) -> None:
+    """Sign a login challenge for REST users. Reads the JSON answer of POST /v1/auth/challenge
+    on stdin and prints the JSON body for POST /v1/auth/login:
+
+    curl -s $ENVOY/v1/auth/challenge -d "{\"public_key\":\"$(fmcp pubkey)\"}" | fmcp sign |
+    curl -s $ENVOY/v1/auth/login -d @-
+    """
+    key = _load_key(key_file)
+    if message is not None:
+        click.echo(base64.b64encode(key.sign(_b64(message, "--message"))).decode())
+        return
+    try:
+        challenge = json.loads(sys.stdin.read())
+        challenge_id, text = challenge["challenge_id"], challenge["message"]
+    except (ValueError, KeyError, TypeError):
+        raise click.ClickException(
+            "stdin must be the JSON answer of CreateChallenge (challenge_id, message)"
+        ) from None
+    signature = key.sign(_b64(text, "message"))
+    click.echo(
+        json.dumps(
+            {
+                "challenge_id": challenge_id,
+                "public_key": base64.b64encode(public_bytes(key)).decode(),
+                "signature": base64.b64encode(signature).decode(),
+            }
+        )
+    )
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(
+            text + "=" * (-len(text) % 4),
+            altchars=b"-_" if ("-" in text or "_" in text) else None,
+            validate=True,
+        )
+    except (binascii.Error, ValueError):
+        raise click.ClickException(f"{what} is not base64") from None
 
 
 @click.command("login")

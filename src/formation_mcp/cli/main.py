@@ -15,6 +15,8 @@ from formation_mcp.cli.auth_commands import (
     keygen,
     login_command,
     logout,
+    pubkey,
+    sign,
     token,
     whoami,
 )
@@ -162,6 +164,8 @@ main.add_command(login_command)
 main.add_command(whoami)
 main.add_command(logout)
 main.add_command(token)
+main.add_command(pubkey)
+main.add_command(sign)
 main.add_command(account)
 
 
