@@ -35,6 +35,7 @@ def cli(tmp_path: Path) -> Callable[..., asyncio.Future[Result]]:
             FMCP,
             *args,
             env={**env, "FMCP_TARGET": target} if target else env,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
