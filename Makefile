@@ -41,13 +41,15 @@ define generate
 	touch $(1)/formation/py.typed
 endef
 
-proto: $(BIN)/fmcp ## Wipe and regenerate generated/ from proto/
+proto: $(BIN)/fmcp ## Wipe and regenerate generated/ from proto/, and the OpenAPI document
 	$(call generate,generated)
+	$(BIN)/python -m formation_mcp.openapi
 
-check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/
+check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/ or the OpenAPI document
 	$(eval TMP := $(shell mktemp -d))
 	$(call generate,$(TMP)/generated)
 	diff -r generated $(TMP)/generated || { echo "generated/ is stale: run 'make proto' and commit" >&2; rm -rf $(TMP); exit 1; }
+	$(BIN)/python -m formation_mcp.openapi --check --descriptor $(TMP)/generated/formation_mcp.binpb || { rm -rf $(TMP); exit 1; }
 	rm -rf $(TMP)
 
 lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict on src/, buf lint and format, envoy validate

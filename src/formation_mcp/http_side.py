@@ -1,4 +1,4 @@
-"""The server's own small HTTP side: /metrics (Prometheus) and /healthz."""
+"""The server's own small HTTP side: /metrics (Prometheus), /healthz and /openapi.json."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,8 +18,15 @@ from starlette.routing import Route
 from formation_mcp.errors import Unavailable
 from formation_mcp.metrics import Metrics
 
+OPENAPI_DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "formation_mcp.openapi.json"
+"""The committed OpenAPI document of the REST API (`python -m formation_mcp.openapi`)."""
 
-def build_app(metrics: Metrics, check_health: Callable[[], Awaitable[None]]) -> Starlette:
+
+def build_app(
+    metrics: Metrics,
+    check_health: Callable[[], Awaitable[None]],
+    openapi_document: Path = OPENAPI_DOCUMENT,
+) -> Starlette:
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -29,7 +37,20 @@ def build_app(metrics: Metrics, check_health: Callable[[], Awaitable[None]]) -> 
             return JSONResponse({"status": "unavailable", "reason": exc.message}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/metrics", metrics_endpoint), Route("/healthz", healthz)])
+    async def openapi(_request: Request) -> Response:
+        try:
+            document = await asyncio.to_thread(openapi_document.read_bytes)
+        except FileNotFoundError:
+            return JSONResponse({"status": "not_found"}, status_code=404)
+        return Response(document, media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics_endpoint),
+            Route("/healthz", healthz),
+            Route("/openapi.json", openapi),
+        ]
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -130,7 +130,7 @@ async def watch(
         "GET", f"/v1/{name}:watch", headers=auth(token), params=params, timeout=None
     ) as response:
         assert response.status_code == 200
-        assert response.headers["content-type"] == "application/json"
+        assert response.headers["content-type"] == "application/x-ndjson"
         lines = Lines(response)
         try:
             yield lines

@@ -20,6 +20,7 @@ from tests.helpers import Worker, metadata_of, new_operation
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer
+from formation_mcp.openapi import OUTPUT as OPENAPI_DOCUMENT
 
 RUNNING = operations_pb2.OperationMetadata.RUNNING
 
@@ -52,6 +53,14 @@ async def test_healthz_goes_to_the_servers_http_side(envoy: str, app: Applicatio
     async with httpx.AsyncClient(base_url=envoy) as client:
         response = await client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_the_openapi_document_is_served_by_the_http_side(envoy: str) -> None:
+    async with httpx.AsyncClient(base_url=envoy) as client:
+        response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == OPENAPI_DOCUMENT.read_bytes()
 
 
 async def test_unknown_query_parameter_is_400(
