@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +93,6 @@ class Settings:
     def effective_work_dir(self) -> Path:
         """FMCP_WORK_DIR, or a directory under the system temp dir: builds and instances run
         there, never inside the server's own directories."""
-        import tempfile
-
         return self.work_dir or Path(tempfile.gettempdir()) / f"fmcp-work-{os.getuid()}"
 
     @property

@@ -5,23 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.conftest import free_port
 
 from formation_mcp.db import migrate
 
 FMCP = str(Path(sys.executable).parent / "fmcp")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:

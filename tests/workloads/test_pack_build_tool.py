@@ -74,6 +74,7 @@ async def test_a_build_streams_its_output_and_returns_the_pack(
     result = output_of(final)
     assert result["name"] == "hello-web" and result["cached"] is False
     assert result["not_applied"] == ["INSTALL curl"]
+    assert result["note"].startswith("INSTALL curl: ")  # says the local driver skipped it
     lines = log_text(messages)
     assert "greeting is world" in lines  # ENV applies to the steps after it...
     assert [line for line in lines if line.startswith("building")] == ["building"] or [

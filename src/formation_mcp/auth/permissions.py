@@ -14,7 +14,6 @@ TOOLS_READ = "tools.read"
 TOOLS_CALL = "tools.call"
 ACCOUNT_SELF = "account.self"
 ACCOUNTS_ADMIN = "accounts.admin"
-ALL_OWNERS = "owners.all"
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: frozenset({"*"}),

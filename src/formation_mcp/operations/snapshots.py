@@ -29,10 +29,6 @@ class SnapshotCache:
         self._max = max_entries
         self._ttl = ttl_seconds
 
-    @property
-    def enabled(self) -> bool:
-        return self._max > 0
-
     def get(self, operation_id: str) -> Snapshot | None:
         snapshot = self._entries.get(operation_id)
         if snapshot is None:

@@ -9,17 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from formation.mcp.v1 import operations_pb2, queue_pb2
 
-from formation_mcp.errors import FmcpError
-
 EmitEvent = Callable[[queue_pb2.OperationEvent], Awaitable[None]]
 
 
 class OperationCancelled(Exception):
     """Raised inside a tool by `check_cancelled()` once cancellation was requested."""
-
-
-class ToolFailed(FmcpError):
-    """A tool's own failure: the operation ends FAILED with this code, reason and message."""
 
 
 class ToolContext:

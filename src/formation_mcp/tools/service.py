@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.auth.permissions import may_call_tool
 from formation_mcp.db.database import Database
-from formation_mcp.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from formation_mcp.errors import InvalidArgument, PermissionDenied
 from formation_mcp.identity import Caller
 from formation_mcp.operations import paging
 from formation_mcp.operations.convert import to_operation
@@ -51,7 +51,7 @@ class ToolsService:
         registry: ToolRegistry,
         operations: OperationService,
         audit_log: AuditLog,
-        dispatcher: Dispatcher | None,
+        dispatcher: Dispatcher,
     ) -> None:
         self._db = database
         self._registry = registry
@@ -176,11 +176,6 @@ class ToolsService:
     ) -> lro_pb2.Operation:
         """The operation, its work item in the outbox and the audit entry: one transaction."""
         dispatcher = self._dispatcher
-        if dispatcher is None:
-            raise FailedPrecondition(
-                f"{tool.spec.name} runs on workers, and this server has no broker configured",
-                reason="NO_WORKERS",
-            )
         try:
             async with self._db.write() as conn:
                 created = await self._operations.create(

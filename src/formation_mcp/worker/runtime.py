@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -199,10 +198,3 @@ def _already_handled(record: OperationRecord | None, attempt: int) -> bool:
     if record is None or record.done:
         return True
     return record.state is State.RUNNING and record.attempt >= attempt
-
-
-async def run_until_stopped(worker: Worker, stop: asyncio.Event, grace: float) -> None:
-    await worker.start()
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
-    await worker.stop(grace)

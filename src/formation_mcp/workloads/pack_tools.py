@@ -28,6 +28,7 @@ from formation_mcp.tools.registry import ToolRegistry, ToolSpec
 from formation_mcp.workloads.build import (
     BuildLimits,
     BuildRequest,
+    BuildResult,
     build_id_for,
     build_pack,
     not_applied,
@@ -97,6 +98,7 @@ PACK_BUILD_OUTPUT: dict[str, Any] = {
             "local driver (INSTALL, USER).",
         },
         "steps_run": {"type": "integer"},
+        "note": {"type": "string", "description": "Present when something was not applied."},
     },
     "required": ["build_id", "name", "digest", "size_bytes", "cached", "not_applied"],
 }
@@ -170,15 +172,7 @@ class PackBuilder:
             await self._record(
                 result.build_id, context.owner, formfile, result.digest, result.size_bytes
             )
-            return {
-                "build_id": result.build_id,
-                "name": formfile.name,
-                "digest": result.digest,
-                "size_bytes": result.size_bytes,
-                "cached": result.cached,
-                "not_applied": list(result.not_applied),
-                "steps_run": result.steps_run,
-            }
+            return {"name": formfile.name, **result.to_output()}
         finally:
             with contextlib.suppress(OSError):
                 shutil.rmtree(scratch)
@@ -192,15 +186,16 @@ class PackBuilder:
             ).first()
         if row is None or not (self._env.artifact_dir / f"{row.digest}.tar.gz").exists():
             return None
-        return {
-            "build_id": build_id,
-            "name": row.name,
-            "digest": row.digest,
-            "size_bytes": row.size_bytes,
-            "cached": True,
-            "not_applied": not_applied(parse_formfile(row.formfile)),
-            "steps_run": 0,
-        }
+        cached = BuildResult(
+            build_id=build_id,
+            digest=row.digest,
+            archive_path=self._env.artifact_dir / f"{row.digest}.tar.gz",
+            size_bytes=row.size_bytes,
+            cached=True,
+            not_applied=not_applied(parse_formfile(row.formfile)),
+            steps_run=0,
+        )
+        return {"name": row.name, **cached.to_output()}
 
     async def _record(
         self, build_id: str, owner: str, formfile: Formfile, digest: str, size: int
