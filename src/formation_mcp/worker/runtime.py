@@ -66,6 +66,7 @@ class Worker:
         self._prefetch = prefetch
         self._running: dict[str, _Running] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._claimed: set[str] = set()
         self._consumers: list[Consumer] = []
         self._stopping = False
 
@@ -111,11 +112,20 @@ class Worker:
             log.error("dropping unreadable work")
             await delivery.ack()
             return
-        if item.operation in self._running or item.operation in self._finished:
-            # Redelivered because our ack was lost (a dropped connection) while we still ran it
-            # or after we finished it (its terminal event may not be in the database yet).
+        if item.operation in self._claimed or item.operation in self._finished:
+            # Redelivered because our ack was lost (a dropped connection) while we still handle
+            # it or after we finished it (its terminal event may not be in the database yet).
             await delivery.ack()
             return
+        self._claimed.add(item.operation)  # before any await: a redelivery may arrive meanwhile
+        try:
+            await self._handle(item, operation_id, delivery)
+        finally:
+            self._claimed.discard(item.operation)
+
+    async def _handle(
+        self, item: queue_pb2.WorkItem, operation_id: str, delivery: Delivery
+    ) -> None:
         record = await self._operations.record(operation_id)
         if _already_handled(record, delivery.attempt):
             await delivery.ack()
