@@ -31,10 +31,10 @@ from formation_mcp.operations.store import StoredEvent
 from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.settings import Settings
 from formation_mcp.tools.audit import AuditLog
-from formation_mcp.tools.catalog import build_registry, workload_environment
+from formation_mcp.tools.catalog import build_registry, local_driver, workload_environment
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.tools.service import ToolsService
-from formation_mcp.worker.runtime import Worker, default_node_id
+from formation_mcp.worker.runtime import Worker
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,10 @@ class Application:
             self.revocations,
         )
         self.accounts = AccountsAdmin(self.database, self.bus, self.revocations)
-        node_id = settings.node_id or default_node_id()
-        self.registry = registry or build_registry(
-            settings.tool_modules, workload_environment(settings, self.database, node_id)
-        )
+        node_id = settings.effective_node_id
+        environment = workload_environment(settings, self.database, node_id)
+        self.driver = local_driver(settings, environment) if run_worker else None
+        self.registry = registry or build_registry(settings.tool_modules, environment, self.driver)
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
@@ -161,6 +161,8 @@ class Application:
         await self.keys.refresh()
         await self.revocations.load()
         await self.accounts.bootstrap_admins(settings.admin_keys)
+        if self.driver is not None:
+            await self.driver.start()
         await self.grpc.start()
         await self.http.start()
         loop = asyncio.get_running_loop()
@@ -188,9 +190,11 @@ class Application:
             return
         self._stopped = True
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        if self.broker_ready.is_set() and self.worker is not None:
+            await self.worker.stop(self.settings.shutdown_grace_seconds)
+        if self.driver is not None:
+            await self.driver.stop()
         if self.broker_ready.is_set():
-            if self.worker is not None:
-                await self.worker.stop(self.settings.shutdown_grace_seconds)
             await self.api_consumers.stop()
         for task in self._tasks:
             task.cancel()

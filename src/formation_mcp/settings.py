@@ -5,8 +5,10 @@ Every setting is documented in the README's configuration table; keep both in st
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,7 +84,11 @@ class Settings:
     max_attempts: int = 3
     worker_prefetch: int = 16
     node_id: str = ""
+    instance_stop_grace_seconds: float = 10.0
+    instance_log_bytes: int = 1024 * 1024
+    stop_instances_on_exit: bool = True
     tool_modules: tuple[str, ...] = ()
+    mcp_allowed_origins: tuple[str, ...] = ()
 
     @property
     def effective_artifact_dir(self) -> Path:
@@ -94,6 +100,17 @@ class Settings:
         """FMCP_WORK_DIR, or a directory under the system temp dir: builds and instances run
         there, never inside the server's own directories."""
         return self.work_dir or Path(tempfile.gettempdir()) / f"fmcp-work-{os.getuid()}"
+
+    @property
+    def effective_node_id(self) -> str:
+        """FMCP_NODE_ID, or this machine's name and a digest of the data directory: stable
+        across restarts (a node finds its instances again), distinct for two workers with
+        their own data directories on one machine."""
+        if self.node_id:
+            return self.node_id
+        host = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname()).strip("-")[:64] or "node"
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{host}-{digest}"
 
     @property
     def effective_signing_key_file(self) -> Path:
@@ -166,6 +183,7 @@ class Settings:
             values["log_format"] = text
         values.update(_auth_values(get))
         values.update(_work_values(get))
+        values.update(_mcp_values(get))
         return cls(**values)
 
 
@@ -230,8 +248,36 @@ def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
             raise SettingsError(f"FMCP_BROKER_PREFIX={text!r}: letters, digits, . _ - only")
         values["broker_prefix"] = text
+    if (text := get("FMCP_INSTANCE_STOP_GRACE")) is not None:
+        values["instance_stop_grace_seconds"] = parse_duration("FMCP_INSTANCE_STOP_GRACE", text)
+    if (text := get("FMCP_INSTANCE_LOG_BYTES")) is not None:
+        values["instance_log_bytes"] = _positive_int("FMCP_INSTANCE_LOG_BYTES", text)
+    if (text := get("FMCP_STOP_INSTANCES_ON_EXIT")) is not None:
+        if text.lower() not in {"true", "false", "1", "0"}:
+            raise SettingsError(f"FMCP_STOP_INSTANCES_ON_EXIT={text!r}: use true or false")
+        values["stop_instances_on_exit"] = text.lower() in {"true", "1"}
     if (text := get("FMCP_NODE_ID")) is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", text):
+            raise SettingsError(f"FMCP_NODE_ID={text!r}: 1 to 128 letters, digits, _ or -")
         values["node_id"] = text
     if (text := get("FMCP_TOOL_MODULES")) is not None:
         values["tool_modules"] = tuple(m.strip() for m in text.split(",") if m.strip())
+    return values
+
+
+_ORIGIN = re.compile(r"^https?://[^/\s]+$")
+
+
+def _mcp_values(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """The MCP endpoint's browser origins, beyond loopback ones (always allowed)."""
+    values: dict[str, Any] = {}
+    if (text := get("FMCP_MCP_ALLOWED_ORIGINS")) is not None:
+        origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise SettingsError(
+                    f"FMCP_MCP_ALLOWED_ORIGINS={text!r}: {origin!r} is not an origin such as "
+                    "https://app.example.com (scheme://host[:port], no path)"
+                )
+        values["mcp_allowed_origins"] = origins
     return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -34,7 +35,11 @@ async def app(app: Application) -> AsyncIterator[Application]:
     127.0.0.1; the per-address limit (4 x login_rate_per_minute, shared by every key) would
     refuse them. Rate limiting itself is tested on servers of its own."""
     application = Application(
-        replace(app.settings, login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVER)
+        replace(
+            app.settings,
+            login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVER,
+            node_id=f"auth-tests-{uuid.uuid4().hex[:8]}",  # the root server holds its node id
+        )
     )
     await application.start()
     try:

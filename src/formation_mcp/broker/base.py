@@ -2,7 +2,9 @@
 `memory.MemoryBroker` (in-process, the embedded default) and `rabbitmq.RabbitBroker`.
 
 Four flows:
-- work: API (outbox relay) -> one worker. Routed by key `tool.<tool name>`. At-least-once: a
+- work: API (outbox relay) -> one worker. Routed by key `tool.<tool name>` (any worker), or
+  `node.<node id>.tool.<tool name>` for work that must run on one node (its instances live
+  there): only the workers consuming with that node id receive it. At-least-once: a
   delivery not acked (worker crash, requeue) comes back with `attempt` + 1; after
   `max_attempts` deliveries the message goes to the dead-letter flow instead.
 - events: workers -> API servers (one consumer at a time applies them, in publish order).
@@ -15,6 +17,7 @@ Every publish returns once the broker has confirmed it (persistent messages); it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -66,8 +69,9 @@ class Broker(Protocol):
 
     async def publish_cancel(self, body: bytes) -> None: ...
 
-    async def consume_work(self, handler: Handler, prefetch: int) -> Consumer:
-        """At most `prefetch` unacked deliveries at a time to this consumer."""
+    async def consume_work(self, handler: Handler, prefetch: int, node: str = "") -> Consumer:
+        """At most `prefetch` unacked deliveries at a time to this consumer (per queue); with
+        `node`, also the work routed to that node."""
         ...
 
     async def consume_events(self, handler: Handler, prefetch: int) -> Consumer: ...
@@ -79,5 +83,33 @@ class Broker(Protocol):
         ...
 
 
-def work_routing_key(tool: str) -> str:
-    return f"tool.{tool}"
+WORK_ROUTING_PREFIX = "tool."
+NODE_ROUTING_PREFIX = "node."
+_NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def check_node_id(node: str) -> str:
+    """Node ids are routing-key words: letters, digits, `_` and `-`."""
+    if not _NODE_ID.fullmatch(node):
+        raise ValueError(f"node id {node!r}: 1 to 128 letters, digits, _ or - (no dots)")
+    return node
+
+
+def work_routing_key(tool: str, node: str = "") -> str:
+    if node:
+        return f"{NODE_ROUTING_PREFIX}{check_node_id(node)}.{WORK_ROUTING_PREFIX}{tool}"
+    return f"{WORK_ROUTING_PREFIX}{tool}"
+
+
+def routed_node(routing_key: str) -> str:
+    """The node a work routing key is for ("" for any worker); ValueError if not a work key."""
+    if routing_key.startswith(WORK_ROUTING_PREFIX):
+        return ""
+    if routing_key.startswith(NODE_ROUTING_PREFIX):
+        node, _, rest = routing_key.removeprefix(NODE_ROUTING_PREFIX).partition(".")
+        if rest.startswith(WORK_ROUTING_PREFIX):
+            return check_node_id(node)
+    raise ValueError(
+        f"work routing keys are {WORK_ROUTING_PREFIX}<tool> or "
+        f"{NODE_ROUTING_PREFIX}<node>.{WORK_ROUTING_PREFIX}<tool>, not {routing_key!r}"
+    )

@@ -21,11 +21,11 @@ from formation_mcp.broker.base import (
     Consumer,
     Delivery,
     Handler,
+    routed_node,
 )
 
 log = logging.getLogger(__name__)
 
-WORK_ROUTING_PREFIX = "tool."
 DEAD_LETTER_PREFETCH = 16
 
 
@@ -211,6 +211,17 @@ class _MemoryQueue:
         return None
 
 
+class Consumers:
+    """Several consumers stopped as one (a worker's general and node queues)."""
+
+    def __init__(self, consumers: list[Consumer]) -> None:
+        self._consumers = consumers
+
+    async def stop(self) -> None:
+        for consumer in self._consumers:
+            await consumer.stop()
+
+
 class _CancelConsumer:
     """Receives every cancel published while it is registered."""
 
@@ -240,6 +251,7 @@ class MemoryBroker:
         self._tasks = HandlerTasks()
         self._dead = _MemoryQueue()
         self._work = _MemoryQueue(max_attempts=max_attempts, dead_letter=self._to_dead_letters)
+        self._node_work: dict[str, _MemoryQueue] = {}
         self._events = _MemoryQueue(single_active=True)
         self._cancel_subscribers: list[_CancelConsumer] = []
         self._started = False
@@ -251,16 +263,16 @@ class MemoryBroker:
     async def close(self) -> None:
         """Stop everything at once: nothing is requeued, running handlers are cancelled."""
         self._closed = True
-        for queue in (self._work, self._events, self._dead):
+        for queue in (self._work, self._events, self._dead, *self._node_work.values()):
             queue.close()
         self._cancel_subscribers.clear()
         await self._tasks.cancel_all()
 
     async def publish_work(self, routing_key: str, body: bytes, message_id: str) -> None:
         self._check_open()
-        if not routing_key.startswith(WORK_ROUTING_PREFIX):
-            raise ValueError(f"work routing keys start with {WORK_ROUTING_PREFIX!r}")
-        self._work.put(_Message(body))
+        node = routed_node(routing_key)
+        queue = self._node_queue(node) if node else self._work
+        queue.put(_Message(body))
 
     async def publish_event(self, body: bytes) -> None:
         self._check_open()
@@ -271,8 +283,19 @@ class MemoryBroker:
         for subscriber in list(self._cancel_subscribers):
             subscriber.deliver(body)
 
-    async def consume_work(self, handler: Handler, prefetch: int) -> Consumer:
-        return self._consume(self._work, handler, prefetch)
+    async def consume_work(self, handler: Handler, prefetch: int, node: str = "") -> Consumer:
+        if not node:
+            return self._consume(self._work, handler, prefetch)
+        mine = self._consume(self._node_queue(node), handler, prefetch)
+        return Consumers([mine, self._consume(self._work, handler, prefetch)])
+
+    def _node_queue(self, node: str) -> _MemoryQueue:
+        """Work for one node waits in a queue of its own until a worker of that node comes."""
+        queue = self._node_work.get(node)
+        if queue is None:
+            queue = _MemoryQueue(max_attempts=self.max_attempts, dead_letter=self._to_dead_letters)
+            self._node_work[node] = queue
+        return queue
 
     async def consume_events(self, handler: Handler, prefetch: int) -> Consumer:
         return self._consume(self._events, handler, prefetch)

@@ -2,7 +2,10 @@
 
 Topology (durable, declared idempotently by every process in `start()`; `<p>` is the prefix,
 `fmcp` by default):
-- work: topic exchange `<p>.work` -> quorum queue `<p>.work` (bound with `tool.#`). RabbitMQ
+- work: topic exchange `<p>.work` -> quorum queue `<p>.work` (bound with `tool.#`), and one
+  quorum queue `<p>.node.<node id>` per node (bound with `node.<node id>.#`, declared by the
+  node's workers and by whoever publishes to it first, so nothing routed to a node that is
+  down is lost: it waits for the node). RabbitMQ
   counts deliveries (`x-delivery-count`) and, once a message has been delivered `max_attempts`
   times (`x-delivery-limit` = max_attempts - 1), dead-letters it to `<p>.dead` when it comes
   back (requeue, or its consumer's channel closes with it unacked).
@@ -38,14 +41,18 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 from yarl import URL
 
 from formation_mcp.broker.base import (
+    NODE_ROUTING_PREFIX,
+    WORK_ROUTING_PREFIX,
     BrokerUnavailable,
     CancelHandler,
     Consumer,
     Handler,
+    check_node_id,
+    routed_node,
 )
 from formation_mcp.broker.memory import (
     DEAD_LETTER_PREFETCH,
-    WORK_ROUTING_PREFIX,
+    Consumers,
     HandlerTasks,
     run_cancel_handler,
     run_handler,
@@ -91,19 +98,30 @@ class Topology:
             f"{prefix}.cancel": ExchangeType.FANOUT,
         }
         self.cancel = f"{prefix}.cancel"
+        self._prefix = prefix
+        self._work_arguments: dict[str, Any] = {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": max_attempts - 1,
+            "x-dead-letter-exchange": f"{prefix}.dead",
+        }
         self.work = QueueSpec(
-            f"{prefix}.work",
-            f"{prefix}.work",
-            f"{WORK_ROUTING_PREFIX}#",
-            {
-                "x-queue-type": "quorum",
-                "x-delivery-limit": max_attempts - 1,
-                "x-dead-letter-exchange": f"{prefix}.dead",
-            },
+            f"{prefix}.work", f"{prefix}.work", f"{WORK_ROUTING_PREFIX}#", self._work_arguments
         )
+        self.nodes: set[str] = set()
+        """Nodes whose queues this process declared (to delete them with the topology)."""
         self.dead = QueueSpec(f"{prefix}.dead", f"{prefix}.dead", "", {})
         self.events = QueueSpec(
             f"{prefix}.events", f"{prefix}.events", "", {"x-single-active-consumer": True}
+        )
+
+    def node_work(self, node: str) -> QueueSpec:
+        node = check_node_id(node)
+        self.nodes.add(node)
+        return QueueSpec(
+            f"{self._prefix}.node.{node}",
+            self.work.exchange,
+            f"{NODE_ROUTING_PREFIX}{node}.#",
+            self._work_arguments,
         )
 
     async def declare(self, channel: AbstractChannel) -> None:
@@ -138,7 +156,8 @@ class Topology:
         return queue
 
     async def delete(self, channel: AbstractChannel) -> None:
-        for spec in (self.work, self.dead, self.events):
+        nodes = [self.node_work(node) for node in sorted(self.nodes)]
+        for spec in (self.work, self.dead, self.events, *nodes):
             await channel.queue_delete(spec.name)
         for name in self.exchanges:
             await channel.exchange_delete(name)
@@ -307,6 +326,7 @@ class RabbitBroker:
         self._connection: AbstractRobustConnection | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._closed = False
+        self._declared_nodes: set[str] = set()
         self.reconnects = 0
         """How often the connection was re-established (observability, tests)."""
 
@@ -359,6 +379,7 @@ class RabbitBroker:
 
     def _on_reconnected(self, _sender: object) -> None:
         self.reconnects += 1
+        self._declared_nodes.clear()  # declare again: RabbitMQ may have lost its definitions
         log.warning("RabbitMQ connection re-established; consumers restored")
 
     async def close(self) -> None:
@@ -377,12 +398,27 @@ class RabbitBroker:
             await self._topology.delete(channel)
 
     async def publish_work(self, routing_key: str, body: bytes, message_id: str) -> None:
-        if not routing_key.startswith(WORK_ROUTING_PREFIX):
-            raise ValueError(f"work routing keys start with {WORK_ROUTING_PREFIX!r}")
+        node = routed_node(routing_key)
+        if node and node not in self._declared_nodes:
+            await self._declare_node_queue(node)
         message = aio_pika.Message(
             body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=message_id
         )
         await self._publish(self._topology.work.exchange, routing_key, message, mandatory=True)
+
+    async def _declare_node_queue(self, node: str) -> None:
+        """The node's queue, so work for a node that is not consuming right now waits there
+        (a publish to a queue nobody declared would be unroutable)."""
+        connection = self._require_connection()
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                async with connection.channel() as channel:
+                    await self._topology.declare_queue(channel, self._topology.node_work(node))
+        except UNAVAILABLE_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot declare the work queue of node {node}: {_describe(exc)}"
+            ) from exc
+        self._declared_nodes.add(node)
 
     async def publish_event(self, body: bytes) -> None:
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
@@ -410,8 +446,18 @@ class RabbitBroker:
                 f"RabbitMQ did not confirm the message: {_describe(exc)}"
             ) from exc
 
-    async def consume_work(self, handler: Handler, prefetch: int) -> Consumer:
-        return await self._consume(self._topology.work, handler, prefetch, _work_attempt)
+    async def consume_work(self, handler: Handler, prefetch: int, node: str = "") -> Consumer:
+        if not node:
+            return await self._consume(self._topology.work, handler, prefetch, _work_attempt)
+        spec = self._topology.node_work(node)
+        mine = await self._consume(spec, handler, prefetch, _work_attempt)
+        self._declared_nodes.add(node)
+        try:  # the general queue last: once it consumes, work may arrive at once
+            general = await self._consume(self._topology.work, handler, prefetch, _work_attempt)
+        except BaseException:
+            await mine.stop()
+            raise
+        return Consumers([mine, general])
 
     async def consume_events(self, handler: Handler, prefetch: int) -> Consumer:
         return await self._consume(self._topology.events, handler, prefetch, _classic_attempt(1))

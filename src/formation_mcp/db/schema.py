@@ -156,3 +156,44 @@ packs = sa.Table(
     sa.Column("create_time", sa.BigInteger, nullable=False),
     sa.Index("ix_packs_owner_create_time", "owner", "create_time"),
 )
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("instance_id", sa.String(40), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("build_id", sa.String(64), nullable=False),
+    sa.Column("node", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("supervisor_pid", sa.Integer, nullable=True),
+    sa.Column("supervisor_start", sa.BigInteger, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("status_message", sa.Text, nullable=False),
+    sa.Column("ports", sa.Text, nullable=False),
+    sa.Column("resources", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Column("update_time", sa.BigInteger, nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=True),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Index("ix_instances_owner_create_time", "owner", "create_time"),
+    sa.Index("ix_instances_node", "node"),
+    sa.Index(
+        "uq_instances_owner_live_name",
+        "owner",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("state != 'deleted'"),
+        postgresql_where=sa.text("state != 'deleted'"),
+    ),
+)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node_id", sa.String(128), primary_key=True),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("last_seen", sa.BigInteger, nullable=False),
+)

@@ -41,7 +41,11 @@ class Outbox:
 
     async def enqueue(self, conn: AsyncConnection, item: queue_pb2.WorkItem) -> None:
         await _insert(
-            conn, WORK, work_routing_key(item.tool), item.operation, item.SerializeToString()
+            conn,
+            WORK,
+            work_routing_key(item.tool, item.node),
+            item.operation,
+            item.SerializeToString(),
         )
 
     async def enqueue_cancel(self, conn: AsyncConnection, operation_id: str) -> None:

@@ -18,6 +18,8 @@ SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 DENIED = "DENIED"
 INVALID = "INVALID"
+REJECTED = "REJECTED"
+"""The call named something the caller cannot act on (not found, its node offline)."""
 VALIDATED = "VALIDATED"
 DUPLICATE = "DUPLICATE"
 

@@ -11,17 +11,22 @@ from typing import TYPE_CHECKING
 from formation_mcp.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
+    from formation_mcp.workloads.driver import InstanceDriver
     from formation_mcp.workloads.pack_tools import WorkloadEnvironment
 
 
 def build_registry(
-    modules: Iterable[str] = (), environment: WorkloadEnvironment | None = None
+    modules: Iterable[str] = (),
+    environment: WorkloadEnvironment | None = None,
+    driver: InstanceDriver | None = None,
 ) -> ToolRegistry:
+    """`driver` runs the instance tools in a process with a worker (None elsewhere)."""
     registry = ToolRegistry()
     if environment is not None:
-        from formation_mcp.workloads import pack_tools
+        from formation_mcp.workloads import pack_tools, vm_tools
 
         pack_tools.register(registry, environment)
+        vm_tools.register(registry, environment, driver)
     for name in modules:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)
@@ -29,6 +34,20 @@ def build_registry(
             raise ValueError(f"FMCP_TOOL_MODULES: {name} has no register(registry) function")
         register(registry)
     return registry
+
+
+def local_driver(settings: object, environment: WorkloadEnvironment) -> InstanceDriver:
+    """The driver a worker runs instances with."""
+    from formation_mcp.settings import Settings
+    from formation_mcp.workloads.local_driver import LocalDriver
+
+    assert isinstance(settings, Settings)
+    return LocalDriver(
+        environment,
+        stop_grace_seconds=settings.instance_stop_grace_seconds,
+        log_bytes=settings.instance_log_bytes,
+        stop_on_exit=settings.stop_instances_on_exit,
+    )
 
 
 def workload_environment(settings: object, database: object, node_id: str) -> WorkloadEnvironment:

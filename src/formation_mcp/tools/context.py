@@ -25,11 +25,17 @@ class ToolContext:
         owner: str,
         attempt: int,
         emit: EmitEvent,
+        caller_is_admin: bool = False,
+        resource: str = "",
     ) -> None:
         self.operation = operation
         self.tool = tool
         self.owner = owner
         self.attempt = attempt
+        self.caller_is_admin = caller_is_admin
+        """Known for calls run inline by the API (a worker acts on `resource`, which the API
+        authorized)."""
+        self.resource = resource
         self._emit = emit
         self._sequence = 0
         self.cancel_requested = asyncio.Event()

@@ -15,6 +15,7 @@ from jsonschema.exceptions import ValidationError
 from formation_mcp.errors import FieldViolation, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
+    from formation_mcp.identity import Caller
     from formation_mcp.tools.context import ToolContext
 
 NAME_PREFIX = "tools/"
@@ -22,11 +23,27 @@ _TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 MAX_VIOLATIONS = 50
 
 Executor = Callable[["ToolContext", dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Runs a tool: gets validated arguments, reports progress through the context, returns the
+output (a JSON object matching the output schema)."""
 Precheck = Callable[[dict[str, Any]], None]
 """Checks what JSON Schema cannot (a Formfile's grammar) when the call is made, before
 anything is queued; raises InvalidArgument naming the fields."""
-"""Runs a tool: gets validated arguments, reports progress through the context, returns the
-output (a JSON object matching the output schema)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a call must run: the node that holds its resource, and that resource's name
+    (resolved and authorized by the API, so the worker acts on exactly it)."""
+
+    node: str
+    resource: str
+
+
+Placer = Callable[["Caller", dict[str, Any]], Awaitable[Placement]]
+"""Resolves a call's target at call time (NOT_FOUND for what the caller may not see,
+FAILED_PRECONDITION when its node is offline). A placed tool always runs on that node's
+worker; a placed quick tool's call waits briefly for the result, so callers still get a done
+operation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +62,7 @@ class ToolSpec:
     admin_only: bool = False
     aliases: tuple[str, ...] = ()
     precheck: Precheck | None = field(default=None, repr=False, compare=False)
+    placement: Placer | None = field(default=None, repr=False, compare=False)
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 

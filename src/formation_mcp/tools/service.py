@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.auth.permissions import may_call_tool
 from formation_mcp.db.database import Database
-from formation_mcp.errors import InvalidArgument, PermissionDenied
+from formation_mcp.errors import FmcpError, InvalidArgument, PermissionDenied
 from formation_mcp.identity import Caller
 from formation_mcp.operations import paging
 from formation_mcp.operations.convert import to_operation
@@ -29,9 +29,12 @@ from formation_mcp.operations.service import OperationService
 from formation_mcp.tools import audit
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.context import ToolContext
-from formation_mcp.tools.registry import RegisteredTool, ToolRegistry, ToolSpec
+from formation_mcp.tools.registry import Placement, RegisteredTool, ToolRegistry, ToolSpec
 from formation_mcp.tools.runner import run_tool
 
+PLACED_QUICK_WAIT = 15.0
+"""How long the call of a quick tool placed on a node waits for its result before it returns
+the pending operation (the node is busy or was just restarted: the caller can wait on it)."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _CATEGORY_FILTER = re.compile(r'\s*category\s*=\s*"?([A-Za-z0-9_.-]+)"?\s*')
 
@@ -121,8 +124,19 @@ class ToolsService:
         if validate_only:
             await self._audit.record(**record, outcome=audit.VALIDATED)
             return _validated(spec)
-        if spec.long_running:
-            return await self._dispatch(caller, tool, arguments, request_id, record)
+        placement = None
+        if spec.placement is not None:
+            try:
+                placement = await spec.placement(caller, arguments)
+            except FmcpError as error:
+                await self._audit.record(**record, outcome=audit.REJECTED, detail=error.message)
+                raise
+        if spec.long_running or placement is not None:
+            operation = await self._dispatch(caller, tool, arguments, request_id, record, placement)
+            if not spec.long_running and not operation.done:
+                # A quick tool placed on a node: answer with its result, as for any quick tool.
+                return await self._operations.wait(caller, operation.name, PLACED_QUICK_WAIT)
+            return operation
         return await self._run_inline(caller, tool, arguments, request_id, record)
 
     async def _existing(
@@ -155,6 +169,7 @@ class ToolsService:
             owner=caller.account,
             attempt=1,
             emit=self._apply,
+            caller_is_admin=caller.is_admin,
         )
         await run_tool(tool, context, arguments, node="api")
         final = await self._operations.record(created.id)
@@ -173,6 +188,7 @@ class ToolsService:
         arguments: dict[str, Any],
         request_id: str,
         record: dict[str, Any],
+        placement: Placement | None,
     ) -> lro_pb2.Operation:
         """The operation, its work item in the outbox and the audit entry: one transaction."""
         dispatcher = self._dispatcher
@@ -188,6 +204,9 @@ class ToolsService:
                     attempt=1,
                     trace_id=uuid.uuid4().hex,
                 )
+                if placement is not None:
+                    item.node = placement.node
+                    item.resource = placement.resource
                 json_format.ParseDict(arguments, item.arguments)
                 await dispatcher.enqueue(conn, item)
                 await self._audit.record(

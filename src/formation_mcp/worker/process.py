@@ -12,9 +12,9 @@ from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.service import OperationService
 from formation_mcp.operations.store import StoredEvent
 from formation_mcp.settings import Settings
-from formation_mcp.tools.catalog import build_registry, workload_environment
+from formation_mcp.tools.catalog import build_registry, local_driver, workload_environment
 from formation_mcp.tools.registry import ToolRegistry
-from formation_mcp.worker.runtime import Worker, default_node_id
+from formation_mcp.worker.runtime import Worker
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,12 @@ class WorkerApplication:
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
-        node_id = settings.node_id or default_node_id()
+        node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
+        self.driver = local_driver(settings, environment)
         self.worker = Worker(
             self.broker,
-            registry or build_registry(settings.tool_modules, environment),
+            registry or build_registry(settings.tool_modules, environment, self.driver),
             operations,
             node_id=node_id,
             prefetch=settings.worker_prefetch,
@@ -52,10 +53,12 @@ class WorkerApplication:
 
     async def start(self) -> None:
         await migrate.upgrade(self.database)
+        await self.driver.start()
         await self.broker.start()
         await self.worker.start()
 
     async def stop(self) -> None:
         await self.worker.stop(self.settings.shutdown_grace_seconds)
+        await self.driver.stop()
         await self.broker.close()
         await self.database.close()

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -37,10 +35,6 @@ log = logging.getLogger(__name__)
 PUBLISH_RETRY_MAX_SECONDS = 5.0
 FINISHED_MEMORY = 10_000
 """Operations a worker remembers finishing, to skip redeliveries whose ack was lost."""
-
-
-def default_node_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass
@@ -78,7 +72,7 @@ class Worker:
     async def start(self) -> None:
         self._consumers = [
             await self._broker.consume_cancels(self._on_cancel),
-            await self._broker.consume_work(self._on_work, self._prefetch),
+            await self._broker.consume_work(self._on_work, self._prefetch, node=self.node_id),
         ]
         log.info("worker started", extra={"node": self.node_id, "prefetch": self._prefetch})
 
@@ -137,6 +131,7 @@ class Worker:
             owner=item.owner,
             attempt=delivery.attempt,
             emit=self._publish,
+            resource=item.resource,
         )
         if record.cancel_requested:
             context.cancel_requested.set()
@@ -167,6 +162,9 @@ class Worker:
             tool = self._registry.resolve(item.tool)
         except FmcpError:
             await self._fail(context, f"this worker has no tool {item.tool!r}")
+            return
+        if item.node and item.node != self.node_id:
+            await self._fail(context, f"work for node {item.node} reached node {self.node_id}")
             return
         if context.cancel_requested.is_set():
             await self._cancelled(context)

@@ -284,14 +284,14 @@ def _remove_tree(path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class _Identity:
+class RunAsIdentity:
     name: str
     uid: int
     gid: int
     groups: tuple[int, ...]
 
 
-def _identity(run_as: str | None) -> _Identity | None:
+def run_as_identity(run_as: str | None) -> RunAsIdentity | None:
     if not run_as:
         return None
     try:
@@ -307,10 +307,10 @@ def _identity(run_as: str | None) -> _Identity | None:
         message = f"running builds as {run_as!r} (FMCP_RUN_AS) needs a worker running as root"
         raise FailedPrecondition(message, reason="RUN_AS_NOT_POSSIBLE")
     groups = tuple(sorted(set(os.getgrouplist(run_as, entry.pw_gid))))
-    return _Identity(run_as, entry.pw_uid, entry.pw_gid, groups)
+    return RunAsIdentity(run_as, entry.pw_uid, entry.pw_gid, groups)
 
 
-def _searchable(info: os.stat_result, who: _Identity) -> bool:
+def _searchable(info: os.stat_result, who: RunAsIdentity) -> bool:
     if info.st_uid == who.uid:
         return bool(info.st_mode & stat.S_IXUSR)
     if info.st_gid in who.groups or info.st_gid == who.gid:
@@ -318,7 +318,7 @@ def _searchable(info: os.stat_result, who: _Identity) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
-def _check_reachable(path: Path, who: _Identity) -> None:
+def _check_reachable(path: Path, who: RunAsIdentity) -> None:
     for directory in [path, *path.parents]:
         if not _searchable(directory.stat(), who):
             raise FailedPrecondition(
@@ -328,7 +328,7 @@ def _check_reachable(path: Path, who: _Identity) -> None:
             )
 
 
-def _rlimits(request: BuildRequest, who: _Identity | None) -> list[tuple[int, int]]:
+def _rlimits(request: BuildRequest, who: RunAsIdentity | None) -> list[tuple[int, int]]:
     """(resource, value) pairs, each clamped to this process's hard limit (computed here,
     in the worker, so the launcher only calls setrlimit)."""
     limits = request.limits
@@ -371,7 +371,7 @@ os.execv(spec["shell"], [spec["shell"], "-c", sys.argv[2]])
 
 
 def _launch_spec(
-    rlimits: list[tuple[int, int]], who: _Identity | None, env: Mapping[str, str]
+    rlimits: list[tuple[int, int]], who: RunAsIdentity | None, env: Mapping[str, str]
 ) -> str:
     user = None
     if who is not None:
@@ -396,7 +396,7 @@ def _parts(path: str) -> list[str]:
 
 @contextmanager
 def _directory(
-    base: Path, parts: Sequence[str], owner: _Identity | None = None, *, create: bool = True
+    base: Path, parts: Sequence[str], owner: RunAsIdentity | None = None, *, create: bool = True
 ) -> Iterator[int]:
     """A descriptor of base/parts, walked without following links; missing directories are
     created (owned by `owner`) unless `create` is false."""
@@ -422,7 +422,7 @@ def _directory(
         os.close(fd)
 
 
-def _own(fd: int, mode: int, owner: _Identity | None) -> None:
+def _own(fd: int, mode: int, owner: RunAsIdentity | None) -> None:
     os.fchmod(fd, mode)
     if owner is not None:
         os.fchown(fd, owner.uid, owner.gid)
@@ -442,7 +442,7 @@ def _lstat_in(base: Path, parts: Sequence[str]) -> os.stat_result | None:
 class _Image:
     """The image root: every write goes through directory descriptors (see the module docs)."""
 
-    def __init__(self, root: Path, owner: _Identity | None) -> None:
+    def __init__(self, root: Path, owner: RunAsIdentity | None) -> None:
         self.root = root
         self.owner = owner
 
@@ -651,7 +651,9 @@ def _with_tail(message: str, tail: Sequence[str]) -> str:
 class _Runner:
     """Runs RUN commands with the build's limits, identity and log sink."""
 
-    def __init__(self, request: BuildRequest, sink: ProgressSink, who: _Identity | None) -> None:
+    def __init__(
+        self, request: BuildRequest, sink: ProgressSink, who: RunAsIdentity | None
+    ) -> None:
         self.limits = request.limits
         self.sink = sink
         self.who = who
@@ -1019,7 +1021,7 @@ async def _build_or_reuse(request: BuildRequest, sink: ProgressSink) -> BuildRes
         await sink.progress(100, "done", f"pack {build_id} was already built; reused")
         return cached
     _check_sources(request)
-    who = _identity(request.run_as)
+    who = run_as_identity(request.run_as)
     build = _Build(request, sink, who, build_id, context_digest)
     return await build.run()
 
@@ -1058,7 +1060,7 @@ class _Build:
         self,
         request: BuildRequest,
         sink: ProgressSink,
-        who: _Identity | None,
+        who: RunAsIdentity | None,
         build_id: str,
         context_digest: str,
     ) -> None:

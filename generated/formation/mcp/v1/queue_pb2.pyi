@@ -38,6 +38,7 @@ class WorkItem(_message.Message):
     DEADLINE_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     NODE_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
     """The operation, `operations/{operation_id}`."""
     tool: _builtins.str
@@ -50,6 +51,10 @@ class WorkItem(_message.Message):
     """Correlates logs across API and worker."""
     node: _builtins.str
     """Node that must run the work (instances live on one node); empty means any."""
+    resource: _builtins.str
+    """The resource the API resolved and authorized for this call (for example
+    `instances/{instance_id}` for vm.control), so the worker acts on exactly it.
+    """
     @_builtins.property
     def arguments(self) -> _struct_pb2.Struct:
         """Arguments, already validated against the tool's input schema."""
@@ -69,10 +74,11 @@ class WorkItem(_message.Message):
         deadline: _timestamp_pb2.Timestamp | None = ...,
         trace_id: _builtins.str = ...,
         node: _builtins.str = ...,
+        resource: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "attempt", b"attempt", "deadline", b"deadline", "node", b"node", "operation", b"operation", "owner", b"owner", "tool", b"tool", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "attempt", b"attempt", "deadline", b"deadline", "node", b"node", "operation", b"operation", "owner", b"owner", "resource", b"resource", "tool", b"tool", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,504 @@
+"""The local driver: instances as supervised process groups on this worker's machine.
+
+An instance lives in `work_dir/instances/<instance_id>/`: `root/` is the pack unpacked (the
+entrypoint runs in `root/<WORKDIR>`), `tmp/` its TMPDIR, and the supervisor's files (`pid`,
+`exit.json`, `output.log`). The entrypoint gets a scrubbed environment: PATH, HOME, LANG,
+TMPDIR, the Formfile's ENV, `FMCP_INSTANCE_ID`, `FMCP_INSTANCE_NAME`, and for every `expose`
+port a free loopback port as `FMCP_PORT_<port>` (the first one also as `PORT`); the workload
+must listen on those (the local driver maps no ports). Limits: address space = memory_mb,
+file size = disk_gb, CPU affinity = the first `vcpus` CPUs this worker may use, processes (with
+`run_as`) as for builds.
+
+Every state change is written to the instances table at once. When the node starts it
+reconciles: an instance recorded as running whose supervisor is still there is adopted;
+otherwise it becomes failed with the exit status its supervisor recorded (when there is one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import resource
+import shutil
+import socket
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from formation_mcp.clock import now_us
+from formation_mcp.db.schema import packs
+from formation_mcp.errors import FailedPrecondition, NotFound
+from formation_mcp.tools.context import ToolContext
+from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME, run_as_identity
+from formation_mcp.workloads.driver import Action, CreateRequest, InstanceStatus
+from formation_mcp.workloads.instances import (
+    Instance,
+    InstanceState,
+    InstanceStore,
+    NodeRegistry,
+    Resources,
+)
+from formation_mcp.workloads.pack_tools import WorkloadEnvironment
+from formation_mcp.workloads.supervisor import (
+    Exit,
+    LaunchSpec,
+    Supervised,
+    adopt,
+    launch,
+    log_tail,
+    read_exit,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESOURCES: Final = Resources(vcpus=1, memory_mb=1024, disk_gb=10)
+HEARTBEAT_SECONDS: Final = 10.0
+MAX_OPEN_FILES: Final = 4096
+MAX_PROCESSES: Final = 512
+MIB: Final = 1024**2
+GIB: Final = 1024**3
+
+
+def instance_id_for(operation: str) -> str:
+    """Derived from the creating operation, so a redelivered create finds its own instance."""
+    return hashlib.sha256(operation.encode()).hexdigest()[:32]
+
+
+class LocalDriver:
+    def __init__(
+        self,
+        environment: WorkloadEnvironment,
+        *,
+        stop_grace_seconds: float,
+        log_bytes: int,
+        stop_on_exit: bool,
+    ) -> None:
+        self.node_id = environment.node_id
+        self._env = environment
+        self._store = InstanceStore(environment.database)
+        self._nodes = NodeRegistry(environment.database)
+        self._grace = stop_grace_seconds
+        self._log_bytes = log_bytes
+        self._stop_on_exit = stop_on_exit
+        self._running: dict[str, Supervised] = {}
+        self._ports: dict[str, set[int]] = {}
+        """Loopback ports of the running instances (never handed out twice)."""
+        self._stopping: set[str] = set()
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._lock_fd: int | None = None
+        self._start_time = now_us()
+
+    @property
+    def instances_dir(self) -> Path:
+        return self._env.work_dir / "instances"
+
+    def directory(self, instance_id: str) -> Path:
+        return self.instances_dir / instance_id
+
+    # -- lifecycle of the driver ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_node()
+        self._start_time = now_us()
+        await self._nodes.heartbeat(self.node_id, self._start_time)
+        await self._reconcile()
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        log.info("local driver started", extra={"node": self.node_id})
+
+    async def stop(self) -> None:
+        """Stop this node's instances (FMCP_STOP_INSTANCES_ON_EXIT) or leave them running for
+        the next start to adopt."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self._stop_on_exit:
+            await asyncio.gather(
+                *(self._stop_on_shutdown(iid) for iid in list(self._running)),
+                return_exceptions=True,
+            )
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._running.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _lock_node(self) -> None:
+        """One process per node id: two would take each other's instance calls."""
+        lock_dir = self._env.work_dir / "nodes"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(
+            lock_dir / f"{self.node_id}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FailedPrecondition(
+                f"another worker on this machine runs as node {self.node_id}; give each worker "
+                "its own FMCP_NODE_ID (or FMCP_DATA_DIR)",
+                reason="NODE_IN_USE",
+            ) from None
+        self._lock_fd = fd
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self._nodes.heartbeat(self.node_id, self._start_time)
+            except Exception:
+                log.exception("node heartbeat failed")
+
+    async def _reconcile(self) -> None:
+        for instance in await self._store.on_node(self.node_id):
+            if instance.state not in (InstanceState.RUNNING, InstanceState.CREATING):
+                continue
+            directory = self.directory(instance.instance_id)
+            supervised = None
+            if instance.state is InstanceState.RUNNING and instance.pid and instance.supervisor_pid:
+                supervised = adopt(
+                    directory, instance.pid, instance.supervisor_pid, instance.supervisor_start or 0
+                )
+            if supervised is not None:
+                self._watch(instance.instance_id, supervised)
+                log.info("adopted a running instance", extra={"instance": instance.instance_id})
+                continue
+            ended = read_exit(directory) or Exit(None, None)
+            if instance.state is InstanceState.CREATING:
+                message = f"node {self.node_id} restarted while the instance was being created"
+            else:
+                message = f"found not running when node {self.node_id} started: {ended.describe()}"
+            await self._store.save(
+                instance,
+                state=InstanceState.FAILED,
+                pid=None,
+                exit_code=ended.code,
+                end_time=ended.end_time_us or now_us(),
+                status_message=message,
+            )
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    def _watch(self, instance_id: str, supervised: Supervised) -> None:
+        self._running[instance_id] = supervised
+        task = asyncio.get_running_loop().create_task(self._on_end(instance_id, supervised))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_end(self, instance_id: str, supervised: Supervised) -> None:
+        """The entrypoint ended by itself: stopped (exit 0) or failed, with its exit code."""
+        await supervised.ended.wait()
+        async with self._locks[instance_id]:
+            if self._running.get(instance_id) is not supervised or instance_id in self._stopping:
+                return  # stopped on purpose: the stopper records it
+            del self._running[instance_id]
+            instance = await self._store.get(instance_id)
+            if instance is None or instance.state is not InstanceState.RUNNING:
+                return
+            ended = supervised.exit()
+            state = InstanceState.STOPPED if ended.code == 0 else InstanceState.FAILED
+            await self._store.save(
+                instance,
+                state=state,
+                pid=None,
+                exit_code=ended.code,
+                end_time=ended.end_time_us or now_us(),
+                status_message=f"the entrypoint {ended.describe()}",
+            )
+
+    # -- the driver interface -------------------------------------------------------------------
+
+    async def create(self, context: ToolContext, request: CreateRequest) -> Instance:
+        instance_id = instance_id_for(context.operation)
+        async with self._locks[instance_id]:
+            existing = await self._store.get(instance_id)
+            if existing is not None and instance_id in self._running:
+                return existing  # a redelivery of a create that already succeeded
+            archive, formfile = await self._pack(request.build_id, request.owner)
+            if existing is None:
+                now = now_us()
+                existing = Instance(
+                    instance_id=instance_id,
+                    owner=request.owner,
+                    name=request.name,
+                    build_id=request.build_id,
+                    node=self.node_id,
+                    state=InstanceState.CREATING,
+                    resources=request.resources or _formfile_resources(formfile),
+                    metadata=dict(request.metadata),
+                    status_message=f"being created on node {self.node_id}",
+                    create_time=now,
+                    update_time=now,
+                )
+                await self._store.insert(existing)
+            try:
+                await context.progress(30, "materializing", "Unpacking the pack.")
+                await asyncio.to_thread(self._materialize, archive, instance_id)
+                await context.progress(70, "starting", "Starting the entrypoint.")
+                return await self._launch(existing)
+            except BaseException as exc:
+                message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                with contextlib.suppress(Exception):
+                    await self._store.save(
+                        existing,
+                        state=InstanceState.FAILED,
+                        status_message=f"could not be created: {message}",
+                        end_time=now_us(),
+                    )
+                raise
+
+    async def control(self, context: ToolContext, instance_id: str, action: Action) -> Instance:
+        async with self._locks[instance_id]:
+            instance = await self._live(instance_id)
+            if action in (Action.STOP, Action.RESTART):
+                await context.progress(20, "stopping", f"Stopping {instance.name}.")
+                instance = await self._stop(instance, self._grace, "stopped")
+            if action in (Action.START, Action.RESTART):
+                await context.progress(60, "starting", f"Starting {instance.name}.")
+                instance = await self._start_again(instance)
+            return instance
+
+    async def delete(self, context: ToolContext, instance_id: str, force: bool) -> Instance:
+        async with self._locks[instance_id]:
+            instance = await self._live(instance_id)
+            await context.progress(20, "stopping", f"Stopping {instance.name}.")
+            instance = await self._stop(instance, 0.0 if force else self._grace, "stopped")
+            await context.progress(70, "removing", "Removing its files.")
+            await asyncio.to_thread(_remove_tree, self.directory(instance_id))
+            return await self._store.save(
+                instance, state=InstanceState.DELETED, ports={}, status_message="deleted"
+            )
+
+    async def status(self, instance_id: str, log_lines: int) -> InstanceStatus:
+        instance = await self._live(instance_id)
+        lines = await asyncio.to_thread(log_tail, self.directory(instance_id), log_lines)
+        return InstanceStatus(instance, lines)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _live(self, instance_id: str) -> Instance:
+        instance = await self._store.get(instance_id)
+        if instance is None or instance.state is InstanceState.DELETED:
+            raise NotFound(
+                f"no instance {instance_id!r}",
+                reason="INSTANCE_NOT_FOUND",
+                metadata={"instance": instance_id},
+            )
+        if instance.node != self.node_id:
+            raise FailedPrecondition(
+                f"instance {instance_id} runs on node {instance.node}, not on {self.node_id}",
+                reason="WRONG_NODE",
+            )
+        return instance
+
+    async def _pack(self, build_id: str, owner: str) -> tuple[Path, dict[str, Any]]:
+        async with self._env.database.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(packs).where(packs.c.build_id == build_id, packs.c.owner == owner)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(
+                f"no pack {build_id!r} among yours; pack.build returns the build_id to use",
+                reason="PACK_NOT_FOUND",
+                metadata={"build_id": build_id},
+            )
+        archive = self._env.artifact_dir / f"{row.digest}.tar.gz"
+        if not archive.exists():
+            raise FailedPrecondition(
+                f"pack {build_id} is not in the artifact store of node {self.node_id} "
+                f"({self._env.artifact_dir}); build it again or share FMCP_ARTIFACT_DIR",
+                reason="PACK_NOT_ON_NODE",
+            )
+        formfile: dict[str, Any] = json.loads(row.formfile)
+        return archive, formfile
+
+    def _materialize(self, archive: Path, instance_id: str) -> None:
+        """A fresh root from the pack (tarfile's `data` filter refuses anything that would
+        land outside it: absolute paths, `..`, links pointing out, devices)."""
+        directory = self.directory(instance_id)
+        _remove_tree(directory / "root")
+        (directory / "tmp").mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(directory / "root", filter="data")
+        who = run_as_identity(self._env.run_as)
+        if who is not None:
+            for path in [directory / "root", directory / "tmp"]:
+                for base, dirs, files in os.walk(path):
+                    for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
+                        os.lchown(name, who.uid, who.gid)
+
+    def _manifest(self, instance_id: str) -> dict[str, Any]:
+        path = self.directory(instance_id) / "root" / MANIFEST_DIR / MANIFEST_NAME
+        try:
+            manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FailedPrecondition(
+                f"the instance's pack manifest is unreadable ({exc}); delete and ship again",
+                reason="PACK_MANIFEST_UNREADABLE",
+            ) from None
+        return manifest
+
+    async def _launch(self, instance: Instance) -> Instance:
+        manifest = self._manifest(instance.instance_id)
+        argv = [str(part) for part in manifest.get("entrypoint") or []]
+        if not argv:
+            raise FailedPrecondition(
+                "the pack has no entrypoint: add ENTRYPOINT (or `entrypoint`) to the Formfile "
+                "and build again",
+                reason="NO_ENTRYPOINT",
+            )
+        directory = self.directory(instance.instance_id)
+        workdir = str(manifest.get("workdir") or "/").lstrip("/")
+        cwd = directory / "root" / workdir
+        cwd.mkdir(parents=True, exist_ok=True)
+        taken = {port for other in self._running for port in self._ports.get(other, ())}
+        ports = {
+            str(port): _free_port(instance.ports.get(str(port)), taken)
+            for port in manifest.get("expose") or []
+        }
+        env = {
+            "PATH": DEFAULT_PATH,
+            "HOME": str(cwd),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(directory / "tmp"),
+            **{str(k): str(v) for k, v in (manifest.get("env") or {}).items()},
+            "FMCP_INSTANCE_ID": instance.instance_id,
+            "FMCP_INSTANCE_NAME": instance.name,
+        }
+        for exposed, host_port in ports.items():
+            env[f"FMCP_PORT_{exposed}"] = str(host_port)
+        if ports:
+            env["PORT"] = str(next(iter(ports.values())))
+        who = run_as_identity(self._env.run_as)
+        user = None
+        if who is not None:
+            user = {"name": who.name, "uid": who.uid, "gid": who.gid, "groups": list(who.groups)}
+        spec = LaunchSpec(
+            directory=directory,
+            cwd=cwd,
+            argv=argv,
+            env=env,
+            limits=_limits(instance.resources, with_user=who is not None),
+            cpus=_cpus(instance.resources.vcpus),
+            user=user,
+            log_bytes=self._log_bytes,
+        )
+        supervised = await launch(spec)
+        self._watch(instance.instance_id, supervised)
+        self._ports[instance.instance_id] = set(ports.values())
+        return await self._store.save(
+            instance,
+            state=InstanceState.RUNNING,
+            pid=supervised.pid,
+            supervisor_pid=supervised.supervisor_pid,
+            supervisor_start=supervised.start_ticks,
+            ports=ports,
+            exit_code=None,
+            start_time=now_us(),
+            end_time=None,
+            status_message=f"running on node {self.node_id}",
+        )
+
+    async def _stop(self, instance: Instance, grace: float, verb: str) -> Instance:
+        supervised = self._running.get(instance.instance_id)
+        if supervised is None:
+            if instance.state is not InstanceState.RUNNING:
+                return instance  # stopped or failed already: nothing to stop
+            ended = read_exit(self.directory(instance.instance_id)) or Exit(None, None)
+        else:
+            self._stopping.add(instance.instance_id)
+            try:
+                await supervised.stop(grace)
+            finally:
+                self._stopping.discard(instance.instance_id)
+                self._running.pop(instance.instance_id, None)
+            ended = supervised.exit()
+        return await self._store.save(
+            instance,
+            state=InstanceState.STOPPED,
+            pid=None,
+            exit_code=ended.code,
+            end_time=ended.end_time_us or now_us(),
+            status_message=f"{verb} ({ended.describe()})",
+        )
+
+    async def _start_again(self, instance: Instance) -> Instance:
+        if instance.instance_id in self._running:
+            return instance
+        if not (self.directory(instance.instance_id) / "root").is_dir():
+            archive, _formfile = await self._pack(instance.build_id, instance.owner)
+            await asyncio.to_thread(self._materialize, archive, instance.instance_id)
+        return await self._launch(instance)
+
+    async def _stop_on_shutdown(self, instance_id: str) -> None:
+        async with self._locks[instance_id]:
+            instance = await self._store.get(instance_id)
+            if instance is not None:
+                await self._stop(
+                    instance, self._grace, f"stopped when node {self.node_id} shut down"
+                )
+
+
+def _formfile_resources(formfile: dict[str, Any]) -> Resources:
+    given = formfile.get("resources") or {}
+    return Resources(
+        vcpus=int(given.get("vcpus") or DEFAULT_RESOURCES.vcpus),
+        memory_mb=int(given.get("memory_mb") or DEFAULT_RESOURCES.memory_mb),
+        disk_gb=int(given.get("disk_gb") or DEFAULT_RESOURCES.disk_gb),
+    )
+
+
+def _limits(resources: Resources, *, with_user: bool) -> list[tuple[int, int]]:
+    """(resource, value) pairs clamped to this process's hard limits."""
+    wanted = [
+        (resource.RLIMIT_AS, resources.memory_mb * MIB),
+        (resource.RLIMIT_FSIZE, resources.disk_gb * GIB),
+        (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
+    ]
+    if with_user:
+        wanted.append((resource.RLIMIT_NPROC, MAX_PROCESSES))
+    clamped = []
+    for kind, value in wanted:
+        hard = resource.getrlimit(kind)[1]
+        clamped.append((kind, value if hard == resource.RLIM_INFINITY else min(value, hard)))
+    return clamped
+
+
+def _cpus(vcpus: int) -> list[int]:
+    available = sorted(os.sched_getaffinity(0))
+    return available[: max(1, min(vcpus, len(available)))]
+
+
+def _free_port(preferred: int | None, taken: set[int]) -> int:
+    """A free loopback port: the one the instance had before when it is still free."""
+    candidates = [preferred] if preferred and preferred not in taken else []
+    for candidate in [*candidates, 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port: int = probe.getsockname()[1]
+            if port not in taken:
+                return port
+    raise FailedPrecondition("no free loopback port for the instance", reason="NO_FREE_PORT")
+
+
+def _remove_tree(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)
