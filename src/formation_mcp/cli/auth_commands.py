@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -11,10 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
-import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from formation.mcp.v1 import accounts_pb2, accounts_pb2_grpc, auth_pb2, auth_pb2_grpc
-from google.protobuf import empty_pb2, field_mask_pb2
+from formation.mcp.v1 import accounts_pb2, accounts_pb2_grpc, auth_pb2
+from google.protobuf import field_mask_pb2
 
 from formation_mcp.auth.keys import (
     b64url,
@@ -24,41 +22,14 @@ from formation_mcp.auth.keys import (
     public_bytes,
     write_private_key,
 )
-from formation_mcp.cli.output import emit, emit_rows, fail_with_rpc_error, to_dict
+from formation_mcp.cli.common import key_option, output_option, run_client, target_option
+from formation_mcp.cli.output import emit, emit_rows, to_dict
+from formation_mcp.client.client import Client
 from formation_mcp.client.config import ClientConfig
-from formation_mcp.client.session import (
-    SessionStore,
-    auth_metadata,
-    ensure_session,
-    log_in_with_key,
-)
+from formation_mcp.client.models import Account
 
 T = TypeVar("T")
 ACCOUNT_COLUMNS = ("name", "roles", "disabled", "create_time")
-
-target_option = click.option("--target", help="Server address (env FMCP_TARGET).")
-key_option = click.option("--key-file", help="Ed25519 private key, PEM (env FMCP_KEY_FILE).")
-output_option = click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-
-
-def run_rpc(
-    config: ClientConfig, call: Callable[[grpc.aio.Channel, SessionStore], Awaitable[T]]
-) -> T:
-    """Run one client action; gRPC errors become a message and the error class's exit code."""
-
-    async def main() -> T:
-        async with grpc.aio.insecure_channel(config.target) as channel:
-            return await call(channel, SessionStore(config.session_file))
-
-    try:
-        return asyncio.run(main())
-    except grpc.aio.AioRpcError as error:
-        fail_with_rpc_error(error)
-        raise  # unreachable: fail_with_rpc_error exits
-    except FileNotFoundError as error:
-        raise click.ClickException(str(error)) from None
 
 
 @click.command()
@@ -144,13 +115,11 @@ def _b64(text: str, what: str) -> bytes:
 @output_option
 def login_command(target: str | None, key_file: str | None, output: str) -> None:
     """Sign a login challenge with your key and cache the session for later commands."""
-    config = ClientConfig.resolve(target, key_file)
 
-    async def call(channel: grpc.aio.Channel, store: SessionStore) -> auth_pb2.Session:
-        return await log_in_with_key(channel, config, store)
+    async def call(client: Client) -> Account:
+        return await client.login()
 
-    session = run_rpc(config, call)
-    emit(to_dict(session.account), output, ("name", "key_id", "roles"))
+    emit(run_client(target, key_file, call).to_dict(), output, ("name", "key_id", "roles"))
 
 
 @click.command()
@@ -159,16 +128,11 @@ def login_command(target: str | None, key_file: str | None, output: str) -> None
 @output_option
 def whoami(target: str | None, key_file: str | None, output: str) -> None:
     """Show the account you are logged in as."""
-    config = ClientConfig.resolve(target, key_file)
 
-    async def call(channel: grpc.aio.Channel, store: SessionStore) -> auth_pb2.Account:
-        metadata = await auth_metadata(channel, config, store)
-        account: auth_pb2.Account = await auth_pb2_grpc.AuthServiceStub(channel).GetCurrentAccount(
-            empty_pb2.Empty(), metadata=metadata
-        )
-        return account
+    async def call(client: Client) -> Account:
+        return await client.whoami()
 
-    emit(to_dict(run_rpc(config, call)), output, ("name", "key_id", "roles"))
+    emit(run_client(target, key_file, call).to_dict(), output, ("name", "key_id", "roles"))
 
 
 @click.command()
@@ -177,12 +141,11 @@ def whoami(target: str | None, key_file: str | None, output: str) -> None:
 def token(target: str | None, key_file: str | None) -> None:
     """Print a valid access token (refreshed or re-logged-in as needed), for curl and grpcurl:
     `-H "authorization: Bearer $(fmcp token)"`."""
-    config = ClientConfig.resolve(target, key_file)
 
-    async def call(channel: grpc.aio.Channel, store: SessionStore) -> str:
-        return (await ensure_session(channel, config, store)).access_token
+    async def call(client: Client) -> str:
+        return await client.access_token()
 
-    click.echo(run_rpc(config, call))
+    click.echo(run_client(target, key_file, call))
 
 
 @click.command()
@@ -190,19 +153,11 @@ def token(target: str | None, key_file: str | None) -> None:
 @key_option
 def logout(target: str | None, key_file: str | None) -> None:
     """Revoke the cached session on the server and forget it here."""
-    config = ClientConfig.resolve(target, key_file)
 
-    async def call(channel: grpc.aio.Channel, store: SessionStore) -> None:
-        session = store.load(config.session_key)
-        if session is None:
-            return
-        await auth_pb2_grpc.AuthServiceStub(channel).RevokeToken(
-            auth_pb2.RevokeTokenRequest(refresh_token=session.refresh_token),
-            metadata=(("authorization", f"Bearer {session.access_token}"),),
-        )
-        store.forget(config.session_key)
+    async def call(client: Client) -> None:
+        await client.logout()
 
-    run_rpc(config, call)
+    run_client(target, key_file, call)
     click.echo("logged out")
 
 
@@ -212,14 +167,14 @@ def account() -> None:
 
 
 def _accounts_call(
-    config: ClientConfig,
-    action: Callable[[accounts_pb2_grpc.AccountsServiceAsyncStub, Any], Awaitable[T]],
+    target: str | None,
+    key_file: str | None,
+    action: Callable[[Client, accounts_pb2_grpc.AccountsServiceAsyncStub], Awaitable[T]],
 ) -> T:
-    async def call(channel: grpc.aio.Channel, store: SessionStore) -> T:
-        metadata = await auth_metadata(channel, config, store)
-        return await action(accounts_pb2_grpc.AccountsServiceStub(channel), metadata)
+    async def call(client: Client) -> T:
+        return await action(client, accounts_pb2_grpc.AccountsServiceStub(client.channel))
 
-    return run_rpc(config, call)
+    return run_client(target, key_file, call)
 
 
 @account.command("list")
@@ -228,23 +183,24 @@ def _accounts_call(
 @output_option
 def account_list(target: str | None, key_file: str | None, output: str) -> None:
     """List every account."""
-    config = ClientConfig.resolve(target, key_file)
 
     async def action(
-        stub: accounts_pb2_grpc.AccountsServiceAsyncStub, md: Any
+        client: Client, stub: accounts_pb2_grpc.AccountsServiceAsyncStub
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        token = ""
+        page_token = ""
         while True:
-            page = await stub.ListAccounts(
-                accounts_pb2.ListAccountsRequest(page_token=token), metadata=md
+            page: accounts_pb2.ListAccountsResponse = await client.unary(
+                stub.ListAccounts,
+                accounts_pb2.ListAccountsRequest(page_token=page_token),
+                idempotent=True,
             )
             rows.extend(to_dict(a) for a in page.accounts)
-            token = page.next_page_token
-            if not token:
+            page_token = page.next_page_token
+            if not page_token:
                 return rows
 
-    emit_rows(_accounts_call(config, action), output, ACCOUNT_COLUMNS)
+    emit_rows(_accounts_call(target, key_file, action), output, ACCOUNT_COLUMNS)
 
 
 @account.command("register")
@@ -257,39 +213,49 @@ def account_register(
     public_key: str, roles: tuple[str, ...], target: str | None, key_file: str | None, output: str
 ) -> None:
     """Register PUBLIC_KEY (base64url, base64 or hex) as an account."""
-    config = ClientConfig.resolve(target, key_file)
     try:
         raw = parse_public_key(public_key)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="PUBLIC_KEY") from None
 
-    async def action(stub: accounts_pb2_grpc.AccountsServiceAsyncStub, md: Any) -> auth_pb2.Account:
-        created: auth_pb2.Account = await stub.CreateAccount(
+    async def action(
+        client: Client, stub: accounts_pb2_grpc.AccountsServiceAsyncStub
+    ) -> auth_pb2.Account:
+        created: auth_pb2.Account = await client.unary(
+            stub.CreateAccount,
             accounts_pb2.CreateAccountRequest(
                 account=auth_pb2.Account(public_key=raw, roles=list(roles))
             ),
-            metadata=md,
+            idempotent=False,
         )
         return created
 
-    emit(to_dict(_accounts_call(config, action)), output, ACCOUNT_COLUMNS)
+    emit(to_dict(_accounts_call(target, key_file, action)), output, ACCOUNT_COLUMNS)
 
 
 def _update(
-    config: ClientConfig, name: str, account_fields: auth_pb2.Account, paths: list[str], output: str
+    target: str | None,
+    key_file: str | None,
+    name: str,
+    account_fields: auth_pb2.Account,
+    paths: list[str],
+    output: str,
 ) -> None:
     account_fields.name = name if name.startswith("accounts/") else f"accounts/{name}"
 
-    async def action(stub: accounts_pb2_grpc.AccountsServiceAsyncStub, md: Any) -> auth_pb2.Account:
-        updated: auth_pb2.Account = await stub.UpdateAccount(
+    async def action(
+        client: Client, stub: accounts_pb2_grpc.AccountsServiceAsyncStub
+    ) -> auth_pb2.Account:
+        updated: auth_pb2.Account = await client.unary(
+            stub.UpdateAccount,
             accounts_pb2.UpdateAccountRequest(
                 account=account_fields, update_mask=field_mask_pb2.FieldMask(paths=paths)
             ),
-            metadata=md,
+            idempotent=True,
         )
         return updated
 
-    emit(to_dict(_accounts_call(config, action)), output, ACCOUNT_COLUMNS)
+    emit(to_dict(_accounts_call(target, key_file, action)), output, ACCOUNT_COLUMNS)
 
 
 @account.command("disable")
@@ -299,8 +265,7 @@ def _update(
 @output_option
 def account_disable(name: str, target: str | None, key_file: str | None, output: str) -> None:
     """Disable NAME (accounts/KEY_ID or KEY_ID): no login, its tokens stop working."""
-    config = ClientConfig.resolve(target, key_file)
-    _update(config, name, auth_pb2.Account(disabled=True), ["disabled"], output)
+    _update(target, key_file, name, auth_pb2.Account(disabled=True), ["disabled"], output)
 
 
 @account.command("enable")
@@ -310,8 +275,7 @@ def account_disable(name: str, target: str | None, key_file: str | None, output:
 @output_option
 def account_enable(name: str, target: str | None, key_file: str | None, output: str) -> None:
     """Enable NAME again."""
-    config = ClientConfig.resolve(target, key_file)
-    _update(config, name, auth_pb2.Account(disabled=False), ["disabled"], output)
+    _update(target, key_file, name, auth_pb2.Account(disabled=False), ["disabled"], output)
 
 
 @account.command("roles")
@@ -324,5 +288,4 @@ def account_roles(
     name: str, roles: tuple[str, ...], target: str | None, key_file: str | None, output: str
 ) -> None:
     """Set the roles of NAME (admin, user, viewer)."""
-    config = ClientConfig.resolve(target, key_file)
-    _update(config, name, auth_pb2.Account(roles=list(roles)), ["roles"], output)
+    _update(target, key_file, name, auth_pb2.Account(roles=list(roles)), ["roles"], output)

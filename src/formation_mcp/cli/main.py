@@ -20,6 +20,9 @@ from formation_mcp.cli.auth_commands import (
     token,
     whoami,
 )
+from formation_mcp.cli.ops_commands import ops
+from formation_mcp.cli.tool_commands import call, tools
+from formation_mcp.cli.workload_commands import pack, vm
 from formation_mcp.settings import Settings, SettingsError
 
 log = logging.getLogger("formation_mcp.cli")
@@ -167,6 +170,11 @@ main.add_command(token)
 main.add_command(pubkey)
 main.add_command(sign)
 main.add_command(account)
+main.add_command(tools)
+main.add_command(call)
+main.add_command(ops)
+main.add_command(pack)
+main.add_command(vm)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from formation_mcp.client.errors import FmcpClientError, error_from_rpc
 
 EXIT_CODES = {
     grpc.StatusCode.INVALID_ARGUMENT: 3,
@@ -39,10 +39,9 @@ def emit(data: dict[str, Any], output: str, columns: Sequence[str] = ()) -> None
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     for key in columns or list(data):
-        value = data.get(key, "")
-        if isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        click.echo(f"{key + ':':<14}{value}")
+        label = key + ":"
+        click.echo(f"{label:<14}" if len(label) < 14 else f"{label} ", nl=False)
+        click.echo(_cell(data.get(key, "")))
 
 
 def emit_rows(rows: list[dict[str, Any]], output: str, columns: Sequence[str]) -> None:
@@ -57,26 +56,32 @@ def emit_rows(rows: list[dict[str, Any]], output: str, columns: Sequence[str]) -
 
 
 def _cell(value: Any) -> str:
-    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    """Lists as `a, b`, maps as `k=v, k=v`, None as nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return str(value)
 
 
-def fail_with_rpc_error(error: grpc.aio.AioRpcError) -> None:
-    """Print code, reason, message and bad fields to stderr, and exit with the class's code."""
-    reason = ""
-    fields: list[str] = []
-    status = rpc_status.from_call(error)
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields.extend(f"  {v.field}: {v.description}" for v in bad.field_violations)
-    code = error.code()
-    label = f"{code.name}" + (f" ({reason})" if reason else "")
-    click.echo(f"error: {label}: {error.details()}", err=True)
-    for line in fields:
-        click.echo(line, err=True)
-    sys.exit(EXIT_CODES.get(code, 1))
+def exit_code(code: grpc.StatusCode) -> int:
+    return EXIT_CODES.get(code, 1)
+
+
+def fail_with_client_error(error: FmcpClientError) -> NoReturn:
+    """The SDK's error: code, reason, operation, message and bad fields to stderr, then exit
+    with the class's code."""
+    label = error.code.name + (f" ({error.reason})" if error.reason else "")
+    click.echo(f"error: {label}: {error.message}", err=True)
+    if error.operation:
+        click.echo(f"  operation: {error.operation}", err=True)
+    for violation in error.field_violations:
+        click.echo(f"  {violation.field}: {violation.description}", err=True)
+    sys.exit(exit_code(error.code))
+
+
+def fail_with_rpc_error(error: grpc.aio.AioRpcError) -> NoReturn:
+    """A raw gRPC error, printed and mapped as the SDK's (`fail_with_client_error`)."""
+    fail_with_client_error(error_from_rpc(error))

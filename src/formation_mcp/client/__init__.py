@@ -1,1 +1,75 @@
-"""Client-side helpers (the full SDK builds on these)."""
+"""The Python SDK for Formation MCP: `Client` (async) and `SyncClient` (blocking), plain
+dataclasses for results (`Tool`, `Operation`, ...), one exception class per gRPC code
+(`NotFound`, `InvalidArgument`, ...), and workload helpers (`FormfileBuilder`,
+`pack_context`)."""
+
+from formation_mcp.client.client import Client, OperationsAPI, ToolsAPI, result_of
+from formation_mcp.client.errors import (
+    Aborted,
+    AlreadyExists,
+    Cancelled,
+    DataLoss,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    FmcpClientError,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    Unknown,
+)
+from formation_mcp.client.models import (
+    Account,
+    LogLine,
+    Operation,
+    OperationError,
+    OperationMetadata,
+    Tool,
+    ToolAnnotations,
+)
+from formation_mcp.client.retry import RetryPolicy
+from formation_mcp.client.sync import SyncClient
+from formation_mcp.client.workloads import FormfileBuilder, find_formfile, pack_context
+
+__all__ = [
+    "Aborted",
+    "Account",
+    "AlreadyExists",
+    "Cancelled",
+    "Client",
+    "DataLoss",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "FieldViolation",
+    "FmcpClientError",
+    "FormfileBuilder",
+    "Internal",
+    "InvalidArgument",
+    "LogLine",
+    "NotFound",
+    "Operation",
+    "OperationError",
+    "OperationMetadata",
+    "OperationsAPI",
+    "OutOfRange",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "RetryPolicy",
+    "SyncClient",
+    "Tool",
+    "ToolAnnotations",
+    "ToolsAPI",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "Unknown",
+    "find_formfile",
+    "pack_context",
+    "result_of",
+]

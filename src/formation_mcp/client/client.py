@@ -1,0 +1,533 @@
+"""The async SDK: `Client` over the generated stubs.
+
+    async with Client("127.0.0.1:50051", key_file="~/.config/fmcp/key.pem") as client:
+        tools = await client.tools.list()
+        result = await client.call_and_wait("pack.build", {"formfile": ...}, on_progress=print)
+
+Every call carries a deadline (`deadline` seconds unless the method takes its own timeout).
+With a key the client logs in on first use, refreshes the access token before it expires, and
+on UNAUTHENTICATED renews it once (refresh, else a new login) and repeats the call. UNAVAILABLE
+is retried with backoff (`RetryPolicy`) for calls that are safe to repeat; a watch that loses
+its stream resumes after the last sequence it saw. Errors are `formation_mcp.client.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
+    tools_pb2,
+    tools_pb2_grpc,
+)
+from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import empty_pb2, json_format
+
+from formation_mcp.client.auth import bearer
+from formation_mcp.client.config import ClientConfig
+from formation_mcp.client.credentials import TokenSource, key_from_env, load_key
+from formation_mcp.client.errors import (
+    DeadlineExceeded,
+    FmcpClientError,
+    Unauthenticated,
+    Unavailable,
+    error_from_rpc,
+)
+from formation_mcp.client.models import Account, Operation, Tool
+from formation_mcp.client.retry import RetryPolicy
+from formation_mcp.client.session import SessionStore
+from formation_mcp.client.workloads import pack_context
+
+T = TypeVar("T")
+DEFAULT_DEADLINE_SECONDS = 30.0
+WAIT_SLICE_SECONDS = 50.0
+"""One WaitOperation asks for at most this long (the server caps it at FMCP_WAIT_MAX, 60s)."""
+
+CHANNEL_OPTIONS = (
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+"""Reconnect quickly after the server comes back, so our own retries find it; accept large
+answers (the server bounds what it sends)."""
+
+ProgressCallback = Callable[[Operation], Any]
+
+
+def tool_resource(name: str) -> str:
+    return name if name.startswith("tools/") else f"tools/{name}"
+
+
+def operation_resource(name: str) -> str:
+    return name if name.startswith("operations/") else f"operations/{name}"
+
+
+class Client:
+    """One connection to a Formation MCP server. Use as `async with`, or call `close()`."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        key: Ed25519PrivateKey | bytes | str | Path | None = None,
+        key_file: str | Path | None = None,
+        token: str | None = None,
+        session_store: SessionStore | None = None,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        retry: RetryPolicy | None = None,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`key` is a key object, PEM or raw bytes, or a path; `key_file` a path; with neither
+        and no `token`, `FMCP_KEY` (PEM text) or `FMCP_KEY_FILE` is used."""
+        private_key: Ed25519PrivateKey | None = None
+        if key is not None:
+            private_key = load_key(key)
+        elif key_file is not None:
+            private_key = load_key(Path(key_file).expanduser())
+        elif token is None:
+            private_key = key_from_env()
+        if private_key is None and token is None:
+            raise ValueError("no credentials: give key, key_file or token (or set FMCP_KEY_FILE)")
+        self.target = target
+        self.deadline = deadline
+        self.retry = retry or RetryPolicy()
+        self._tokens = TokenSource(
+            key=private_key, token=token, store=session_store, target=target, clock=clock
+        )
+        self._channel_credentials = channel_credentials
+        self._channel: grpc.aio.Channel | None = None
+        self.tools = ToolsAPI(self)
+        self.operations = OperationsAPI(self)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, **options: Any) -> Client:
+        """A client for the CLI's configuration: its target and key file, sharing its cached
+        sessions (sessions.json)."""
+        return cls(
+            config.target,
+            key_file=config.key_file,
+            session_store=SessionStore(config.session_file),
+            **options,
+        )
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel (opened on first use, in the running event loop)."""
+        if self._channel is None:
+            if self._channel_credentials is not None:
+                self._channel = grpc.aio.secure_channel(
+                    self.target, self._channel_credentials, options=CHANNEL_OPTIONS
+                )
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        return self._channel
+
+    @property
+    def token_source(self) -> TokenSource:
+        return self._tokens
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def unary(
+        self,
+        call: Callable[..., Awaitable[T]],
+        request: Any,
+        *,
+        idempotent: bool,
+        timeout: float | None = None,
+        authenticated: bool = True,
+    ) -> T:
+        """One unary call with a deadline, token renewal once, and retries when allowed."""
+        attempt = 0
+        renewed = False
+        while True:
+            attempt += 1
+            sent = False
+            token = ""
+            try:
+                if authenticated:
+                    token = await self._tokens.token(self.channel)
+                sent = True
+                return await call(
+                    request,
+                    metadata=bearer(token) if authenticated else (),
+                    timeout=timeout if timeout is not None else self.deadline,
+                )
+            except grpc.aio.AioRpcError as rpc_error:
+                error: FmcpClientError = error_from_rpc(rpc_error)
+            except Unavailable as unavailable:  # logging in or refreshing: safe to repeat
+                error = unavailable
+            if (
+                isinstance(error, Unauthenticated)
+                and sent
+                and not renewed
+                and self._tokens.can_renew
+            ):
+                renewed = True
+                attempt -= 1
+                await self._tokens.invalidate(self.channel, token)
+                continue
+            retryable = idempotent or not sent
+            if isinstance(error, Unavailable) and retryable and attempt < self.retry.max_attempts:
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_delay_seconds))
+                continue
+            raise error
+
+    async def stream_operations(
+        self, name: str, after_sequence: int = 0
+    ) -> AsyncIterator[lro_pb2.Operation]:
+        """WatchOperation, resumed after the last sequence seen when the stream breaks."""
+        stub = operations_pb2_grpc.OperationsServiceStub(self.channel)
+        last = after_sequence
+        attempt = 0
+        renewed = False
+        while True:
+            try:
+                token = await self._tokens.token(self.channel)
+            except Unavailable as unavailable:
+                attempt += 1
+                if attempt >= self.retry.max_attempts:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt, unavailable.retry_delay_seconds))
+                continue
+            call = stub.WatchOperation(
+                operations_pb2.WatchOperationRequest(name=name, after_sequence=last),
+                metadata=bearer(token),
+            )
+            try:
+                async for message in call:
+                    attempt = 0
+                    yield message
+                    meta = operations_pb2.OperationMetadata()
+                    message.metadata.Unpack(meta)
+                    last = max(last, meta.sequence)
+                    if message.done:
+                        return
+                return
+            except grpc.aio.AioRpcError as rpc_error:
+                error = error_from_rpc(rpc_error)
+            finally:
+                call.cancel()
+            if isinstance(error, Unauthenticated) and not renewed and self._tokens.can_renew:
+                renewed = True
+                await self._tokens.invalidate(self.channel, token)
+                continue
+            attempt += 1
+            if isinstance(error, Unavailable) and attempt < self.retry.max_attempts:
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_delay_seconds))
+                continue
+            raise error
+
+    # -- account -------------------------------------------------------------------------------
+
+    async def login(self) -> Account:
+        """Log in with the key now (whatever session is cached) and return the account."""
+        session = await self._tokens.login(self.channel)
+        return Account.from_proto(session.account)
+
+    async def whoami(self) -> Account:
+        stub = auth_pb2_grpc.AuthServiceStub(self.channel)
+        account: auth_pb2.Account = await self.unary(
+            stub.GetCurrentAccount, empty_pb2.Empty(), idempotent=True
+        )
+        return Account.from_proto(account)
+
+    async def access_token(self) -> str:
+        """A valid access token (for grpcurl, curl, or another client)."""
+        return await self._tokens.token(self.channel)
+
+    async def logout(self) -> None:
+        """Revoke the session's refresh-token family on the server and forget it here."""
+        if self._tokens.session is not None:
+            await self._tokens.token(self.channel)  # refreshed first if due: revoke the current
+            session = self._tokens.session
+            assert session is not None
+            stub = auth_pb2_grpc.AuthServiceStub(self.channel)
+            await self.unary(
+                stub.RevokeToken,
+                auth_pb2.RevokeTokenRequest(refresh_token=session.refresh_token),
+                idempotent=True,
+            )
+        self._tokens.forget()
+
+    # -- long-running work ---------------------------------------------------------------------
+
+    async def call_and_wait(
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Call a tool and follow its operation to the end; return the tool's output.
+
+        `on_progress` gets every snapshot the watch delivers (progress, stage, new log lines),
+        and may be a coroutine function. A failed operation raises the class of its error code
+        (e.g. `FailedPrecondition`) with `operation` set; a cancelled one raises `Cancelled`.
+        `timeout` bounds the whole wait (`DeadlineExceeded`; the operation keeps running).
+        """
+        operation = await self.tools.call(tool, arguments, request_id=request_id or _request_id())
+        final = await self.follow(operation, on_progress=on_progress, timeout=timeout)
+        return result_of(final)
+
+    async def follow(
+        self,
+        operation: Operation,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> Operation:
+        """Watch `operation` until it is done (calling `on_progress` on each snapshot)."""
+        if operation.done:
+            await _notify(on_progress, operation)
+            return operation
+
+        async def watch() -> Operation:
+            last = operation
+            async for snapshot in self.operations.watch(operation.name):
+                last = snapshot
+                await _notify(on_progress, snapshot)
+            if not last.done:  # the stream ended early: ask once more
+                last = await self.operations.get(operation.name)
+            return last
+
+        try:
+            return await asyncio.wait_for(watch(), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"{operation.name} was not done after {timeout:g}s; it keeps running",
+                operation=operation.name,
+            ) from None
+
+    # -- workloads -----------------------------------------------------------------------------
+
+    async def build_workload(
+        self,
+        formfile: str,
+        context_dir: str | Path | None = None,
+        *,
+        exclude: tuple[str, ...] = (),
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """`pack.build` with `context_dir` packed as a base64 .tar.gz (`pack_context`);
+        returns the build result (`build_id`, `digest`, `cached`, ...)."""
+        arguments: dict[str, Any] = {"formfile": formfile}
+        if context_dir is not None:
+            arguments["context_tar_gz"] = await asyncio.to_thread(
+                pack_context, Path(context_dir), exclude
+            )
+        return await self.call_and_wait(
+            "pack.build", arguments, on_progress=on_progress, timeout=timeout
+        )
+
+    async def deploy_workload(
+        self,
+        build_id: str,
+        instance_name: str,
+        vm_config: dict[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """`pack.ship`: run a built pack as an instance; returns the instance."""
+        arguments: dict[str, Any] = {"build_id": build_id, "instance_name": instance_name}
+        if vm_config:
+            arguments["vm_config"] = vm_config
+        return await self.call_and_wait(
+            "pack.ship", arguments, on_progress=on_progress, timeout=timeout
+        )
+
+
+class ToolsAPI:
+    """`client.tools`: discover and call tools."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _stub(self) -> tools_pb2_grpc.ToolsServiceAsyncStub:
+        return tools_pb2_grpc.ToolsServiceStub(self._client.channel)
+
+    async def list(self, filter: str = "") -> list[Tool]:
+        """Every tool (all pages) matching the AIP-160 `filter` (e.g. `category = "vm"`)."""
+        tools: list[Tool] = []
+        page_token = ""
+        while True:
+            page: tools_pb2.ListToolsResponse = await self._client.unary(
+                self._stub().ListTools,
+                tools_pb2.ListToolsRequest(filter=filter, page_size=1000, page_token=page_token),
+                idempotent=True,
+            )
+            tools.extend(Tool.from_proto(t) for t in page.tools)
+            page_token = page.next_page_token
+            if not page_token:
+                return tools
+
+    async def get(self, name: str) -> Tool:
+        tool: tools_pb2.Tool = await self._client.unary(
+            self._stub().GetTool,
+            tools_pb2.GetToolRequest(name=tool_resource(name)),
+            idempotent=True,
+        )
+        return Tool.from_proto(tool)
+
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        validate_only: bool = False,
+    ) -> Operation:
+        """Call a tool; a quick tool's operation comes back done, a long-running one PENDING.
+        With a `request_id` the call is retried when the server is unavailable (a repeated id
+        returns the first call's operation)."""
+        request = tools_pb2.CallToolRequest(
+            name=tool_resource(name), request_id=request_id or "", validate_only=validate_only
+        )
+        json_format.ParseDict(arguments or {}, request.arguments)
+        operation: lro_pb2.Operation = await self._client.unary(
+            self._stub().CallTool, request, idempotent=bool(request_id)
+        )
+        return Operation.from_proto(operation)
+
+
+class OperationsAPI:
+    """`client.operations`: follow and manage the operations tool calls start."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _stub(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
+        return operations_pb2_grpc.OperationsServiceStub(self._client.channel)
+
+    async def get(self, name: str) -> Operation:
+        operation: lro_pb2.Operation = await self._client.unary(
+            self._stub().GetOperation,
+            operations_pb2.GetOperationRequest(name=operation_resource(name)),
+            idempotent=True,
+        )
+        return Operation.from_proto(operation)
+
+    async def list(
+        self,
+        filter: str = "",
+        *,
+        page_size: int = 0,
+        limit: int | None = None,
+    ) -> AsyncIterator[Operation]:
+        """Your operations, newest first, fetching pages as you iterate (stops after `limit`)."""
+        page_token = ""
+        seen = 0
+        while True:
+            page: operations_pb2.ListOperationsResponse = await self._client.unary(
+                self._stub().ListOperations,
+                operations_pb2.ListOperationsRequest(
+                    filter=filter, page_size=page_size, page_token=page_token
+                ),
+                idempotent=True,
+            )
+            for message in page.operations:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield Operation.from_proto(message)
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
+    async def cancel(self, name: str) -> Operation:
+        """Ask for the operation to stop; it ends CANCELLED once the work has stopped."""
+        operation: lro_pb2.Operation = await self._client.unary(
+            self._stub().CancelOperation,
+            operations_pb2.CancelOperationRequest(name=operation_resource(name)),
+            idempotent=True,
+        )
+        return Operation.from_proto(operation)
+
+    async def delete(self, name: str) -> None:
+        """Forget the operation (it does not stop the work: cancel does)."""
+        await self._client.unary(
+            self._stub().DeleteOperation,
+            operations_pb2.DeleteOperationRequest(name=operation_resource(name)),
+            idempotent=True,
+        )
+
+    async def wait(self, name: str, timeout: float | None = None) -> Operation:
+        """The operation once done, or as it is when `timeout` seconds have passed (check
+        `.done`). Without a timeout, waits as long as it takes."""
+        name = operation_resource(name)
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            left = WAIT_SLICE_SECONDS if end is None else min(WAIT_SLICE_SECONDS, end - loop.time())
+            request = operations_pb2.WaitOperationRequest(name=name)
+            request.timeout.FromNanoseconds(int(max(left, 0) * 1e9))
+            message: lro_pb2.Operation = await self._client.unary(
+                self._stub().WaitOperation,
+                request,
+                idempotent=True,
+                timeout=max(left, 0) + self._client.deadline,
+            )
+            operation = Operation.from_proto(message)
+            if operation.done or (end is not None and loop.time() >= end):
+                return operation
+
+    async def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Operation]:
+        """The operation now, then once per change (progress, stage, new log lines in
+        `metadata.logs`), ending with the snapshot that has `done`. With `after_sequence`,
+        the changes after that sequence instead of the current snapshot."""
+        async for message in self._client.stream_operations(
+            operation_resource(name), after_sequence
+        ):
+            yield Operation.from_proto(message)
+
+
+def result_of(operation: Operation) -> dict[str, Any]:
+    """The output of a done operation, or its error raised as the SDK's exception."""
+    error = operation.exception()
+    if error is not None:
+        raise error
+    if not operation.done:
+        raise FmcpClientError(f"{operation.name} is not done", operation=operation.name)
+    return operation.result or {}
+
+
+async def _notify(callback: ProgressCallback | None, operation: Operation) -> None:
+    if callback is None:
+        return
+    outcome = callback(operation)
+    if asyncio.iscoroutine(outcome):
+        await outcome
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+__all__ = ["Client", "OperationsAPI", "ToolsAPI", "result_of"]

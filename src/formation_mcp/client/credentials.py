@@ -1,0 +1,152 @@
+"""Where the SDK's access tokens come from: an Ed25519 key (logged in on first use, refreshed
+before expiry, logged in again when the refresh token no longer works) or a fixed token.
+
+A key-based session can be cached in a `SessionStore` (the CLI's sessions.json) under
+`target|key_id`, the key `ClientConfig.session_key` uses, so `fmcp login` and the SDK share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
+
+from formation_mcp.auth.keys import key_id, load_private_key, public_bytes
+from formation_mcp.client.auth import login
+from formation_mcp.client.errors import Unauthenticated, error_from_rpc
+from formation_mcp.client.session import SessionStore
+
+REFRESH_MARGIN_SECONDS = 60.0
+"""Refresh this long before the access token expires (tokens live at most 15 minutes)."""
+
+
+def load_key(key: Ed25519PrivateKey | bytes | str | Path) -> Ed25519PrivateKey:
+    """A private key from a key object, PEM bytes, 32 raw bytes or a PEM file's path."""
+    if isinstance(key, Ed25519PrivateKey):
+        return key
+    if isinstance(key, str | Path):
+        return load_private_key(Path(key))
+    if len(key) == 32:
+        return Ed25519PrivateKey.from_private_bytes(key)
+    loaded = serialization.load_pem_private_key(key, password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ValueError("not an Ed25519 private key")
+    return loaded
+
+
+def key_from_env() -> Ed25519PrivateKey | None:
+    """`FMCP_KEY` (the PEM text itself, for CI secrets) or `FMCP_KEY_FILE` (a path)."""
+    if pem := os.environ.get("FMCP_KEY"):
+        return load_key(pem.encode())
+    if path := os.environ.get("FMCP_KEY_FILE"):
+        return load_key(Path(path))
+    return None
+
+
+class TokenSource:
+    """Gives a valid access token; `invalidate()` after the server refused one."""
+
+    def __init__(
+        self,
+        *,
+        key: Ed25519PrivateKey | None = None,
+        token: str | None = None,
+        store: SessionStore | None = None,
+        target: str = "",
+        clock: Callable[[], float] = time.time,
+        refresh_margin_seconds: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
+        if key is None and token is None:
+            raise ValueError("give an Ed25519 key or an access token")
+        self._key = key
+        self._token = token
+        self._store = store
+        self._cache_key = f"{target}|{key_id(public_bytes(key))}" if key is not None else ""
+        self._clock = clock
+        self._margin = refresh_margin_seconds
+        self._session: auth_pb2.Session | None = None
+        self._lock = asyncio.Lock()
+        if store is not None and key is not None:
+            self._session = store.load(self._cache_key)
+
+    @property
+    def session(self) -> auth_pb2.Session | None:
+        """The current key-based session (None before the first call, or with a token)."""
+        return self._session
+
+    @property
+    def can_renew(self) -> bool:
+        return self._key is not None
+
+    def _fresh(self, session: auth_pb2.Session) -> bool:
+        return session.expire_time.seconds - self._margin > self._clock()
+
+    async def token(self, channel: grpc.aio.Channel) -> str:
+        if self._key is None:
+            assert self._token is not None
+            return self._token
+        async with self._lock:
+            session = self._session
+            if session is None or not self._fresh(session):
+                session = await self._renew(channel, session)
+            return session.access_token
+
+    async def invalidate(self, channel: grpc.aio.Channel, refused: str) -> None:
+        """The server refused `refused`: renew once (refresh, else log in with the key)."""
+        if self._key is None:
+            return
+        async with self._lock:
+            if self._session is not None and self._session.access_token != refused:
+                return  # another call renewed it meanwhile
+            await self._renew(channel, self._session)
+
+    async def login(self, channel: grpc.aio.Channel) -> auth_pb2.Session:
+        """A new login with the key, whatever is cached."""
+        if self._key is None:
+            raise Unauthenticated("logging in needs an Ed25519 key, not a token", reason="NO_KEY")
+        async with self._lock:
+            return await self._login(channel)
+
+    def forget(self) -> None:
+        self._session = None
+        if self._store is not None and self._cache_key:
+            self._store.forget(self._cache_key)
+
+    async def _renew(
+        self, channel: grpc.aio.Channel, session: auth_pb2.Session | None
+    ) -> auth_pb2.Session:
+        if session is not None and session.refresh_token:
+            try:
+                refreshed: auth_pb2.Session = await auth_pb2_grpc.AuthServiceStub(
+                    channel
+                ).RefreshToken(
+                    auth_pb2.RefreshTokenRequest(refresh_token=session.refresh_token), timeout=30
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() is not grpc.StatusCode.UNAUTHENTICATED:
+                    raise error_from_rpc(error) from None
+            else:
+                self._keep(refreshed)
+                return refreshed
+        return await self._login(channel)
+
+    async def _login(self, channel: grpc.aio.Channel) -> auth_pb2.Session:
+        assert self._key is not None
+        try:
+            session = await login(channel, self._key)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error) from None
+        self._keep(session)
+        return session
+
+    def _keep(self, session: auth_pb2.Session) -> None:
+        self._session = session
+        if self._store is not None:
+            self._store.save(self._cache_key, session)

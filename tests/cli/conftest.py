@@ -1,0 +1,35 @@
+"""Client-command tests: one server for them all (SQLite, in-memory broker, the test tools and
+the workload tools), and `fmcp` run in-process through click's CliRunner with its own key and
+config directory per test. CliRunner runs in a thread: the command's `asyncio.run` needs a
+thread without a running loop, and the server keeps serving in the test's loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.cli.fmcp_runner import Fmcp
+from tests.conftest import make_settings
+
+from formation_mcp.app import Application
+from formation_mcp.auth.keys import write_private_key
+
+
+@pytest.fixture(scope="session")
+async def cli_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Application]:
+    path = tmp_path_factory.mktemp("cli")
+    application = Application(make_settings(path, f"sqlite+aiosqlite:///{path}/fmcp.db"))
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+@pytest.fixture
+def fmcp(cli_app: Application, tmp_path: Path) -> Fmcp:
+    key_file = tmp_path / "key.pem"
+    write_private_key(key_file, Ed25519PrivateKey.generate())
+    return Fmcp(cli_app.grpc.address, key_file, tmp_path / "config")
