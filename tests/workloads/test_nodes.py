@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
+from google.rpc import code_pb2
 from tests.helpers import error_info, eventually, struct
-from tests.workloads.vm_helpers import Md, build, ship, status, succeed
+from tests.workloads.vm_helpers import Md, build, call, ship, status, succeed
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
@@ -207,3 +212,77 @@ async def test_calls_through_any_server_reach_the_node_that_runs_the_instance(
     started = await succeed(elsewhere, md, "vm.control", id="placed", operation="start")
     assert started["node"] == holder and pid_alive(started["pid"])
     await succeed(elsewhere, md, "vm.delete", id="placed", force=True)
+
+
+async def test_an_instance_sees_a_scrubbed_environment(
+    start_app: StartApp, channels: list[grpc.aio.Channel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FMCP_TEST_SERVER_SECRET", "must-not-leak")
+    application = await start_app()
+    channel, md = await signed_in(application)
+    channels.append(channel)
+    formfile = 'NAME envdump\nENV GREETING=hi\nENTRYPOINT ["sh", "-c", "env | sort; exit 0"]\n'
+    build_id = await build(channel, md, formfile=formfile)
+    await succeed(channel, md, "pack.ship", build_id=build_id, instance_name="envdump")
+    seen: list[dict[str, Any]] = []
+
+    async def exited() -> bool:
+        seen.append(await status(channel, md, "envdump"))
+        return bool(seen[-1]["state"] == "stopped")
+
+    await eventually(exited)
+    names = {line.split("=", 1)[0] for line in seen[-1]["logs"]}
+    assert "GREETING=hi" in seen[-1]["logs"]
+    assert "FMCP_TEST_SERVER_SECRET" not in names
+    assert names <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TMPDIR",
+        "GREETING",
+        "FMCP_INSTANCE_ID",
+        "FMCP_INSTANCE_NAME",
+        "PWD",
+        "SHLVL",
+        "_",
+    }
+
+
+async def test_run_as_runs_instances_as_that_user(
+    start_app: StartApp, channels: list[grpc.aio.Channel], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("dropping privileges needs root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user named nobody")
+    work_dir = Path(tempfile.mkdtemp(prefix="fmcp-run-as-", dir="/tmp"))
+    os.chmod(work_dir, 0o755)
+    try:
+        application = await start_app(run_as="nobody", work_dir=work_dir)
+        channel, md = await signed_in(application)
+        channels.append(channel)
+        instance = await ship(channel, md, "unprivileged")
+        status_text = await asyncio.to_thread(Path(f"/proc/{instance['pid']}/status").read_text)
+        uids = next(line for line in status_text.splitlines() if line.startswith("Uid:"))
+        assert uids.split()[1:] == [str(nobody.pw_uid)] * 4
+        await succeed(channel, md, "vm.delete", id="unprivileged", force=True)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+async def test_a_build_step_over_its_time_limit_fails_the_build(
+    start_app: StartApp, channels: list[grpc.aio.Channel]
+) -> None:
+    application = await start_app(build_step_timeout_seconds=0.5)
+    channel, md = await signed_in(application)
+    channels.append(channel)
+    operation = await call(
+        channel, md, "pack.build", formfile="NAME slow\nRUN echo started; sleep 30\n"
+    )
+    assert operation.error.code == code_pb2.FAILED_PRECONDITION
+    assert "step 1/1 (RUN echo started; sleep 30) timed out after 0.5 seconds" in (
+        operation.error.message
+    )
+    assert "started" in operation.error.message  # its last lines

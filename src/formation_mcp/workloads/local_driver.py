@@ -250,7 +250,17 @@ class LocalDriver:
                 await context.progress(70, "starting", "Starting the entrypoint.")
                 return await self._launch(existing)
             except BaseException as exc:
-                message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                if isinstance(exc, asyncio.CancelledError):
+                    message = "the operation was cancelled"
+                else:
+                    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                started = self._running.get(instance_id)
+                if started is not None:  # cancelled right after the start: undo it
+                    self._stopping.add(instance_id)
+                    with contextlib.suppress(Exception):
+                        await started.stop(0.0)
+                    self._stopping.discard(instance_id)
+                    self._running.pop(instance_id, None)
                 with contextlib.suppress(Exception):
                     await self._store.save(
                         existing,

@@ -73,13 +73,20 @@ if pid == 0:
             resource.setrlimit(kind, (value, value))
         if spec["cpus"]:
             os.sched_setaffinity(0, spec["cpus"])
+        program = spec["argv"][0]
+        if "/" not in program:  # looked up here: os.execvpe imports modules, which the
+            for folder in spec["env"].get("PATH", "").split(":"):  # user may not read
+                candidate = os.path.join(folder or ".", program)
+                if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                    program = candidate
+                    break
         who = spec["user"]
         if who is not None:
             os.setgroups(who["groups"])
             os.setresgid(who["gid"], who["gid"], who["gid"])
             os.setresuid(who["uid"], who["uid"], who["uid"])
         os.chdir(spec["cwd"])
-        os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
+        os.execve(program, spec["argv"], spec["env"])
     except BaseException as exc:
         os.write(2, f"formation: cannot start {spec['argv'][0]!r}: {exc}\n".encode())
     os._exit(127)
