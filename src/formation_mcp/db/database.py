@@ -21,7 +21,7 @@ class Database:
     """Owns the engine. SQLite writers are serialized in-process (one writer at a time is
     all SQLite allows); PostgreSQL relies on its own row locking."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -48,8 +48,10 @@ class Database:
             return engine
         # No pre-ping: it costs a round trip on every checkout. A connection that died with
         # the server fails its first statement, is invalidated, and that call is UNAVAILABLE.
+        # No overflow: under load overflow connections were opened and closed for every few
+        # statements (a TCP and TLS-probe handshake each); a fixed pool queues callers instead.
         return create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
+            self.url, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_recycle=3600
         )
 
     @property
