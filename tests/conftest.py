@@ -63,6 +63,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 TEST_TOOL_MODULES = ("tests.tool_fixtures",)
+LOGIN_RATE_FOR_SHARED_SERVERS = 100_000
+"""Logins per minute per key (x4 per address) on servers every test shares: all their logins
+come from 127.0.0.1. Rate limiting itself is tested on servers of its own."""
 RABBITMQ_URL = os.environ.get("FMCP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -153,7 +156,12 @@ async def tools_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Application]:
     """A server with the test tools and an in-process worker, per database and broker."""
-    settings = make_settings(tmp_path_factory.mktemp("tools"), database_url, **broker_settings)
+    settings = make_settings(
+        tmp_path_factory.mktemp("tools"),
+        database_url,
+        login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVERS,  # many tests log in from here
+        **broker_settings,
+    )
     application = Application(settings)
     await application.start()
     await asyncio.wait_for(application.broker_ready.wait(), 30)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from google.rpc import code_pb2
 from tests.helpers import error_info, eventually, struct
-from tests.workloads.vm_helpers import Md, build, call, ship, status, succeed
+from tests.workloads.vm_helpers import Md, build, call, fetch, ship, status, succeed
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
@@ -264,6 +264,7 @@ async def test_run_as_runs_instances_as_that_user(
         channel, md = await signed_in(application)
         channels.append(channel)
         instance = await ship(channel, md, "unprivileged")
+        assert await fetch(instance["ports"]["8080"]) == "hello from unprivileged"  # it runs
         status_text = await asyncio.to_thread(Path(f"/proc/{instance['pid']}/status").read_text)
         uids = next(line for line in status_text.splitlines() if line.startswith("Uid:"))
         assert uids.split()[1:] == [str(nobody.pw_uid)] * 4

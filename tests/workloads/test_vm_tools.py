@@ -87,6 +87,7 @@ async def test_vm_create_takes_its_resources_from_the_arguments(
     )
     assert created["resources"] == {"vcpus": 1, "memory_mb": 768, "disk_gb": 2}
     assert created["metadata"] == {"team": "a"}
+    assert await fetch(created["ports"]["8080"]) == "hello from sized"  # it runs, limits set
     limits = await asyncio.to_thread(Path(f"/proc/{created['pid']}/limits").read_text)
     assert str(768 * 1024 * 1024) in limits  # address space from memory_mb
     await succeed(channel, as_account, "vm.delete", id="sized", force=True)

@@ -95,6 +95,9 @@ class LocalDriver:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        """Set by `stop()`: background tasks finish what they write and end (never cancelled
+        in the middle of a database write, which would leave its connection behind)."""
         self._lock_fd: int | None = None
         self._start_time = now_us()
 
@@ -119,18 +122,15 @@ class LocalDriver:
     async def stop(self) -> None:
         """Stop this node's instances (FMCP_STOP_INSTANCES_ON_EXIT) or leave them running for
         the next start to adopt."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
         if self._stop_on_exit:
             await asyncio.gather(
                 *(self._stop_on_shutdown(iid) for iid in list(self._running)),
                 return_exceptions=True,
             )
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closing.set()
+        await asyncio.gather(
+            *self._tasks, *([self._heartbeat] if self._heartbeat else []), return_exceptions=True
+        )
         self._running.clear()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -155,8 +155,7 @@ class LocalDriver:
         self._lock_fd = fd
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+        while not await _set_within(self._closing, HEARTBEAT_SECONDS):
             try:
                 await self._nodes.heartbeat(self.node_id, self._start_time)
             except Exception:
@@ -200,7 +199,17 @@ class LocalDriver:
 
     async def _on_end(self, instance_id: str, supervised: Supervised) -> None:
         """The entrypoint ended by itself: stopped (exit 0) or failed, with its exit code."""
-        await supervised.ended.wait()
+        waits = [
+            asyncio.ensure_future(self._closing.wait()),
+            asyncio.ensure_future(supervised.ended.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if not supervised.ended.is_set():
+            return  # the driver stops and leaves this instance running
         async with self._locks[instance_id]:
             if self._running.get(instance_id) is not supervised or instance_id in self._stopping:
                 return  # stopped on purpose: the stopper records it
@@ -462,6 +471,12 @@ class LocalDriver:
                 await self._stop(
                     instance, self._grace, f"stopped when node {self.node_id} shut down"
                 )
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
 
 
 def _formfile_resources(formfile: dict[str, Any]) -> Resources:
