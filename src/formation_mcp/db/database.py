@@ -35,7 +35,15 @@ class Database:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(self.url, connect_args={"timeout": 30})
+            # A fixed pool, no overflow: connections are opened a bounded number of times (a
+            # connect interrupted by a cancelled call leaves its aiosqlite connection behind).
+            engine = create_async_engine(
+                self.url,
+                connect_args={"timeout": 30},
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_timeout=30,
+            )
 
             @event.listens_for(engine.sync_engine, "connect")
             def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
