@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from bench import identity, list_ops, logins, rest, tool_calls, unary, watch, workloads
+from bench import identity, list_ops, logins, mcp, rest, tool_calls, unary, watch, workloads
 
 BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "unary": unary.run,
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "logins": logins.run,
     "calls": tool_calls.run,
     "rest": rest.run,
+    "mcp": mcp.run,
     "workloads": workloads.run,
 }
 

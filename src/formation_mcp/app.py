@@ -22,6 +22,7 @@ from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
 from formation_mcp.dispatch.outbox import Outbox, OutboxRelay
 from formation_mcp.http_side import HttpSide, build_app
+from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations import store
 from formation_mcp.operations.feeds import FeedHub
@@ -133,7 +134,16 @@ class Application:
             metrics=self.metrics,
             max_message_bytes=settings.max_message_bytes,
         )
-        self.http = HttpSide(settings.http_listen, build_app(self.metrics, self.database.ping))
+        self.mcp = McpHttpEndpoint(
+            self.verifier,
+            issuer=settings.auth_issuer,
+            grpc_target=lambda: self.grpc.address,
+            allowed_origins=settings.mcp_allowed_origins,
+        )
+        self.http = HttpSide(
+            settings.http_listen,
+            build_app(self.metrics, self.database.ping, routes=self.mcp.routes()),
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
 
@@ -164,6 +174,7 @@ class Application:
         if self.driver is not None:
             await self.driver.start()
         await self.grpc.start()
+        await self.mcp.start()
         await self.http.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -189,6 +200,7 @@ class Application:
         if self._stopped:
             return
         self._stopped = True
+        await self.mcp.stop()  # ends MCP sessions: their watches would hold up the gRPC drain
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         if self.broker_ready.is_set() and self.worker is not None:
             await self.worker.stop(self.settings.shutdown_grace_seconds)

@@ -1,11 +1,12 @@
-"""The server's own small HTTP side: /metrics (Prometheus), /healthz and /openapi.json."""
+"""The server's own small HTTP side: /metrics (Prometheus), /healthz and /openapi.json, plus
+the routes other parts mount on it (the MCP endpoint)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -13,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from formation_mcp.errors import Unavailable
 from formation_mcp.metrics import Metrics
@@ -26,6 +27,7 @@ def build_app(
     metrics: Metrics,
     check_health: Callable[[], Awaitable[None]],
     openapi_document: Path = OPENAPI_DOCUMENT,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -49,6 +51,7 @@ def build_app(
             Route("/metrics", metrics_endpoint),
             Route("/healthz", healthz),
             Route("/openapi.json", openapi),
+            *routes,
         ]
     )
 
@@ -65,6 +68,9 @@ class HttpSide:
     def __init__(self, listen: str, app: Starlette) -> None:
         host, _, port = listen.rpartition(":")
         self._socket = socket.create_server((host, int(port)), reuse_port=False)
+        # Accepted connections inherit this: without it a response written as two small
+        # segments (headers, then body) waits ~40 ms for the peer's delayed ACK (Nagle).
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port: int = self._socket.getsockname()[1]
         self.address = f"{host}:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -160,6 +161,25 @@ def upgrade() -> None:
 
     revision = asyncio.run(run())
     click.echo(f"database at revision {revision}")
+
+
+@main.command("mcp")
+@click.option("--target", help="Server address (env FMCP_TARGET).")
+@click.option("--key-file", help="Ed25519 private key, PEM (env FMCP_KEY_FILE).")
+def mcp_command(target: str | None, key_file: str | None) -> None:
+    """Serve the tools to an MCP host over stdio (stdout carries only MCP; logs go to stderr),
+    as the account of your key file, through the API at FMCP_TARGET."""
+    from formation_mcp.client.config import ClientConfig
+    from formation_mcp.mcp_server.stdio import serve_stdio
+
+    level = (os.environ.get("FMCP_LOG_LEVEL") or "WARNING").upper()
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="fmcp mcp: %(levelname)s %(message)s"
+    )
+    config = ClientConfig.resolve(target, key_file)
+    if not config.key_file.exists():
+        raise click.ClickException(f"no key at {config.key_file}: run `fmcp keygen` first")
+    asyncio.run(serve_stdio(config))
 
 
 main.add_command(keygen)

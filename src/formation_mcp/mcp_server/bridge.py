@@ -1,0 +1,211 @@
+"""The transport-independent MCP server: `tools/list` and `tools/call` answered by our own
+Tools and Operations services over gRPC, with the caller's credentials.
+
+Both transports build the same low-level SDK `Server` from a `ToolBridge`; they differ only in
+the `Backend` they give it: where the gRPC channel is, and how a request's bearer token is found
+(the token the HTTP client presented, or the stdio user's session from their key file).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+import grpc
+import mcp_types as types
+from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
+from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import json_format
+from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from formation_mcp.mcp_server.convert import (
+    TOOL_PREFIX,
+    call_error_result,
+    error_result,
+    metadata_of,
+    progress_of,
+    result_of,
+    to_mcp_tool,
+)
+
+log = logging.getLogger(__name__)
+
+Metadata = tuple[tuple[str, str], ...]
+Context = ServerRequestContext[Any, Any]
+
+UNARY_TIMEOUT_SECONDS = 60.0
+"""ListTools and CallTool (a quick tool runs inline within the call)."""
+CANCEL_TIMEOUT_SECONDS = 10.0
+LIST_PAGE_SIZE = 100
+
+
+class CredentialsError(Exception):
+    """The caller's credentials could not be had (no key file, login refused, API down);
+    the message says what to do."""
+
+
+class Backend(Protocol):
+    """Where our API is and who is calling: all a transport has to provide."""
+
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel to our API (created lazily, in the serving event loop)."""
+        ...
+
+    async def credentials(self, ctx: Context) -> Metadata:
+        """gRPC metadata that authenticates this MCP request's caller; CredentialsError when
+        there are none to be had."""
+        ...
+
+
+class ToolBridge:
+    """`tools/list` and `tools/call` over our API. A long-running tool is followed with
+    WatchOperation: each rise in progress becomes `notifications/progress` (when the caller
+    asked for it), the final operation becomes the result, and a cancelled request cancels the
+    operation."""
+
+    def __init__(self, backend: Backend, *, closing: Callable[[], bool] = lambda: False) -> None:
+        self._backend = backend
+        self._closing = closing
+
+    def server(self, name: str = "formation-mcp") -> Server[Any]:
+        return Server(
+            name,
+            version=package_version(),
+            title="Formation MCP control plane",
+            instructions=(
+                "Tools to build packs and manage instances on the Formation network. Long-running "
+                "tools report progress and return when their operation finishes; the result's "
+                "_meta names the operation."
+            ),
+            # Our input schemas carry no `x-mcp-header` annotations, so there are no
+            # `Mcp-Param-*` headers to check: saying so spares a tools/list per 2026 call.
+            get_tool_input_schema=lambda _name: None,
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+        )
+
+    def _tools(self) -> tools_pb2_grpc.ToolsServiceAsyncStub:
+        return tools_pb2_grpc.ToolsServiceStub(self._backend.channel())
+
+    def _operations(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
+        return operations_pb2_grpc.OperationsServiceStub(self._backend.channel())
+
+    async def list_tools(
+        self, ctx: Context, _params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        """Every tool the caller's roles can see, by name, in one page: hosts rarely follow
+        `nextCursor`, and the catalog is small."""
+        tools: list[types.Tool] = []
+        try:
+            metadata = await self._backend.credentials(ctx)
+            stub = self._tools()
+            token = ""
+            while True:
+                page: tools_pb2.ListToolsResponse = await stub.ListTools(
+                    tools_pb2.ListToolsRequest(page_size=LIST_PAGE_SIZE, page_token=token),
+                    metadata=metadata,
+                    timeout=UNARY_TIMEOUT_SECONDS,
+                )
+                tools.extend(to_mcp_tool(tool) for tool in page.tools)
+                token = page.next_page_token
+                if not token:
+                    break
+        except grpc.aio.AioRpcError as error:
+            raise MCPError(
+                types.INTERNAL_ERROR,
+                f"listing the tools failed: {error.code().name}: {error.details()}",
+            ) from None
+        except CredentialsError as error:
+            raise MCPError(types.INTERNAL_ERROR, str(error)) from None
+        tools.sort(key=lambda tool: tool.name)
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(
+        self, ctx: Context, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        try:
+            metadata = await self._backend.credentials(ctx)
+        except CredentialsError as error:
+            return error_result(str(error))
+        request = tools_pb2.CallToolRequest(name=TOOL_PREFIX + params.name)
+        json_format.ParseDict(params.arguments or {}, request.arguments)
+        try:
+            operation: lro_pb2.Operation = await self._tools().CallTool(
+                request, metadata=metadata, timeout=UNARY_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            return call_error_result(params.name, error)
+        if operation.done:
+            return result_of(operation)
+        try:
+            return await self._follow(ctx, operation, metadata)
+        except anyio.get_cancelled_exc_class():
+            if self._cancelled_by_client(ctx):
+                with anyio.CancelScope(shield=True):
+                    await self._cancel(ctx, operation.name)
+            raise
+
+    async def _follow(
+        self, ctx: Context, operation: lro_pb2.Operation, metadata: Metadata
+    ) -> types.CallToolResult:
+        """Watch from just after the operation's creation (every change exactly once) until it
+        is done. MCP progress must only ever rise, so each rise of the percentage is reported,
+        with the stage and status message of that change."""
+        reported = progress_of(operation).percent
+        watch = self._operations().WatchOperation(
+            operations_pb2.WatchOperationRequest(
+                name=operation.name, after_sequence=metadata_of(operation).sequence
+            ),
+            metadata=metadata,
+        )
+        try:
+            async for change in watch:
+                progress = progress_of(change)
+                if progress.percent > reported:
+                    reported = progress.percent
+                    await ctx.session.report_progress(progress.percent, 100, progress.message)
+                if change.done:
+                    return result_of(change)
+        except grpc.aio.AioRpcError as error:
+            what = f"could not be followed to its end; {operation.name} may still be running"
+            return call_error_result(metadata_of(operation).tool or "the tool", error, what)
+        finally:
+            watch.cancel()
+        raise RuntimeError(f"the watch of {operation.name} ended before the operation finished")
+
+    def _cancelled_by_client(self, ctx: Context) -> bool:
+        """Whether this cancellation is the client's: `notifications/cancelled` for the request
+        (2025 revisions), or, from 2026-07-28, closing the request's response stream. Not when
+        this server is shutting down: the operation goes on, and can be watched elsewhere."""
+        if self._closing():
+            return False
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return True
+        # The SDK (2.3) sets the dispatch context's `cancel_requested` for a received
+        # notifications/cancelled but does not surface it on ServerRequestContext.
+        outbound = getattr(ctx.session, "_request_outbound", None)
+        event = getattr(outbound, "cancel_requested", None)
+        return bool(event is not None and event.is_set())
+
+    async def _cancel(self, ctx: Context, name: str) -> None:
+        try:
+            metadata = await self._backend.credentials(ctx)
+            await self._operations().CancelOperation(
+                operations_pb2.CancelOperationRequest(name=name),
+                metadata=metadata,
+                timeout=CANCEL_TIMEOUT_SECONDS,
+            )
+        except Exception as exc:  # the cancel is best effort; the operation stays watchable
+            log.warning("could not cancel %s after the MCP request was cancelled: %s", name, exc)
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("formation-mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,135 @@
+"""The MCP endpoint as an OAuth resource server: tokens checked with their audience, 401s that
+lead to the RFC 9728 metadata, and browser origins checked (through real Envoy)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.v1 import auth_pb2
+
+from formation_mcp.app import Application
+from formation_mcp.auth.tokens import TokenIssuer
+from formation_mcp.client.auth import login
+from formation_mcp.settings import Settings, SettingsError
+
+StartApp = Callable[..., Awaitable[Application]]
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+@pytest.fixture
+def mcp_url(envoy: str) -> str:
+    return f"{envoy}/mcp"
+
+
+async def post(url: str, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(url, json=INITIALIZE, headers=ACCEPT | headers)
+
+
+async def test_no_token_is_401_pointing_at_the_resource_metadata(mcp_url: str, envoy: str) -> None:
+    response = await post(mcp_url)
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    metadata_url = f"{envoy}/.well-known/oauth-protected-resource/mcp"
+    assert challenge.startswith("Bearer ") and f'resource_metadata="{metadata_url}"' in challenge
+    assert "error=" not in challenge  # RFC 6750 §3.1: no error code when no token was sent
+    async with httpx.AsyncClient(timeout=10) as http:
+        metadata = (await http.get(metadata_url)).json()
+    assert metadata["resource"] == mcp_url
+    assert metadata["authorization_servers"] == [envoy]
+    assert metadata["bearer_methods_supported"] == ["header"]
+
+
+async def test_a_token_for_another_audience_is_401(
+    mcp_url: str, app: Application, session: auth_pb2.Session
+) -> None:
+    issuer = TokenIssuer(app.signing_key, app.settings.auth_issuer, "someone-else", 60)
+    token = issuer.issue(session.account.name, tuple(session.account.roles)).token
+    response = await post(mcp_url, authorization=f"Bearer {token}")
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert 'error="invalid_token"' in challenge
+    assert "another audience" in challenge and "resource_metadata=" in challenge
+
+
+async def test_a_malformed_token_is_401(mcp_url: str) -> None:
+    response = await post(mcp_url, authorization="Bearer not-a-jwt")
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_a_valid_token_opens_a_session(mcp_url: str, session: auth_pb2.Session) -> None:
+    response = await post(mcp_url, authorization=f"Bearer {session.access_token}")
+    assert response.status_code == 200
+    assert response.headers["mcp-session-id"]
+
+
+async def test_a_foreign_origin_is_403(mcp_url: str, session: auth_pb2.Session) -> None:
+    response = await post(
+        mcp_url, authorization=f"Bearer {session.access_token}", origin="https://evil.example"
+    )
+    assert response.status_code == 403
+
+
+async def test_a_loopback_origin_is_allowed(mcp_url: str, session: auth_pb2.Session) -> None:
+    response = await post(
+        mcp_url, authorization=f"Bearer {session.access_token}", origin="http://localhost:5173"
+    )
+    assert response.status_code == 200
+
+
+async def test_a_configured_origin_is_allowed(start_app: StartApp) -> None:
+    app = await start_app(mcp_allowed_origins=("https://app.example.com",))
+    async with grpc.aio.insecure_channel(app.grpc.address) as channel:
+        session = await login(channel, Ed25519PrivateKey.generate())
+    url = f"http://{app.http.address}/mcp"
+    bearer = f"Bearer {session.access_token}"
+    assert (
+        await post(url, authorization=bearer, origin="https://app.example.com")
+    ).status_code == 200
+    refused = await post(url, authorization=bearer, origin="https://app.example.com.evil.example")
+    assert refused.status_code == 403
+
+
+def test_allowed_origins_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {"FMCP_MCP_ALLOWED_ORIGINS": "https://app.example.com, http://10.0.0.5:3000/"}
+    )
+    assert settings.mcp_allowed_origins == ("https://app.example.com", "http://10.0.0.5:3000")
+    with pytest.raises(SettingsError, match="FMCP_MCP_ALLOWED_ORIGINS"):
+        Settings.from_env({"FMCP_MCP_ALLOWED_ORIGINS": "https://app.example.com/path"})
+
+
+async def test_a_session_is_bound_to_the_account_that_opened_it(
+    mcp_url: str, session: auth_pb2.Session, channel: grpc.aio.Channel
+) -> None:
+    opened = await post(mcp_url, authorization=f"Bearer {session.access_token}")
+    session_id = opened.headers["mcp-session-id"]
+    other = await login(channel, Ed25519PrivateKey.generate())
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            mcp_url,
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            headers=ACCEPT
+            | {
+                "authorization": f"Bearer {other.access_token}",
+                "mcp-session-id": session_id,
+                "mcp-protocol-version": "2025-11-25",
+            },
+        )
+    assert response.status_code == 404  # as if the session did not exist
