@@ -88,7 +88,13 @@ async def app(
 ) -> AsyncIterator[Application]:
     """One running API server per database backend, shared by the tests that only need one
     (each test acts as its own account, so tests never see each other's operations)."""
-    application = Application(make_settings(tmp_path_factory.mktemp("data"), database_url))
+    application = Application(
+        make_settings(
+            tmp_path_factory.mktemp("data"),
+            database_url,
+            login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVERS,
+        )
+    )
     await application.start()
     try:
         yield application

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,15 +36,7 @@ class Database:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            # A fixed pool, no overflow: connections are opened a bounded number of times (a
-            # connect interrupted by a cancelled call leaves its aiosqlite connection behind).
-            engine = create_async_engine(
-                self.url,
-                connect_args={"timeout": 30},
-                pool_size=pool_size,
-                max_overflow=0,
-                pool_timeout=30,
-            )
+            engine = create_async_engine(self.url, connect_args={"timeout": 30})
 
             @event.listens_for(engine.sync_engine, "connect")
             def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -56,10 +49,11 @@ class Database:
             return engine
         # No pre-ping: it costs a round trip on every checkout. A connection that died with
         # the server fails its first statement, is invalidated, and that call is UNAVAILABLE.
-        # No overflow: under load overflow connections were opened and closed for every few
-        # statements (a TCP and TLS-probe handshake each); a fixed pool queues callers instead.
+        # A pool big enough for the load: overflow connections are opened and closed for every
+        # few statements (a TCP and TLS-probe handshake each). Overflow stays allowed, so a
+        # connection lost to a cancelled call cannot starve the pool.
         return create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_recycle=3600
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
         )
 
     @property
@@ -70,18 +64,23 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; UNAVAILABLE when the database cannot be reached."""
-        async with _unavailable_on_outage(), self._reader.connect() as conn:
-            yield conn
+        async with _unavailable_on_outage():
+            conn = await _connect(self._reader)
+            try:
+                yield conn
+            finally:
+                await asyncio.shield(conn.close())
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any exception."""
-        if self._write_lock is None:
-            async with _unavailable_on_outage(), self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, _unavailable_on_outage(), self.engine.begin() as conn:
-            yield conn
+        async with self._write_lock or contextlib.nullcontext(), _unavailable_on_outage():
+            conn = await _connect(self.engine)
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                await asyncio.shield(conn.close())
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -89,6 +88,31 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _connect(engine: AsyncEngine) -> AsyncConnection:
+    """A pooled connection, even for a caller cancelled while it is being checked out: the
+    checkout finishes in a task of its own and, when its caller is gone, the connection goes
+    straight back to the pool. (`async with engine.connect()` cancelled inside its
+    `__aenter__` leaves the checked-out connection to the garbage collector.)"""
+    conn = engine.connect()
+    starting = asyncio.ensure_future(conn.start())
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+
+        def give_back(task: asyncio.Future[AsyncConnection]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                closing = asyncio.ensure_future(conn.close())
+                _closing.add(closing)
+                closing.add_done_callback(_closing.discard)
+
+        starting.add_done_callback(give_back)
+        raise
+    return conn
 
 
 @asynccontextmanager
