@@ -48,7 +48,7 @@ proto: $(BIN)/fmcp ## Wipe and regenerate generated/ from proto/, and the OpenAP
 check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/ or the OpenAPI document
 	$(eval TMP := $(shell mktemp -d))
 	$(call generate,$(TMP)/generated)
-	diff -r generated $(TMP)/generated || { echo "generated/ is stale: run 'make proto' and commit" >&2; rm -rf $(TMP); exit 1; }
+	diff -r -x __pycache__ generated $(TMP)/generated || { echo "generated/ is stale: run 'make proto' and commit" >&2; rm -rf $(TMP); exit 1; }
 	$(BIN)/python -m formation_mcp.openapi --check --descriptor $(TMP)/generated/formation_mcp.binpb || { rm -rf $(TMP); exit 1; }
 	rm -rf $(TMP)
 
