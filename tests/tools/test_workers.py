@@ -20,7 +20,9 @@ from tests import tool_fixtures
 from tests.helpers import DEADLINE, metadata_of, output_of, struct
 
 from formation_mcp.app import Application
+from formation_mcp.broker.rabbitmq import RabbitBroker
 from formation_mcp.client.auth import bearer, login
+from formation_mcp.settings import Settings
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +42,7 @@ class WorkerProcess:
     """`fmcp worker` as a subprocess with the test tools."""
 
     def __init__(self, database_url: str, shared: dict[str, object], data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FMCP_")},
             "PYTHONPATH": str(REPO),
@@ -97,6 +100,9 @@ async def workers(
     yield start  # type: ignore[misc]
     for worker in started:
         await worker.stop()
+    nodes = [Settings(data_dir=worker.data_dir).effective_node_id for worker in started]
+    broker = RabbitBroker(str(shared["broker_url"]), 3, str(shared["broker_prefix"]))
+    await broker.delete_node_queues(nodes)  # each worker declared a queue for its node
 
 
 async def client(app: Application) -> tuple[grpc.aio.Channel, tuple[tuple[str, str], ...]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -396,6 +396,14 @@ class RabbitBroker:
         connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
         async with connection, connection.channel() as channel:
             await self._topology.delete(channel)
+
+    async def delete_node_queues(self, nodes: Iterable[str]) -> None:
+        """Delete the work queues of these nodes (for tests whose workers ran elsewhere: a
+        process only knows the node queues it declared itself)."""
+        connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
+        async with connection, connection.channel() as channel:
+            for node in nodes:
+                await channel.queue_delete(self._topology.node_work(node).name)
 
     async def publish_work(self, routing_key: str, body: bytes, message_id: str) -> None:
         node = routed_node(routing_key)
