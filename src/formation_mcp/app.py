@@ -20,7 +20,7 @@ from formation_mcp.clock import now_us
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
-from formation_mcp.dispatch.outbox import Outbox, OutboxRelay
+from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
 from formation_mcp.http_side import HttpSide, build_app
 from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
@@ -104,7 +104,7 @@ class Application:
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
-        self.outbox = Outbox()
+        self.outbox = Outbox(broker_deployment(settings))
         self.relay = OutboxRelay(self.database, self.broker, self.outbox)
         self.operations.on_cancel_requested = self.outbox.enqueue_cancel
         self.operations.on_cancel_committed = self.outbox.wake

@@ -140,6 +140,9 @@ outbox = sa.Table(
     sa.Column("create_time", sa.BigInteger, nullable=False),
     # A relay claims rows while it publishes them; a crashed relay's claim simply runs out.
     sa.Column("claimed_until", sa.BigInteger, nullable=False),
+    # The broker deployment the row is for: a relay publishes only its own deployment's rows
+    # (several deployments may share a database; "" = written before this column existed).
+    sa.Column("deployment", sa.String(255), nullable=False, server_default=""),
     sa.Index("ix_outbox_claimed_until", "claimed_until"),
 )
 

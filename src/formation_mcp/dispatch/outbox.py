@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from formation.mcp.v1 import queue_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
+from yarl import URL
 
 from formation_mcp.broker.base import Broker, BrokerUnavailable, work_routing_key
 from formation_mcp.clock import now_us
@@ -24,6 +25,7 @@ from formation_mcp.db.database import Database
 from formation_mcp.db.schema import outbox
 from formation_mcp.errors import Unavailable
 from formation_mcp.operations.ids import operation_name
+from formation_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ MAX_BACKOFF_SECONDS = 5.0
 class Outbox:
     """The dispatcher the Tools service writes to."""
 
-    def __init__(self) -> None:
+    def __init__(self, deployment: str = "") -> None:
+        self.deployment = deployment
+        """Which broker deployment this outbox feeds: relays only publish their own rows."""
         self._wake = asyncio.Event()
 
     async def enqueue(self, conn: AsyncConnection, item: queue_pb2.WorkItem) -> None:
@@ -46,12 +50,18 @@ class Outbox:
             work_routing_key(item.tool, item.node),
             item.operation,
             item.SerializeToString(),
+            self.deployment,
         )
 
     async def enqueue_cancel(self, conn: AsyncConnection, operation_id: str) -> None:
         name = operation_name(operation_id)
         await _insert(
-            conn, CANCEL, "", name, queue_pb2.CancelWork(operation=name).SerializeToString()
+            conn,
+            CANCEL,
+            "",
+            name,
+            queue_pb2.CancelWork(operation=name).SerializeToString(),
+            self.deployment,
         )
 
     def wake(self) -> None:
@@ -64,9 +74,22 @@ class Outbox:
         self._wake.clear()
 
 
-async def _insert(conn: AsyncConnection, kind: str, key: str, message_id: str, body: bytes) -> None:
+def broker_deployment(settings: Settings) -> str:
+    """The broker this server publishes to: RabbitMQ's host, port, vhost and prefix (never the
+    credentials), or, for the in-process broker, this node (stable across restarts, so rows
+    left by a crash are published after it)."""
+    if settings.broker_url.startswith("memory://"):
+        return f"memory://{settings.effective_node_id}"
+    url = URL(settings.broker_url)
+    return f"{url.scheme}://{url.host}:{url.port}{url.path}#{settings.broker_prefix}"[:255]
+
+
+async def _insert(
+    conn: AsyncConnection, kind: str, key: str, message_id: str, body: bytes, deployment: str
+) -> None:
     await conn.execute(
         outbox.insert().values(
+            deployment=deployment,
             kind=kind,
             routing_key=key,
             message_id=message_id,
@@ -94,6 +117,7 @@ class OutboxRelay:
         self._broker = broker
         self._box = box
         self._batch = batch_size
+        self._mine = outbox.c.deployment.in_(sorted({box.deployment, ""}))
 
     async def run(self) -> None:
         delay = 0.0
@@ -141,7 +165,7 @@ class OutboxRelay:
         now = now_us()
         free = (
             sa.select(outbox.c.id)
-            .where(outbox.c.claimed_until < now)
+            .where(outbox.c.claimed_until < now, self._mine)
             .order_by(outbox.c.id)
             .limit(self._batch)
         )
@@ -167,4 +191,5 @@ class OutboxRelay:
 
     async def pending(self) -> int:
         async with self._db.read() as conn:
-            return int(await conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+            count = sa.select(sa.func.count()).select_from(outbox).where(self._mine)
+            return int(await conn.scalar(count) or 0)
