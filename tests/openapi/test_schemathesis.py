@@ -17,7 +17,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +35,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from tests.conftest import free_port
 
-from formation_mcp.app import Application
-from formation_mcp.envoy import TEMPLATE, EnvoyProcess, write_config
+from formation_mcp.envoy import TEMPLATE
 from formation_mcp.openapi import NDJSON, OUTPUT
 
 JsonObject = dict[str, Any]
@@ -128,27 +126,6 @@ async def finished_operation(client: httpx.AsyncClient, text: str) -> str:
     assert operation["done"], operation
     name: str = operation["name"]
     return name
-
-
-@pytest.fixture(scope="module")
-async def envoy(app: Application, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """A real Envoy in front of `app`, the server `session` logs in to: tests/conftest.py's
-    `envoy`, but this module's own. That one is session-wide and cached across directories,
-    so after tests/envoy (which overrides `app`) it fronts another server, whose signing key
-    refuses `session`'s token."""
-    listen = f"127.0.0.1:{free_port()}"
-    config = write_config(
-        tmp_path_factory.mktemp("envoy"),
-        listen=listen,
-        grpc_upstream=app.grpc.address,
-        http_upstream=app.http.address,
-    )
-    process = EnvoyProcess(config, listen)
-    await process.start()
-    try:
-        yield f"http://{listen}"
-    finally:
-        await process.stop()
 
 
 @pytest.fixture
