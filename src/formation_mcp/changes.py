@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,12 @@ class ChangeBus:
         """Called inside the writing transaction; nothing to do in-process."""
         return
 
+    async def announce_many_in_transaction(
+        self, conn: AsyncConnection, topic: str, payloads: Sequence[str]
+    ) -> None:
+        """Several announcements of one transaction (one statement on PostgreSQL)."""
+        return
+
     def committed(self, topic: str, payload: str) -> None:
         """Called after the transaction committed: this process's handlers run now."""
         self._deliver(topic, payload)
@@ -95,6 +101,17 @@ class PostgresChangeBus(ChangeBus):
         await conn.execute(
             sa.text("SELECT pg_notify(:channel, :payload)"),
             {"channel": CHANNEL, "payload": f"{topic}{_SEPARATOR}{payload}"},
+        )
+
+    async def announce_many_in_transaction(
+        self, conn: AsyncConnection, topic: str, payloads: Sequence[str]
+    ) -> None:
+        await conn.execute(
+            sa.text(
+                "SELECT pg_notify(:channel, message) "
+                "FROM unnest(CAST(:messages AS text[])) AS message"
+            ),
+            {"channel": CHANNEL, "messages": [f"{topic}{_SEPARATOR}{p}" for p in payloads]},
         )
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, message: str) -> None:

@@ -13,9 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from formation_mcp.errors import Unavailable
+
+POOL_WAIT_SECONDS = 30.0
 
 
 class Database:
@@ -49,11 +52,17 @@ class Database:
             return engine
         # No pre-ping: it costs a round trip on every checkout. A connection that died with
         # the server fails its first statement, is invalidated, and that call is UNAVAILABLE.
-        # A pool big enough for the load: overflow connections are opened and closed for every
-        # few statements (a TCP and TLS-probe handshake each). Overflow stays allowed, so a
-        # connection lost to a cancelled call cannot starve the pool.
+        # No overflow: the pool opens up to `pool_size` connections as load needs them and
+        # keeps them. (Overflow connections are closed as soon as they are returned, so under
+        # load they were opened again every few statements: a fork on the server, a TLS probe
+        # and a handshake each.) Callers beyond that wait for a free connection, up to
+        # POOL_WAIT_SECONDS, then get UNAVAILABLE.
         return create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
+            self.url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=POOL_WAIT_SECONDS,
+            pool_recycle=3600,
         )
 
     @property
@@ -124,6 +133,10 @@ async def _unavailable_on_outage() -> AsyncIterator[None]:
     except (OperationalError, InterfaceError, OSError) as exc:
         raise Unavailable(
             "the database is unavailable; retry later", reason="DATABASE_UNAVAILABLE"
+        ) from exc
+    except PoolTimeout as exc:
+        raise Unavailable(
+            "every database connection is busy; retry later", reason="DATABASE_BUSY"
         ) from exc
     except DBAPIError as exc:
         if not exc.connection_invalidated:

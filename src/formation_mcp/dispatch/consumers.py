@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from formation.mcp.v1 import queue_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
 from formation_mcp.broker.base import Broker, Consumer, Delivery
+from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.operations.ids import parse_operation_name
 from formation_mcp.operations.service import OperationService
@@ -19,50 +18,9 @@ from formation_mcp.operations.service import OperationService
 log = logging.getLogger(__name__)
 
 EVENT_PREFETCH = 256
+EVENT_BATCH = 256
+"""At most this many events are applied in one transaction."""
 RETRY_DELAY_SECONDS = 1.0
-
-
-class OperationLocks:
-    """Serializes work per operation (FIFO), so events of one operation apply in the order
-    they arrived while different operations proceed concurrently."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextmanager
-    def _hold(self, key: str) -> Iterator[asyncio.Lock]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            yield lock
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    async def run(self, key: str, delivery: Delivery, handle: EventApplier) -> None:
-        with self._hold(key) as lock:
-            async with lock:
-                await handle(delivery)
-
-
-class EventApplier:
-    def __init__(self, operations: OperationService) -> None:
-        self._operations = operations
-
-    async def __call__(self, delivery: Delivery) -> None:
-        try:
-            event = queue_pb2.OperationEvent.FromString(delivery.body)
-            await self._operations.apply_event(event)
-        except (DecodeError, FmcpError) as exc:
-            if isinstance(exc, Unavailable):  # database down: try again later, lose nothing
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
-                await delivery.requeue()
-                return
-            log.error("dropping a malformed operation event: %s", exc)
-        await delivery.ack()
 
 
 class ApiConsumers:
@@ -71,8 +29,9 @@ class ApiConsumers:
     def __init__(self, broker: Broker, operations: OperationService) -> None:
         self._broker = broker
         self._operations = operations
-        self._apply = EventApplier(operations)
-        self._locks = OperationLocks()
+        self._events: GroupCommit[queue_pb2.OperationEvent] = GroupCommit(
+            operations.apply_events, max_batch=EVENT_BATCH
+        )
         self._consumers: list[Consumer] = []
 
     async def start(self) -> None:
@@ -84,13 +43,25 @@ class ApiConsumers:
     async def stop(self) -> None:
         for consumer in self._consumers:
             await consumer.stop()
+        await self._events.drain()
 
     async def _on_event(self, delivery: Delivery) -> None:
+        """Events join the batch being formed (see GroupCommit): in delivery order, so the
+        events of one operation apply in the order its worker published them."""
         try:
-            operation = queue_pb2.OperationEvent.FromString(delivery.body).operation
-        except DecodeError:
-            operation = ""
-        await self._locks.run(operation, delivery, self._apply)
+            event = queue_pb2.OperationEvent.FromString(delivery.body)
+            parse_operation_name(event.operation, "operation")
+        except (DecodeError, FmcpError) as exc:
+            log.error("dropping a malformed operation event: %s", exc)
+            await delivery.ack()
+            return
+        try:
+            await self._events.submit(event)
+        except Unavailable:  # database down: try again later, lose nothing
+            await asyncio.sleep(RETRY_DELAY_SECONDS)
+            await delivery.requeue()
+            return
+        await delivery.ack()
 
     async def _on_dead_letter(self, delivery: Delivery) -> None:
         """Work that was delivered `max_attempts` times without finishing: fail it clearly."""

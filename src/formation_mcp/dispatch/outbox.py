@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -30,6 +31,13 @@ from formation_mcp.settings import Settings
 log = logging.getLogger(__name__)
 
 WORK, CANCEL = "work", "cancel"
+_INSERT = outbox.insert()
+_DELETE = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+_RELEASE = (
+    outbox.update()
+    .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(claimed_until=0)
+)
 CLAIM_SECONDS = 30.0
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
@@ -44,25 +52,42 @@ class Outbox:
         self._wake = asyncio.Event()
 
     async def enqueue(self, conn: AsyncConnection, item: queue_pb2.WorkItem) -> None:
-        await _insert(
-            conn,
-            WORK,
-            work_routing_key(item.tool, item.node),
-            item.operation,
-            item.SerializeToString(),
-            self.deployment,
-        )
+        await self.enqueue_many(conn, [item])
+
+    async def enqueue_many(
+        self, conn: AsyncConnection, items: Sequence[queue_pb2.WorkItem]
+    ) -> None:
+        """Work items in the transaction `conn` belongs to: one statement for all of them."""
+        now = now_us()
+        rows = [
+            self._row(
+                WORK,
+                work_routing_key(item.tool, item.node),
+                item.operation,
+                item.SerializeToString(),
+                now,
+            )
+            for item in items
+        ]
+        await conn.execute(_INSERT, rows)
 
     async def enqueue_cancel(self, conn: AsyncConnection, operation_id: str) -> None:
         name = operation_name(operation_id)
-        await _insert(
-            conn,
-            CANCEL,
-            "",
-            name,
-            queue_pb2.CancelWork(operation=name).SerializeToString(),
-            self.deployment,
-        )
+        body = queue_pb2.CancelWork(operation=name).SerializeToString()
+        await conn.execute(_INSERT, self._row(CANCEL, "", name, body, now_us()))
+
+    def _row(
+        self, kind: str, key: str, message_id: str, body: bytes, now: int
+    ) -> dict[str, object]:
+        return {
+            "deployment": self.deployment,
+            "kind": kind,
+            "routing_key": key,
+            "message_id": message_id,
+            "body": body,
+            "create_time": now,
+            "claimed_until": 0,
+        }
 
     def wake(self) -> None:
         """Called after the transaction committed: publish now rather than at the next poll."""
@@ -84,22 +109,6 @@ def broker_deployment(settings: Settings) -> str:
     return f"{url.scheme}://{url.host}:{url.port}{url.path}#{settings.broker_prefix}"[:255]
 
 
-async def _insert(
-    conn: AsyncConnection, kind: str, key: str, message_id: str, body: bytes, deployment: str
-) -> None:
-    await conn.execute(
-        outbox.insert().values(
-            deployment=deployment,
-            kind=kind,
-            routing_key=key,
-            message_id=message_id,
-            body=body,
-            create_time=now_us(),
-            claimed_until=0,
-        )
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Row:
     id: int
@@ -117,7 +126,24 @@ class OutboxRelay:
         self._broker = broker
         self._box = box
         self._batch = batch_size
-        self._mine = outbox.c.deployment.in_(sorted({box.deployment, ""}))
+        mine = outbox.c.deployment.in_(sorted({box.deployment, ""}))
+        self._mine = mine
+        free = (
+            sa.select(outbox.c.id)
+            .where(outbox.c.claimed_until < sa.bindparam("now"), mine)
+            .order_by(outbox.c.id)
+            .limit(batch_size)
+        )
+        if database.is_postgres:
+            free = free.with_for_update(skip_locked=True)
+        self._claim_statement = (
+            outbox.update()
+            .where(outbox.c.id.in_(free.scalar_subquery()))
+            .values(claimed_until=sa.bindparam("claim_until"))
+            .returning(
+                outbox.c.id, outbox.c.kind, outbox.c.routing_key, outbox.c.message_id, outbox.c.body
+            )
+        )
 
     async def run(self) -> None:
         delay = 0.0
@@ -147,11 +173,9 @@ class OutboxRelay:
         failed = [row.id for row, result in zip(rows, results, strict=True) if result is not None]
         async with self._db.write() as conn:
             if published:
-                await conn.execute(outbox.delete().where(outbox.c.id.in_(published)))
+                await conn.execute(_DELETE, {"ids": published})
             if failed:
-                await conn.execute(
-                    outbox.update().where(outbox.c.id.in_(failed)).values(claimed_until=0)
-                )
+                await conn.execute(_RELEASE, {"ids": failed})
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise (
@@ -163,24 +187,9 @@ class OutboxRelay:
 
     async def _claim(self) -> list[_Row]:
         now = now_us()
-        free = (
-            sa.select(outbox.c.id)
-            .where(outbox.c.claimed_until < now, self._mine)
-            .order_by(outbox.c.id)
-            .limit(self._batch)
-        )
-        if self._db.is_postgres:
-            free = free.with_for_update(skip_locked=True)
-        claim = (
-            outbox.update()
-            .where(outbox.c.id.in_(free.scalar_subquery()))
-            .values(claimed_until=now + int(CLAIM_SECONDS * 1e6))
-            .returning(
-                outbox.c.id, outbox.c.kind, outbox.c.routing_key, outbox.c.message_id, outbox.c.body
-            )
-        )
+        parameters = {"now": now, "claim_until": now + int(CLAIM_SECONDS * 1e6)}
         async with self._db.write() as conn:
-            rows = (await conn.execute(claim)).all()
+            rows = (await conn.execute(self._claim_statement, parameters)).all()
         return sorted((_Row(*row) for row in rows), key=lambda row: row.id)
 
     async def _publish(self, row: _Row) -> None:

@@ -3,7 +3,8 @@
 One `Feed` per watched operation holds a bounded buffer of recent changes, shared by every
 watcher of that operation; each watcher keeps only its own cursor (the last sequence it
 sent). When the store reports a change, the feed loads the new events from the database
-once and wakes its watchers. A watcher whose cursor fell behind the buffer (a slow client)
+once and wakes its watchers; a change this process wrote itself arrives with its snapshot
+and needs no read. A watcher whose cursor fell behind the buffer (a slow client)
 reads the gap from the database itself, so it never holds up the others, never grows memory
 and never misses the terminal message.
 """
@@ -40,6 +41,8 @@ class Feed:
         self.primed = False
         self.deleted = False
         self.dirty = False
+        self.noticed = 0
+        """The highest change noticed before the feed was primed."""
         self.watchers = 0
         self.refresh_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -112,10 +115,28 @@ class FeedHub:
     def changed(self, operation_id: str, sequence: int) -> None:
         """The store committed change `sequence` of an operation (here or on another replica)."""
         feed = self._feeds.get(operation_id)
-        if feed is None or (feed.primed and sequence <= feed.latest):
+        if feed is None:
+            return
+        if not feed.primed:  # its first watcher is still reading the operation
+            feed.noticed = max(feed.noticed, sequence)
+            return
+        if sequence <= feed.latest:
             return
         feed.dirty = True
         self._schedule(feed)
+
+    def local_change(self, operation_id: str, sequence: int, operation: lro_pb2.Operation) -> None:
+        """This process committed change `sequence` and has its snapshot: when it is the next
+        change of a live feed, watchers get it without a database read. Otherwise the change
+        notice that follows (`changed`) has the feed read what it misses."""
+        feed = self._feeds.get(operation_id)
+        if feed is not None and not feed.primed:
+            feed.noticed = max(feed.noticed, sequence)
+            return
+        if feed is None or feed.dirty or sequence != feed.latest + 1:
+            return
+        feed.append(sequence, operation)
+        feed.wake()
 
     def deleted(self, operation_id: str) -> None:
         feed = self._feeds.get(operation_id)
@@ -154,7 +175,11 @@ class FeedHub:
         return [(event.sequence, parse_snapshot(event)) for event in events]
 
     def prime(self, feed: Feed, sequence: int) -> None:
+        """Changes noticed while the first watcher read the operation need a read only when
+        they are newer than what it read."""
         feed.prime(sequence)
+        if feed.noticed > feed.latest:
+            feed.dirty = True
         if feed.dirty:
             self._schedule(feed)
 

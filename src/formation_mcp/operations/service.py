@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from formation.mcp.v1 import queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
@@ -69,7 +69,7 @@ class OperationService:
     async def _announce(
         self, conn: AsyncConnection, operation_id: str, sequence: int | None
     ) -> str:
-        payload = f"{operation_id}:{_DELETED if sequence is None else sequence}"
+        payload = _payload(operation_id, sequence)
         await self._bus.announce_in_transaction(conn, TOPIC, payload)
         return payload
 
@@ -84,19 +84,59 @@ class OperationService:
         conn: AsyncConnection | None = None,
     ) -> OperationRecord:
         """A new PENDING operation. Pass `conn` to write it in the caller's transaction."""
-        record = lifecycle.new_record(new_operation_id(), owner, tool, request_id, now_us())
+        record = new_record(owner, tool, request_id)
         if conn is not None:
-            await store.insert(conn, record)
+            await self.insert_many(conn, [record])
             return record
         async with self._db.write() as own:
-            await store.insert(own, record)
+            await self.insert_many(own, [record])
         return record
+
+    @staticmethod
+    async def insert_many(conn: AsyncConnection, records: Sequence[OperationRecord]) -> None:
+        """Operations made by `new_record`, in the caller's transaction."""
+        await store.insert_many(conn, records)
 
     async def apply_event(self, event: queue_pb2.OperationEvent) -> OperationRecord | None:
         """Apply a worker's event; duplicates and stale events change nothing.
         Returns the operation afterwards, or None when it does not exist (any more)."""
         operation_id = parse_operation_name(event.operation, "operation")
         return await self._mutate(operation_id, lambda r: lifecycle.apply_event(r, event, now_us()))
+
+    async def apply_events(self, events: Sequence[queue_pb2.OperationEvent]) -> None:
+        """Apply many workers' events in one transaction, in the order given (a batch of the
+        event stream). Duplicates and stale events change nothing; events of operations that
+        do not exist (any more) are skipped. The operations are locked while the batch is
+        written, so no other writer can slip in between the read and the write."""
+        by_operation: dict[str, list[queue_pb2.OperationEvent]] = {}
+        for event in events:
+            operation_id = parse_operation_name(event.operation, "operation")
+            by_operation.setdefault(operation_id, []).append(event)
+        async with self._db.write() as conn:
+            records = await store.get_many(conn, list(by_operation), for_update=True)
+            writes = []
+            now = now_us()
+            for operation_id, operation_events in by_operation.items():
+                record = records.get(operation_id)
+                if record is None:
+                    continue
+                changes = []
+                for event in operation_events:
+                    change = lifecycle.apply_event(record, event, now)
+                    if change is not None:
+                        changes.append(change)
+                        record = change.record
+                if changes:
+                    writes.append(store.Write(records[operation_id].sequence, changes))
+            if not writes:
+                return
+            written = await store.save_locked(conn, writes)
+            payloads = [
+                _payload(write.changes[-1].record.id, write.changes[-1].record.sequence)
+                for write in writes
+            ]
+            await self._bus.announce_many_in_transaction(conn, TOPIC, payloads)
+        self._committed(written, payloads)
 
     async def finish(
         self,
@@ -198,20 +238,21 @@ class OperationService:
         async with self._hub.subscribe(operation_id) as subscription:
             record = await self._visible(caller, operation_id)
             subscription.start_at(record.sequence)
+            if record.done:
+                return to_operation(record)
             cursor = record.sequence
-            while not record.done:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+            while time.monotonic() < deadline:
                 try:
-                    changes = await subscription.changes_after(cursor, remaining)
+                    changes = await subscription.changes_after(cursor, deadline - time.monotonic())
                 except OperationDeleted:
                     raise _not_found(operation_id) from None
                 if changes:
                     cursor = changes[-1][0]
                     if changes[-1][1].done:
                         break
-            latest = await self.record(operation_id)
+            if cursor == record.sequence:
+                return to_operation(record)
+            latest = await self.record(operation_id)  # with its recent log lines
             if latest is None:
                 raise _not_found(operation_id)
             return to_operation(latest)
@@ -278,13 +319,13 @@ class OperationService:
                 change = decide(record)
                 if change is None:
                     return record
-                saved = await store.save_change(conn, record.sequence, change)
-                if saved:
+                snapshot = await store.save_change(conn, record.sequence, change)
+                if snapshot is not None:
                     payload = await self._announce(conn, operation_id, change.record.sequence)
                     if also is not None:
                         await also(conn, change)
-            if saved:
-                self._bus.committed(TOPIC, payload)
+            if snapshot is not None:
+                self._committed([(change, snapshot)], [payload])
                 return change.record
             await asyncio.sleep(0.001 * (attempt + 1))
         raise Aborted(
@@ -292,6 +333,26 @@ class OperationService:
             reason="OPERATION_CONTENDED",
             metadata={"name": operation_name(operation_id)},
         )
+
+    def _committed(
+        self, written: Sequence[tuple[Change, lro_pb2.Operation]], payloads: Sequence[str]
+    ) -> None:
+        """After the commit: this process's watchers get the snapshots at once (no database
+        read), then the change notices run (caches, and watchers that were behind)."""
+        for change, snapshot in written:
+            self._hub.local_change(change.record.id, change.record.sequence, snapshot)
+        for payload in payloads:
+            self._bus.committed(TOPIC, payload)
+
+
+def new_record(owner: str, tool: str, request_id: str | None) -> OperationRecord:
+    """A PENDING operation with a fresh id, not written yet."""
+    return lifecycle.new_record(new_operation_id(), owner, tool, request_id, now_us())
+
+
+def _payload(operation_id: str, sequence: int | None) -> str:
+    """A change notice: the operation and its new sequence, or `deleted`."""
+    return f"{operation_id}:{_DELETED if sequence is None else sequence}"
 
 
 def _not_found(operation_id: str) -> NotFound:

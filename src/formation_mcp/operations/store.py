@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from formation.mcp.v1 import queue_pb2
+from google.longrunning import operations_pb2 as lro_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.clock import datetime_to_us
@@ -81,26 +82,73 @@ def _record(row: sa.Row[Any]) -> OperationRecord:
     )
 
 
-def _event_row(change: Change) -> dict[str, Any]:
+def event_snapshot(change: Change) -> lro_pb2.Operation:
+    """The operation as watchers get this change (with the log lines it added)."""
+    return to_operation(change.record, logs=change.added_logs)
+
+
+def _event_row(change: Change, snapshot: lro_pb2.Operation) -> dict[str, Any]:
     record = change.record
-    snapshot = to_operation(record, logs=change.added_logs).SerializeToString(deterministic=True)
     return {
         "operation_id": record.id,
         "sequence": record.sequence,
-        "snapshot": snapshot,
+        "snapshot": snapshot.SerializeToString(deterministic=True),
         "create_time": record.update_time,
     }
 
 
-async def insert(conn: AsyncConnection, record: OperationRecord) -> None:
-    """A new operation and its first event (its creation)."""
-    await conn.execute(operations.insert().values(_row_values(record)))
-    await conn.execute(operation_events.insert().values(_event_row(Change(record))))
+# Statements built once: executing a prebuilt statement skips building and keying it again.
+_INSERT_OPERATION = operations.insert()
+_INSERT_EVENT = operation_events.insert()
+_SELECT_BY_ID = sa.select(*_COLUMNS).where(operations.c.id == sa.bindparam("operation_id"))
+_SELECT_MANY = sa.select(*_COLUMNS).where(
+    operations.c.id.in_(sa.bindparam("operation_ids", expanding=True))
+)
+_SELECT_MANY_LOCKED = _SELECT_MANY.with_for_update()
+_UPDATE_IF_UNCHANGED = (
+    operations.update()
+    .where(
+        operations.c.id == sa.bindparam("where_id"),
+        operations.c.sequence == sa.bindparam("where_sequence"),
+    )
+    .values({column.name: sa.bindparam(column.name) for column in _COLUMNS if column.name != "id"})
+)
+
+
+async def insert(conn: AsyncConnection, record: OperationRecord) -> lro_pb2.Operation:
+    """A new operation and its first event (its creation); returns that event's snapshot."""
+    return (await insert_many(conn, [record]))[0]
+
+
+async def insert_many(
+    conn: AsyncConnection, records: Sequence[OperationRecord]
+) -> list[lro_pb2.Operation]:
+    """New operations and their first events, two statements for all of them."""
+    snapshots = [event_snapshot(Change(record)) for record in records]
+    await conn.execute(_INSERT_OPERATION, [_row_values(record) for record in records])
+    await conn.execute(
+        _INSERT_EVENT,
+        [
+            _event_row(Change(record), snapshot)
+            for record, snapshot in zip(records, snapshots, strict=True)
+        ],
+    )
+    return snapshots
 
 
 async def get(conn: AsyncConnection, operation_id: str) -> OperationRecord | None:
-    row = (await conn.execute(sa.select(*_COLUMNS).where(operations.c.id == operation_id))).first()
+    row = (await conn.execute(_SELECT_BY_ID, {"operation_id": operation_id})).first()
     return None if row is None else _record(row)
+
+
+async def get_many(
+    conn: AsyncConnection, operation_ids: Sequence[str], *, for_update: bool
+) -> dict[str, OperationRecord]:
+    """The operations that exist among `operation_ids`; with `for_update`, locked until the
+    transaction ends (PostgreSQL; SQLite has one writer at a time anyway)."""
+    query = _SELECT_MANY_LOCKED if for_update else _SELECT_MANY
+    rows = await conn.execute(query, {"operation_ids": list(operation_ids)})
+    return {row.id: _record(row) for row in rows}
 
 
 async def get_by_request_id(
@@ -113,19 +161,49 @@ async def get_by_request_id(
     return None if row is None else _record(row)
 
 
-async def save_change(conn: AsyncConnection, previous_sequence: int, change: Change) -> bool:
-    """Write a change if nobody else changed the operation since `previous_sequence`."""
-    values = _row_values(change.record)
-    del values["id"]
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Changes to one operation: the sequence it had when read, and the changes in order."""
+
+    previous_sequence: int
+    changes: Sequence[Change]
+
+
+async def save_change(
+    conn: AsyncConnection, previous_sequence: int, change: Change
+) -> lro_pb2.Operation | None:
+    """Write a change if nobody else changed the operation since `previous_sequence`;
+    returns the change's snapshot, or None when someone did (nothing is written then)."""
     result = await conn.execute(
-        operations.update()
-        .where(operations.c.id == change.record.id, operations.c.sequence == previous_sequence)
-        .values(values)
+        _UPDATE_IF_UNCHANGED, _update_values(previous_sequence, change.record)
     )
     if result.rowcount != 1:
-        return False
-    await conn.execute(operation_events.insert().values(_event_row(change)))
-    return True
+        return None
+    snapshot = event_snapshot(change)
+    await conn.execute(_INSERT_EVENT, _event_row(change, snapshot))
+    return snapshot
+
+
+async def save_locked(
+    conn: AsyncConnection, writes: Sequence[Write]
+) -> list[tuple[Change, lro_pb2.Operation]]:
+    """Write the changes of operations this transaction read with `get_many(for_update=True)`
+    (so nobody else can have changed them): one statement for the operations, one for their
+    events. Returns every change with its snapshot."""
+    await conn.execute(
+        _UPDATE_IF_UNCHANGED,
+        [_update_values(write.previous_sequence, write.changes[-1].record) for write in writes],
+    )
+    written = [(change, event_snapshot(change)) for write in writes for change in write.changes]
+    await conn.execute(_INSERT_EVENT, [_event_row(change, shot) for change, shot in written])
+    return written
+
+
+def _update_values(previous_sequence: int, record: OperationRecord) -> dict[str, Any]:
+    values = _row_values(record)
+    values["where_id"] = values.pop("id")
+    values["where_sequence"] = previous_sequence
+    return values
 
 
 _FILTER_COLUMNS = {
@@ -178,19 +256,25 @@ async def list_page(
     return [_record(row) for row in await conn.execute(query)]
 
 
+_EVENTS_AFTER = (
+    sa.select(operation_events.c.sequence, operation_events.c.snapshot)
+    .where(
+        operation_events.c.operation_id == sa.bindparam("operation_id"),
+        operation_events.c.sequence > sa.bindparam("after_sequence"),
+    )
+    .order_by(operation_events.c.sequence)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
+
 async def events_after(
     conn: AsyncConnection, operation_id: str, after_sequence: int, limit: int
 ) -> list[StoredEvent]:
-    query = (
-        sa.select(operation_events.c.sequence, operation_events.c.snapshot)
-        .where(
-            operation_events.c.operation_id == operation_id,
-            operation_events.c.sequence > after_sequence,
-        )
-        .order_by(operation_events.c.sequence)
-        .limit(limit)
-    )
-    return [StoredEvent(row.sequence, row.snapshot) for row in await conn.execute(query)]
+    parameters = {"operation_id": operation_id, "after_sequence": after_sequence, "limit": limit}
+    return [
+        StoredEvent(row.sequence, row.snapshot)
+        for row in await conn.execute(_EVENTS_AFTER, parameters)
+    ]
 
 
 async def delete(conn: AsyncConnection, operation_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,6 +30,32 @@ def arguments_digest(arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_INSERT = audit_log.insert()
+
+
+def entry(
+    *,
+    account: str,
+    tool: str,
+    arguments: dict[str, Any],
+    outcome: str,
+    operation_id: str | None = None,
+    request_id: str | None = None,
+    detail: str = "",
+) -> dict[str, Any]:
+    """One audit row."""
+    return {
+        "time": now_us(),
+        "account": account,
+        "tool": tool,
+        "arguments_sha256": arguments_digest(arguments),
+        "operation_id": operation_id,
+        "request_id": request_id or None,
+        "outcome": outcome,
+        "detail": detail[:1000],
+    }
+
+
 class AuditLog:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -45,18 +72,22 @@ class AuditLog:
         detail: str = "",
         conn: AsyncConnection | None = None,
     ) -> None:
-        values = {
-            "time": now_us(),
-            "account": account,
-            "tool": tool,
-            "arguments_sha256": arguments_digest(arguments),
-            "operation_id": operation_id,
-            "request_id": request_id or None,
-            "outcome": outcome,
-            "detail": detail[:1000],
-        }
+        values = entry(
+            account=account,
+            tool=tool,
+            arguments=arguments,
+            outcome=outcome,
+            operation_id=operation_id,
+            request_id=request_id,
+            detail=detail,
+        )
         if conn is not None:
-            await conn.execute(audit_log.insert().values(values))
+            await self.insert_many(conn, [values])
             return
         async with self._db.write() as own:
-            await own.execute(audit_log.insert().values(values))
+            await self.insert_many(own, [values])
+
+    @staticmethod
+    async def insert_many(conn: AsyncConnection, entries: Sequence[dict[str, Any]]) -> None:
+        """Rows made by `entry`, in the transaction `conn` belongs to."""
+        await conn.execute(_INSERT, list(entries))

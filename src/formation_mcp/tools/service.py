@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from formation.mcp.v1 import operations_pb2, queue_pb2
@@ -19,13 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.auth.permissions import may_call_tool
 from formation_mcp.db.database import Database
+from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.errors import FmcpError, InvalidArgument, PermissionDenied
 from formation_mcp.identity import Caller
 from formation_mcp.operations import paging
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.ids import operation_name
 from formation_mcp.operations.lifecycle import OperationRecord
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.service import OperationService, new_record
 from formation_mcp.tools import audit
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.context import ToolContext
@@ -35,6 +38,8 @@ from formation_mcp.tools.runner import run_tool
 PLACED_QUICK_WAIT = 15.0
 """How long the call of a quick tool placed on a node waits for its result before it returns
 the pending operation (the node is busy or was just restarted: the caller can wait on it)."""
+ADMISSION_BATCH = 128
+"""At most this many accepted calls are written in one transaction."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _CATEGORY_FILTER = re.compile(r'\s*category\s*=\s*"?([A-Za-z0-9_.-]+)"?\s*')
 
@@ -42,7 +47,9 @@ _CATEGORY_FILTER = re.compile(r'\s*category\s*=\s*"?([A-Za-z0-9_.-]+)"?\s*')
 class Dispatcher(Protocol):
     """Hands long-running work to workers, in the transaction that creates the operation."""
 
-    async def enqueue(self, conn: AsyncConnection, item: queue_pb2.WorkItem) -> None: ...
+    async def enqueue_many(
+        self, conn: AsyncConnection, items: Sequence[queue_pb2.WorkItem]
+    ) -> None: ...
 
     def wake(self) -> None: ...
 
@@ -61,6 +68,9 @@ class ToolsService:
         self._operations = operations
         self._audit = audit_log
         self._dispatcher = dispatcher
+        self._admissions: GroupCommit[_Admission] = GroupCommit(
+            self._admit, max_batch=ADMISSION_BATCH, isolate=(IntegrityError,)
+        )
 
     def list_tools(
         self, filter_text: str, page_size: int, page_token: str
@@ -190,32 +200,42 @@ class ToolsService:
         record: dict[str, Any],
         placement: Placement | None,
     ) -> lro_pb2.Operation:
-        """The operation, its work item in the outbox and the audit entry: one transaction."""
-        dispatcher = self._dispatcher
+        """The operation, its work item in the outbox and the audit entry, written in one
+        transaction (together with other calls' admissions that arrive meanwhile)."""
+        created = new_record(caller.account, tool.spec.name, request_id or None)
+        item = queue_pb2.WorkItem(
+            operation=operation_name(created.id),
+            tool=tool.spec.name,
+            owner=caller.account,
+            attempt=1,
+            trace_id=uuid.uuid4().hex,
+        )
+        if placement is not None:
+            item.node = placement.node
+            item.resource = placement.resource
+        json_format.ParseDict(arguments, item.arguments)
+        entry = audit.entry(**record, outcome=audit.ACCEPTED, operation_id=created.id)
         try:
-            async with self._db.write() as conn:
-                created = await self._operations.create(
-                    caller.account, tool.spec.name, request_id=request_id or None, conn=conn
-                )
-                item = queue_pb2.WorkItem(
-                    operation=operation_name(created.id),
-                    tool=tool.spec.name,
-                    owner=caller.account,
-                    attempt=1,
-                    trace_id=uuid.uuid4().hex,
-                )
-                if placement is not None:
-                    item.node = placement.node
-                    item.resource = placement.resource
-                json_format.ParseDict(arguments, item.arguments)
-                await dispatcher.enqueue(conn, item)
-                await self._audit.record(
-                    **record, outcome=audit.ACCEPTED, operation_id=created.id, conn=conn
-                )
+            await self._admissions.submit(_Admission(created, item, entry))
         except IntegrityError:  # the same request_id raced in: answer with the first call's
             return await self.call(caller, tool.spec.resource_name, arguments, request_id, False)
-        dispatcher.wake()
         return to_operation(created)
+
+    async def _admit(self, admissions: Sequence[_Admission]) -> None:
+        async with self._db.write() as conn:
+            await self._operations.insert_many(conn, [a.operation for a in admissions])
+            await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
+            await self._audit.insert_many(conn, [a.audit for a in admissions])
+        self._dispatcher.wake()
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    """What one transaction writes for an accepted long-running call."""
+
+    operation: OperationRecord
+    work: queue_pb2.WorkItem
+    audit: dict[str, Any]
 
 
 def _validated(spec: ToolSpec) -> lro_pb2.Operation:

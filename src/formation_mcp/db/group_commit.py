@@ -1,0 +1,89 @@
+"""Group commit: many callers' writes in one transaction.
+
+Callers submit items and wait. One writer task writes them in batches: the first item is
+written at once (no timer, so an idle system adds no latency) and every item submitted while a
+batch is being written joins the next one. Under load one transaction (and one round trip per
+statement, with executemany) carries many items, which is what lets a single process keep up.
+
+Batches are written one at a time, in submission order, so items that must apply in order
+(the events of one operation) do. A batch that fails with one of the `isolate` exceptions (a
+unique key one item violates) is written again item by item, so that only the item at fault
+fails; any other failure (the database is down) fails every item of the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+class GroupCommit(Generic[Item]):
+    def __init__(
+        self,
+        write: Callable[[Sequence[Item]], Awaitable[None]],
+        *,
+        max_batch: int,
+        isolate: tuple[type[Exception], ...] = (),
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._write = write
+        self._max_batch = max_batch
+        self._isolate = isolate
+        self._pending: list[tuple[Item, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0
+        """Transactions written so far (for metrics and tests)."""
+
+    async def submit(self, item: Item) -> None:
+        """Returns once `item` is committed; raises what writing it raised."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+        await future
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is written (on shutdown)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                await self._write_batch(batch)
+            except asyncio.CancelledError:
+                for _, future in batch + self._pending:
+                    future.cancel()
+                self._pending.clear()
+                raise
+
+    async def _write_batch(self, batch: list[tuple[Item, asyncio.Future[None]]]) -> None:
+        self.batches += 1
+        try:
+            await self._write([item for item, _ in batch])
+        except self._isolate as exc:
+            if len(batch) == 1:
+                _settle(batch, exc)
+                return
+            for entry in batch:
+                await self._write_batch([entry])
+        except Exception as exc:
+            _settle(batch, exc)
+        else:
+            _settle(batch, None)
+
+
+def _settle(batch: Sequence[tuple[object, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, future in batch:
+        if future.done():  # its caller was cancelled and no longer waits
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
