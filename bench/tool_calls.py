@@ -33,6 +33,7 @@ def _env(data_dir: Path, database_url: str, prefix: str) -> dict[str, str]:
     env.update(
         FMCP_BROKER_URL=RABBITMQ_URL,
         FMCP_BROKER_PREFIX=prefix,
+        FMCP_NODE_ID=f"{prefix}-{data_dir.name}",
         FMCP_TOOL_MODULES="bench.tools",
         PYTHONPATH=str(ROOT),
         FMCP_WORKER_PREFETCH="64",
@@ -143,10 +144,13 @@ async def run() -> None:
                     f"  target p99 <= {TARGET_P99_MS:.0f} ms: "
                     f"{'met' if p99 <= TARGET_P99_MS else 'not met'}"
                 )
-            await _delete_topology(prefix)
+            await _delete_topology(prefix, [f"{prefix}-api", f"{prefix}-worker"])
 
 
-async def _delete_topology(prefix: str) -> None:
+async def _delete_topology(prefix: str, nodes: list[str]) -> None:
+    """The prefix's queues and exchanges, and the node queue each process declared."""
     from formation_mcp.broker.rabbitmq import RabbitBroker
 
-    await RabbitBroker(RABBITMQ_URL, 3, prefix).delete_topology()
+    broker = RabbitBroker(RABBITMQ_URL, 3, prefix)
+    await broker.delete_node_queues(nodes)
+    await broker.delete_topology()

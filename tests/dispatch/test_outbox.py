@@ -1,8 +1,12 @@
-"""The outbox relay publishes only its own deployment's rows (deployments may share one
-database: a relay must never send another deployment's work to its own broker)."""
+"""The outbox relay: work handed off after its commit is published without a read; rows
+nobody holds are claimed from the table; a relay publishes only its own deployment's rows
+(deployments may share one database: a relay must never send another deployment's work to
+its own broker)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +18,7 @@ from formation_mcp.broker.memory import MemoryBroker
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.db.schema import outbox
-from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
+from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, Pending, broker_deployment
 from formation_mcp.settings import Settings
 
 
@@ -28,9 +32,96 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         await db.close()
 
 
-async def enqueue(database: Database, box: Outbox, operation: str) -> None:
+async def enqueue(database: Database, box: Outbox, operation: str) -> Pending:
     async with database.write() as conn:
-        await box.enqueue(conn, queue_pb2.WorkItem(operation=operation, tool="test.echo"))
+        return await box.enqueue_many(
+            conn, [queue_pb2.WorkItem(operation=operation, tool="test.echo")]
+        )
+
+
+async def abandon(database: Database, pending: Pending) -> None:
+    """What a writer that died before publishing leaves once its reservation ran out."""
+    async with database.write() as conn:
+        await conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_([row.id for row in pending.rows]))
+            .values(claimed_until=0)
+        )
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[MemoryBroker]:
+    memory = MemoryBroker(max_attempts=3)
+    await memory.start()
+    try:
+        yield memory
+    finally:
+        await memory.close()
+
+
+async def consume(broker: MemoryBroker) -> list[str]:
+    """The operations of the work the broker delivers from now on."""
+    received: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        received.append(queue_pb2.WorkItem.FromString(delivery.body).operation)
+        await delivery.ack()
+
+    await broker.consume_work(handler, prefetch=10)
+    return received
+
+
+@contextlib.asynccontextmanager
+async def relaying(relay: OutboxRelay) -> AsyncIterator[None]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_work_handed_off_after_its_commit_is_published_and_deleted(
+    database: Database, broker: MemoryBroker
+) -> None:
+    box = Outbox("memory://handoff")
+    received = await consume(broker)
+    relay = OutboxRelay(database, broker, box)
+    async with relaying(relay):
+        box.committed(await enqueue(database, box, "operations/handed-off"))
+
+        async def published_and_deleted() -> bool:
+            return received == ["operations/handed-off"] and await relay.pending() == 0
+
+        await eventually(published_and_deleted)
+
+
+async def test_a_reserved_row_is_not_claimed_from_the_table(
+    database: Database, broker: MemoryBroker
+) -> None:
+    box = Outbox("memory://reserved")
+    relay = OutboxRelay(database, broker, box)
+    pending = await enqueue(database, box, "operations/reserved")
+    assert await relay.drain_once() == 0  # its writer publishes it (or dies: see below)
+    assert await relay.pending() == 1
+    await abandon(database, pending)
+
+
+async def test_rows_a_dead_writer_left_are_claimed_and_published(
+    database: Database, broker: MemoryBroker
+) -> None:
+    box = Outbox("memory://left-behind")
+    received = await consume(broker)
+    relay = OutboxRelay(database, broker, box)
+    await abandon(database, await enqueue(database, box, "operations/left-behind"))
+    assert await relay.drain_once() == 1
+
+    async def delivered() -> bool:
+        return received == ["operations/left-behind"]
+
+    await eventually(delivered)
+    assert await relay.pending() == 0
 
 
 async def test_a_relay_leaves_another_deployments_rows_alone(database: Database) -> None:
@@ -45,8 +136,8 @@ async def test_a_relay_leaves_another_deployments_rows_alone(database: Database)
 
     await broker.consume_work(handler, prefetch=10)
     relay = OutboxRelay(database, broker, mine)
-    await enqueue(database, theirs, "operations/theirs")
-    await enqueue(database, mine, "operations/mine")
+    await abandon(database, await enqueue(database, theirs, "operations/theirs"))
+    await abandon(database, await enqueue(database, mine, "operations/mine"))
     try:
         assert await relay.drain_once() == 1
 

@@ -1,6 +1,11 @@
 """The transactional outbox: work and cancel messages are written in the same transaction as
 the change that needs them, and a relay publishes them to the broker afterwards.
 
+Work rows are written reserved for the writing process (`claimed_until` a few seconds ahead)
+and handed to its relay once the transaction commits, so the relay publishes them without
+reading them back. Rows nobody holds (cancels, rows released after a failed publish, rows
+whose writer died before publishing and whose reservation ran out) are claimed from the table.
+
 So a call never loses its work, whether the broker is up or not: when RabbitMQ is unreachable
 CallTool still succeeds, and the relay drains the outbox once the broker is back. Delivery is
 at-least-once (a relay that crashes after publishing and before deleting publishes again);
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,7 +44,11 @@ _RELEASE = (
     .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
     .values(claimed_until=0)
 )
+_INSERT_CLAIMED = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 CLAIM_SECONDS = 30.0
+HANDOFF_CLAIM_SECONDS = 10.0
+"""How long rows written by this process stay reserved for its own relay (which publishes them
+right after the commit): if the process dies first, any relay publishes them after that."""
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
 
@@ -49,27 +59,38 @@ class Outbox:
     def __init__(self, deployment: str = "") -> None:
         self.deployment = deployment
         """Which broker deployment this outbox feeds: relays only publish their own rows."""
-        self._wake = asyncio.Event()
-
-    async def enqueue(self, conn: AsyncConnection, item: queue_pb2.WorkItem) -> None:
-        await self.enqueue_many(conn, [item])
+        self._signal = asyncio.Event()
+        self._claim_requested = False
+        self._handed_off: list[_Row] = []
 
     async def enqueue_many(
         self, conn: AsyncConnection, items: Sequence[queue_pb2.WorkItem]
-    ) -> None:
-        """Work items in the transaction `conn` belongs to: one statement for all of them."""
+    ) -> Pending:
+        """Work items in the transaction `conn` belongs to, one statement for all of them,
+        reserved for this process's relay. Pass the result to `committed` after the commit."""
         now = now_us()
-        rows = [
-            self._row(
-                WORK,
-                work_routing_key(item.tool, item.node),
-                item.operation,
-                item.SerializeToString(),
-                now,
-            )
+        reserved_until = now + int(HANDOFF_CLAIM_SECONDS * 1e6)
+        messages = [
+            (work_routing_key(item.tool, item.node), item.operation, item.SerializeToString())
             for item in items
         ]
-        await conn.execute(_INSERT, rows)
+        values = [
+            self._row(WORK, key, message_id, body, now, reserved_until)
+            for key, message_id, body in messages
+        ]
+        ids = (await conn.execute(_INSERT_CLAIMED, values)).scalars().all()
+        return Pending(
+            [
+                _Row(row_id, WORK, key, message_id, body)
+                for row_id, (key, message_id, body) in zip(ids, messages, strict=True)
+            ]
+        )
+
+    def committed(self, pending: Pending) -> None:
+        """The transaction that enqueued `pending` committed: the relay publishes it now,
+        without reading it back."""
+        self._handed_off.extend(pending.rows)
+        self._signal.set()
 
     async def enqueue_cancel(self, conn: AsyncConnection, operation_id: str) -> None:
         name = operation_name(operation_id)
@@ -77,7 +98,13 @@ class Outbox:
         await conn.execute(_INSERT, self._row(CANCEL, "", name, body, now_us()))
 
     def _row(
-        self, kind: str, key: str, message_id: str, body: bytes, now: int
+        self,
+        kind: str,
+        key: str,
+        message_id: str,
+        body: bytes,
+        now: int,
+        claimed_until: int = 0,
     ) -> dict[str, object]:
         return {
             "deployment": self.deployment,
@@ -86,17 +113,24 @@ class Outbox:
             "message_id": message_id,
             "body": body,
             "create_time": now,
-            "claimed_until": 0,
+            "claimed_until": claimed_until,
         }
 
     def wake(self) -> None:
-        """Called after the transaction committed: publish now rather than at the next poll."""
-        self._wake.set()
+        """Called after a transaction that wrote unreserved rows (a cancel) committed: the
+        relay claims rows from the table now rather than at the next poll."""
+        self._claim_requested = True
+        self._signal.set()
 
-    async def wait(self, timeout: float) -> None:
+    async def next_round(self, timeout: float) -> tuple[list[_Row], bool]:
+        """Waits up to `timeout` for work; returns the rows handed off since the last round
+        and whether the relay was asked to claim rows from the table."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
+            await asyncio.wait_for(self._signal.wait(), timeout)
+        self._signal.clear()
+        rows, self._handed_off = self._handed_off, []
+        claim, self._claim_requested = self._claim_requested, False
+        return rows, claim
 
 
 def broker_deployment(settings: Settings) -> str:
@@ -116,6 +150,13 @@ class _Row:
     routing_key: str
     message_id: str
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Rows a transaction enqueued, to hand to the relay once it commits."""
+
+    rows: Sequence[_Row]
 
 
 class OutboxRelay:
@@ -146,12 +187,20 @@ class OutboxRelay:
         )
 
     async def run(self) -> None:
+        """Publish what this process hands off as soon as it commits; claim rows from the
+        table when asked to (cancels), every POLL_SECONDS (rows a dead process left behind),
+        and after a failure (rows released for a retry)."""
         delay = 0.0
+        last_claim = -POLL_SECONDS
         while True:
-            await self._box.wait(POLL_SECONDS if delay == 0 else delay)
+            handed_off, claim = await self._box.next_round(POLL_SECONDS if delay == 0 else delay)
             try:
-                while await self.drain_once() == self._batch:
-                    pass
+                for start in range(0, len(handed_off), self._batch):
+                    await self._publish_rows(handed_off[start : start + self._batch])
+                if claim or delay or time.monotonic() - last_claim >= POLL_SECONDS:
+                    last_claim = time.monotonic()
+                    while await self.drain_once() == self._batch:
+                        pass
                 delay = 0.0
             except (BrokerUnavailable, Unavailable) as exc:
                 delay = min(max(delay * 2, 0.1), MAX_BACKOFF_SECONDS)
@@ -161,11 +210,15 @@ class OutboxRelay:
                 log.exception("outbox relay failed; retrying in %.1fs", delay)
 
     async def drain_once(self) -> int:
-        """Claim a batch, publish it (confirms, all in flight at once), delete what the broker
-        confirmed and release the rest. Returns how many were published."""
+        """Claim a batch from the table and publish it. Returns how many were published."""
         rows = await self._claim()
         if not rows:
             return 0
+        return await self._publish_rows(rows)
+
+    async def _publish_rows(self, rows: Sequence[_Row]) -> int:
+        """Publish (confirms, all in flight at once), delete what the broker confirmed and
+        release the rest for a later claim. Returns how many were published."""
         results = await asyncio.gather(
             *(self._publish(row) for row in rows), return_exceptions=True
         )

@@ -112,6 +112,18 @@ class OperationService:
         for event in events:
             operation_id = parse_operation_name(event.operation, "operation")
             by_operation.setdefault(operation_id, []).append(event)
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            try:
+                await self._apply_batch(by_operation)
+                return
+            except store.ConcurrentChange:
+                await asyncio.sleep(0.001 * (attempt + 1))
+        raise Aborted(
+            f"{len(by_operation)} operations are changing too fast; retry",
+            reason="OPERATION_CONTENDED",
+        )
+
+    async def _apply_batch(self, by_operation: dict[str, list[queue_pb2.OperationEvent]]) -> None:
         async with self._db.write() as conn:
             records = await store.get_many(conn, list(by_operation), for_update=True)
             writes = []

@@ -101,8 +101,10 @@ def _event_row(change: Change, snapshot: lro_pb2.Operation) -> dict[str, Any]:
 _INSERT_OPERATION = operations.insert()
 _INSERT_EVENT = operation_events.insert()
 _SELECT_BY_ID = sa.select(*_COLUMNS).where(operations.c.id == sa.bindparam("operation_id"))
-_SELECT_MANY = sa.select(*_COLUMNS).where(
-    operations.c.id.in_(sa.bindparam("operation_ids", expanding=True))
+_SELECT_MANY = (
+    sa.select(*_COLUMNS)
+    .where(operations.c.id.in_(sa.bindparam("operation_ids", expanding=True)))
+    .order_by(operations.c.id)  # one lock order for every writer: no deadlocks between them
 )
 _SELECT_MANY_LOCKED = _SELECT_MANY.with_for_update()
 _UPDATE_IF_UNCHANGED = (
@@ -161,6 +163,10 @@ async def get_by_request_id(
     return None if row is None else _record(row)
 
 
+class ConcurrentChange(Exception):
+    """Another writer changed an operation between this transaction's read and its write."""
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """Changes to one operation: the sequence it had when read, and the changes in order."""
@@ -187,13 +193,17 @@ async def save_change(
 async def save_locked(
     conn: AsyncConnection, writes: Sequence[Write]
 ) -> list[tuple[Change, lro_pb2.Operation]]:
-    """Write the changes of operations this transaction read with `get_many(for_update=True)`
-    (so nobody else can have changed them): one statement for the operations, one for their
-    events. Returns every change with its snapshot."""
-    await conn.execute(
+    """Write the changes of operations this transaction read with `get_many(for_update=True)`:
+    one statement for the operations, one for their events. Returns every change with its
+    snapshot. Raises ConcurrentChange (roll back and retry) when an operation changed since it
+    was read: that cannot happen under PostgreSQL's row locks, and SQLite reports how many rows
+    the update changed."""
+    result = await conn.execute(
         _UPDATE_IF_UNCHANGED,
         [_update_values(write.previous_sequence, write.changes[-1].record) for write in writes],
     )
+    if result.rowcount not in (-1, len(writes)):  # -1: the driver does not count (asyncpg)
+        raise ConcurrentChange
     written = [(change, event_snapshot(change)) for write in writes for change in write.changes]
     await conn.execute(_INSERT_EVENT, [_event_row(change, shot) for change, shot in written])
     return written

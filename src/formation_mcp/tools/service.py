@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from formation_mcp.auth.permissions import may_call_tool
 from formation_mcp.db.database import Database
 from formation_mcp.db.group_commit import GroupCommit
+from formation_mcp.dispatch.outbox import Pending
 from formation_mcp.errors import FmcpError, InvalidArgument, PermissionDenied
 from formation_mcp.identity import Caller
 from formation_mcp.operations import paging
@@ -49,9 +50,11 @@ class Dispatcher(Protocol):
 
     async def enqueue_many(
         self, conn: AsyncConnection, items: Sequence[queue_pb2.WorkItem]
-    ) -> None: ...
+    ) -> Pending: ...
 
-    def wake(self) -> None: ...
+    def committed(self, pending: Pending) -> None:
+        """The transaction that enqueued `pending` committed: send it now."""
+        ...
 
 
 class ToolsService:
@@ -224,9 +227,9 @@ class ToolsService:
     async def _admit(self, admissions: Sequence[_Admission]) -> None:
         async with self._db.write() as conn:
             await self._operations.insert_many(conn, [a.operation for a in admissions])
-            await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
+            pending = await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
             await self._audit.insert_many(conn, [a.audit for a in admissions])
-        self._dispatcher.wake()
+        self._dispatcher.committed(pending)
 
 
 @dataclass(frozen=True, slots=True)

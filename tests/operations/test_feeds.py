@@ -1,0 +1,93 @@
+"""Feeds: changes this process wrote reach its watchers with their snapshot (no database
+read); changes it only heard about are read once per feed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from google.longrunning import operations_pb2 as lro_pb2
+from tests.helpers import DEADLINE
+
+from formation_mcp.operations.feeds import FeedHub
+from formation_mcp.operations.store import StoredEvent
+
+
+class Events:
+    """A stand-in for the events table that counts its reads."""
+
+    def __init__(self) -> None:
+        self.stored: list[StoredEvent] = []
+        self.reads = 0
+
+    def add(self, sequence: int) -> lro_pb2.Operation:
+        operation = lro_pb2.Operation(name=f"operations/op-{sequence}")
+        self.stored.append(StoredEvent(sequence, operation.SerializeToString()))
+        return operation
+
+    async def load(self, _operation_id: str, after: int, limit: int) -> list[StoredEvent]:
+        self.reads += 1
+        return [event for event in self.stored if event.sequence > after][:limit]
+
+
+async def test_a_local_change_reaches_watchers_without_a_read() -> None:
+    events = Events()
+    hub = FeedHub(events.load, capacity=16)
+    async with hub.subscribe("op") as subscription:
+        subscription.start_at(1)
+        hub.local_change("op", 2, events.add(2))
+        changes = await asyncio.wait_for(subscription.changes_after(1), DEADLINE)
+    assert [sequence for sequence, _ in changes] == [2]
+    assert events.reads == 0
+
+
+async def test_a_change_heard_about_is_read_from_the_database() -> None:
+    events = Events()
+    hub = FeedHub(events.load, capacity=16)
+    async with hub.subscribe("op") as subscription:
+        subscription.start_at(1)
+        events.add(2)
+        hub.changed("op", 2)
+        changes = await asyncio.wait_for(subscription.changes_after(1), DEADLINE)
+    assert [sequence for sequence, _ in changes] == [2]
+    assert events.reads == 1
+
+
+async def test_a_local_change_past_a_gap_waits_for_the_read_of_the_gap() -> None:
+    events = Events()
+    hub = FeedHub(events.load, capacity=16)
+    async with hub.subscribe("op") as subscription:
+        subscription.start_at(1)
+        events.add(2)
+        hub.local_change("op", 3, events.add(3))  # 2 came from elsewhere: not applied alone
+        hub.changed("op", 3)
+        changes = await asyncio.wait_for(subscription.changes_after(1), DEADLINE)
+    assert [sequence for sequence, _ in changes] == [2, 3]
+    assert events.reads == 1
+
+
+async def test_changes_noticed_before_priming_are_read_only_when_newer() -> None:
+    events = Events()
+    hub = FeedHub(events.load, capacity=16)
+    async with hub.subscribe("op") as subscription:
+        events.add(2)
+        hub.changed("op", 2)  # while the watcher was reading the operation at sequence 2
+        subscription.start_at(2)
+        await asyncio.sleep(0)
+        assert events.reads == 0
+        events.add(3)
+        hub.changed("op", 3)
+        changes = await asyncio.wait_for(subscription.changes_after(2), DEADLINE)
+    assert [sequence for sequence, _ in changes] == [3]
+
+
+async def test_a_change_noticed_before_priming_that_the_read_missed_is_read() -> None:
+    events = Events()
+    hub = FeedHub(events.load, capacity=16)
+    async with hub.subscribe("op") as subscription:
+        events.add(2)
+        events.add(3)
+        hub.changed("op", 3)  # committed after the watcher's read saw sequence 2
+        subscription.start_at(2)
+        changes = await asyncio.wait_for(subscription.changes_after(2), DEADLINE)
+    assert [sequence for sequence, _ in changes] == [3]
+    assert events.reads == 1
