@@ -60,11 +60,14 @@ class OperationService:
 
     def _on_change(self, payload: str) -> None:
         operation_id, _, sequence = payload.partition(":")
-        self._snapshots.discard(operation_id)
         if sequence == _DELETED:
+            self._snapshots.deleted(operation_id)
             self._hub.deleted(operation_id)
         elif sequence.isdigit():
+            self._snapshots.discard_older(operation_id, int(sequence))
             self._hub.changed(operation_id, int(sequence))
+        else:
+            self._snapshots.discard(operation_id)
 
     async def _announce(
         self, conn: AsyncConnection, operation_id: str, sequence: int | None
@@ -264,6 +267,9 @@ class OperationService:
                         break
             if cursor == record.sequence:
                 return to_operation(record)
+            cached = self._snapshots.get(operation_id)
+            if cached is not None and cached.record.sequence >= cursor:
+                return cached.operation
             latest = await self.record(operation_id)  # with its recent log lines
             if latest is None:
                 raise _not_found(operation_id)
@@ -350,9 +356,13 @@ class OperationService:
         self, written: Sequence[tuple[Change, lro_pb2.Operation]], payloads: Sequence[str]
     ) -> None:
         """After the commit: this process's watchers get the snapshots at once (no database
-        read), then the change notices run (caches, and watchers that were behind)."""
+        read), finished operations go to the snapshot cache (nothing changes them any more but
+        deletion, which leaves a tombstone there), then the change notices run (caches, and
+        watchers that were behind)."""
         for change, snapshot in written:
             self._hub.local_change(change.record.id, change.record.sequence, snapshot)
+            if change.record.done:
+                self._snapshots.put(change.record, to_operation(change.record))
         for payload in payloads:
             self._bus.committed(TOPIC, payload)
 
