@@ -91,3 +91,23 @@ async def test_a_change_noticed_before_priming_that_the_read_missed_is_read() ->
         changes = await asyncio.wait_for(subscription.changes_after(2), DEADLINE)
     assert [sequence for sequence, _ in changes] == [3]
     assert events.reads == 1
+
+
+async def test_a_read_in_flight_is_not_cancelled_when_the_last_watcher_leaves() -> None:
+    """Cancelling a statement mid-way costs the database connection (it is discarded)."""
+    reading, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow_load(_operation_id: str, _after: int, _limit: int) -> list[StoredEvent]:
+        reading.set()
+        await release.wait()
+        finished.set()
+        return []
+
+    hub = FeedHub(slow_load, capacity=16)
+    async with hub.subscribe("op") as subscription:
+        subscription.start_at(1)
+        hub.changed("op", 2)
+        await asyncio.wait_for(reading.wait(), DEADLINE)
+    assert "op" not in hub.feed_ids
+    release.set()
+    await asyncio.wait_for(finished.wait(), DEADLINE)  # a cancelled read never gets here

@@ -108,9 +108,9 @@ class FeedHub:
         finally:
             feed.watchers -= 1
             if feed.watchers == 0 and self._feeds.get(operation_id) is feed:
+                # A refresh in flight is left to finish its read and stop: cancelling a
+                # statement mid-way costs the database connection (it is discarded).
                 del self._feeds[operation_id]
-                if feed.refresh_task is not None:
-                    feed.refresh_task.cancel()
 
     def changed(self, operation_id: str, sequence: int) -> None:
         """The store committed change `sequence` of an operation (here or on another replica)."""
@@ -156,7 +156,7 @@ class FeedHub:
 
     async def _refresh(self, feed: Feed) -> None:
         try:
-            while feed.dirty:
+            while feed.dirty and feed.watchers > 0:
                 feed.dirty = False
                 events = await self._load(feed.operation_id, feed.latest, self._capacity)
                 for event in events:
