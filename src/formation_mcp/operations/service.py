@@ -100,6 +100,13 @@ class OperationService:
         """Operations made by `new_record`, in the caller's transaction."""
         await store.insert_many(conn, records)
 
+    def inserted(self, records: Sequence[OperationRecord]) -> None:
+        """The transaction that inserted `records` committed, and nothing can have changed
+        them yet (their work is not handed to the broker before this returns): the waits and
+        reads that follow a call start from the snapshot cache."""
+        for record in records:
+            self._snapshots.put(record, to_operation(record))
+
     async def apply_event(self, event: queue_pb2.OperationEvent) -> OperationRecord | None:
         """Apply a worker's event; duplicates and stale events change nothing.
         Returns the operation afterwards, or None when it does not exist (any more)."""
@@ -251,7 +258,7 @@ class OperationService:
         limit = self._wait_max if not timeout or timeout <= 0 else min(timeout, self._wait_max)
         deadline = time.monotonic() + limit
         async with self._hub.subscribe(operation_id) as subscription:
-            record = await self._visible(caller, operation_id)
+            record = await self._current(caller, operation_id)
             subscription.start_at(record.sequence)
             if record.done:
                 return to_operation(record)
@@ -308,6 +315,16 @@ class OperationService:
                     cursor = sequence
 
     # -- helpers ------------------------------------------------------------------------
+
+    async def _current(self, caller: Caller, operation_id: str) -> OperationRecord:
+        """The operation from the snapshot cache, or read (for waiters: a change committed
+        meanwhile reaches them through their feed either way)."""
+        snapshot = self._snapshots.get(operation_id)
+        if snapshot is None:
+            return await self._visible(caller, operation_id)
+        if not caller.can_see(snapshot.record.owner):
+            raise _not_found(operation_id)
+        return snapshot.record
 
     async def _visible(self, caller: Caller, operation_id: str) -> OperationRecord:
         record = await self.record(operation_id)

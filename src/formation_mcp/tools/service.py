@@ -229,6 +229,7 @@ class ToolsService:
             await self._operations.insert_many(conn, [a.operation for a in admissions])
             pending = await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
             await self._audit.insert_many(conn, [a.audit for a in admissions])
+        self._operations.inserted([a.operation for a in admissions])
         self._dispatcher.committed(pending)
 
 
