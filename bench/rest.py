@@ -13,8 +13,10 @@ targets read it from that same server, so the difference is Envoy and the JSON t
 Envoy runs the deployed config (`envoy/envoy.yaml` rendered by `formation_mcp.envoy.write_config`,
 access log on) with the binary and flags `EnvoyProcess` uses, plus `--concurrency 1` (one
 worker: it has one core) and `--log-level info` (for its ready line; its stdout, the access
-log, goes to a file). The server and Envoy are both pinned to core 0, so the REST figure pays
-for Envoy's CPU out of the server's core, as on a one-core host; h2load runs on core 1. The
+log, goes to a file). Two Envoys measure two deployments: one pinned with the server to core
+0 (the REST figure pays for Envoy's CPU out of the server's core, as on a one-core host), one
+pinned to core 1 (a front door with a core of its own, which it shares here with h2load, so
+that figure is a lower bound). The
 targets take turns. Before any load, one REST request must answer 200 with the operation's
 JSON and curl must see grpc-status 0 natively. CPU per request (server and Envoy, from /proc)
 is printed for each target: the server's native/REST ratio is what REST would reach with
@@ -69,15 +71,18 @@ def _free_port() -> int:
         return port
 
 
-def _envoy(root: Path, grpc_address: str, http_address: str) -> tuple[ServerProcess, str]:
-    """Envoy with the deployed config in front of the server, pinned to the server's core."""
+def _envoy(
+    root: Path, grpc_address: str, http_address: str, core: int
+) -> tuple[ServerProcess, str]:
+    """Envoy with the deployed config in front of the server, pinned to `core`."""
     listen = f"127.0.0.1:{_free_port()}"
+    folder = root / f"envoy-core{core}"
     config = write_config(
-        root / "envoy", listen=listen, grpc_upstream=grpc_address, http_upstream=http_address
+        folder, listen=listen, grpc_upstream=grpc_address, http_upstream=http_address
     )
     argv = [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--concurrency", "1"]
     argv += ["--log-level", "info"]  # for the ready line; the access log goes there too
-    return ServerProcess(argv, log_path=root / "envoy.log", ready=ENVOY_READY), listen
+    return ServerProcess(argv, log_path=folder / "envoy.log", ready=ENVOY_READY, core=core), listen
 
 
 async def _accepting(address: str, timeout: float = 30.0) -> None:
@@ -126,7 +131,7 @@ def _grpc_codes(http_address: str) -> str:
     return ", ".join(f"{code} {count:,.0f}" for code, count in sorted(codes.items()))
 
 
-def _report(label: str, runs: list[Run]) -> tuple[float, float]:
+def _report(label: str, runs: list[Run], envoy_core: int | None) -> tuple[float, float]:
     """Prints a target's figures; its rate and the server's CPU per request (µs)."""
     rate = sum(run.result.rate for run in runs) / len(runs)
     figure(f"{label} rate", rate, "req/s", 0)
@@ -142,7 +147,8 @@ def _report(label: str, runs: list[Run]) -> tuple[float, float]:
     requests = sum(run.result.rate * (SECONDS // ROUNDS + WARM_UP) for run in runs)
     server_us = sum(run.server_cpu for run in runs) / requests * 1e6
     envoy_us = sum(run.envoy_cpu for run in runs) / requests * 1e6
-    note(f"CPU per request: server {server_us:.0f} µs, Envoy {envoy_us:.0f} µs (both on core 0)")
+    where = "" if envoy_core is None else f" (Envoy on core {envoy_core})"
+    note(f"CPU per request: server {server_us:.0f} µs, Envoy {envoy_us:.0f} µs{where}")
     return rate, server_us
 
 
@@ -160,8 +166,9 @@ async def run() -> None:
     heading(
         f"rest: GetOperation as REST through Envoy (h2load --h1 -c {REST_CONNECTIONS} -m 1) vs "
         f"native gRPC to the server (h2load -c {CLIENTS} -m {STREAMS}), {ROUNDS} x "
-        f"{SECONDS // ROUNDS} s (+{WARM_UP} s warm-up) each, taking turns; server and Envoy on "
-        f"core {SERVER_CORE}, h2load on core {LOAD_CORE}"
+        f"{SECONDS // ROUNDS} s (+{WARM_UP} s warm-up) each, taking turns; server on core "
+        f"{SERVER_CORE}, h2load on core {LOAD_CORE}; one Envoy on the server's core, one on "
+        "the load generator's"
     )
     h2load.require_tools()
     with tempfile.TemporaryDirectory(prefix="fmcp-bench-rest-") as tmp:
@@ -173,19 +180,24 @@ async def run() -> None:
         server = fmcp_server(data_dir, None)
         async with running(server) as ready:
             grpc_address, http_address = ready.group(1), ready.group(2)
-            envoy, listen = _envoy(root, grpc_address, http_address)
-            async with running(envoy):
-                await _accepting(listen)
+            shared, shared_listen = _envoy(root, grpc_address, http_address, SERVER_CORE)
+            own, own_listen = _envoy(root, grpc_address, http_address, LOAD_CORE)
+            async with running(shared), running(own):
+                await _accepting(shared_listen)
+                await _accepting(own_listen)
                 native_url = f"http://{grpc_address}{GET_PATH}"
                 body = root / "get.grpc"
                 body.write_bytes(h2load.grpc_frame(operations_pb2.GetOperationRequest(name=name)))
-                rest_url = f"http://{listen}/v1/{name}"
+                shared_url = f"http://{shared_listen}/v1/{name}"
+                own_url = f"http://{own_listen}/v1/{name}"
                 status = await h2load.grpc_status(native_url, body, caller.headers)
                 if status != "0":
                     raise RuntimeError(f"native GetOperation: grpc-status {status}; not loading")
-                await asyncio.to_thread(_check_rest, rest_url, caller, name)
+                await asyncio.to_thread(_check_rest, shared_url, caller, name)
+                await asyncio.to_thread(_check_rest, own_url, caller, name)
                 native: list[Run] = []
-                rest: list[Run] = []
+                rest_shared: list[Run] = []
+                rest_own: list[Run] = []
                 for _ in range(ROUNDS):
                     load = h2load.load(
                         native_url,
@@ -196,19 +208,28 @@ async def run() -> None:
                         clients=CLIENTS,
                         streams=STREAMS,
                     )
-                    native.append(await _measured(load, server, envoy))
-                    load = _load_rest(rest_url, caller, SECONDS // ROUNDS)
-                    rest.append(await _measured(load, server, envoy))
-                native_rate, native_us = _report("native gRPC, straight to the server", native)
-                rest_rate, rest_us = _report("REST through Envoy", rest)
+                    native.append(await _measured(load, server, shared))
+                    load = _load_rest(shared_url, caller, SECONDS // ROUNDS)
+                    rest_shared.append(await _measured(load, server, shared))
+                    load = _load_rest(own_url, caller, SECONDS // ROUNDS)
+                    rest_own.append(await _measured(load, server, own))
+                native_rate, native_us = _report(
+                    "native gRPC, straight to the server", native, None
+                )
+                shared_rate, shared_us = _report(
+                    "REST through Envoy on the server's core", rest_shared, SERVER_CORE
+                )
+                own_rate, _own_us = _report(
+                    "REST through Envoy on a core of its own (shared with h2load)",
+                    rest_own,
+                    LOAD_CORE,
+                )
                 note(
-                    "the server's own count of GetOperation calls (both targets, warm-ups "
+                    "the server's own count of GetOperation calls (all targets, warm-ups "
                     f"included): {_grpc_codes(http_address)}"
                 )
-    value = ratio("REST through Envoy / native gRPC", rest_rate, native_rate)
-    target("REST through Envoy / native gRPC", value, TARGET_RATIO, at_least=True)
-    ratio(
-        "server CPU per request, native / REST (the REST ratio if Envoy had cores of its own)",
-        native_us,
-        rest_us,
-    )
+    value = ratio("REST through Envoy on the server's core / native gRPC", shared_rate, native_rate)
+    target("REST, Envoy sharing the server's core", value, TARGET_RATIO, at_least=True)
+    value = ratio("REST through Envoy on a core of its own / native gRPC", own_rate, native_rate)
+    target("REST, Envoy on a core of its own", value, TARGET_RATIO, at_least=True)
+    ratio("server CPU per request, native / REST", native_us, shared_us)
