@@ -60,32 +60,10 @@ class AuditLog:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def record(
-        self,
-        *,
-        account: str,
-        tool: str,
-        arguments: dict[str, Any],
-        outcome: str,
-        operation_id: str | None = None,
-        request_id: str | None = None,
-        detail: str = "",
-        conn: AsyncConnection | None = None,
-    ) -> None:
-        values = entry(
-            account=account,
-            tool=tool,
-            arguments=arguments,
-            outcome=outcome,
-            operation_id=operation_id,
-            request_id=request_id,
-            detail=detail,
-        )
-        if conn is not None:
-            await self.insert_many(conn, [values])
-            return
-        async with self._db.write() as own:
-            await self.insert_many(own, [values])
+    async def record(self, row: dict[str, Any]) -> None:
+        """One row made by `entry`, in a transaction of its own."""
+        async with self._db.write() as conn:
+            await self.insert_many(conn, [row])
 
     @staticmethod
     async def insert_many(conn: AsyncConnection, entries: Sequence[dict[str, Any]]) -> None:

@@ -116,7 +116,7 @@ class ToolsService:
         if not may_call_tool(
             caller.permissions, read_only=spec.read_only, admin_only=spec.admin_only
         ):
-            await self._audit.record(**record, outcome=audit.DENIED)
+            await self._audit.record(audit.entry(**record, outcome=audit.DENIED))
             raise PermissionDenied(
                 f"the caller's roles ({', '.join(sorted(caller.roles))}) may not call {spec.name}",
                 reason="MISSING_PERMISSION",
@@ -127,22 +127,28 @@ class ToolsService:
                 "request_id", "1 to 128 characters of A-Z a-z 0-9 - _ (a UUID is ideal)"
             )
         if request_id and (existing := await self._existing(caller, request_id, spec)):
-            await self._audit.record(**record, outcome=audit.DUPLICATE, operation_id=existing.id)
+            await self._audit.record(
+                audit.entry(**record, outcome=audit.DUPLICATE, operation_id=existing.id)
+            )
             return to_operation(existing)
         try:
             spec.validate(arguments)
         except InvalidArgument as error:
-            await self._audit.record(**record, outcome=audit.INVALID, detail=error.message)
+            await self._audit.record(
+                audit.entry(**record, outcome=audit.INVALID, detail=error.message)
+            )
             raise
         if validate_only:
-            await self._audit.record(**record, outcome=audit.VALIDATED)
+            await self._audit.record(audit.entry(**record, outcome=audit.VALIDATED))
             return _validated(spec)
         placement = None
         if spec.placement is not None:
             try:
                 placement = await spec.placement(caller, arguments)
             except FmcpError as error:
-                await self._audit.record(**record, outcome=audit.REJECTED, detail=error.message)
+                await self._audit.record(
+                    audit.entry(**record, outcome=audit.REJECTED, detail=error.message)
+                )
                 raise
         if spec.long_running or placement is not None:
             operation = await self._dispatch(caller, tool, arguments, request_id, record, placement)
@@ -188,7 +194,7 @@ class ToolsService:
         final = await self._operations.record(created.id)
         assert final is not None
         outcome = audit.SUCCEEDED if final.error is None else audit.FAILED
-        await self._audit.record(**record, outcome=outcome, operation_id=created.id)
+        await self._audit.record(audit.entry(**record, outcome=outcome, operation_id=created.id))
         return to_operation(final)
 
     async def _apply(self, event: queue_pb2.OperationEvent) -> None:
