@@ -31,10 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Final
 
-import sqlalchemy as sa
-
 from formation_mcp.clock import now_us
-from formation_mcp.db.schema import packs
 from formation_mcp.errors import FailedPrecondition, NotFound
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME, run_as_identity
@@ -47,6 +44,7 @@ from formation_mcp.workloads.instances import (
     Resources,
 )
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
+from formation_mcp.workloads.packs import PackStore
 from formation_mcp.workloads.supervisor import (
     Exit,
     LaunchSpec,
@@ -85,6 +83,7 @@ class LocalDriver:
         self._env = environment
         self._store = InstanceStore(environment.database)
         self._nodes = NodeRegistry(environment.database)
+        self._packs = PackStore(environment.database)
         self._grace = stop_grace_seconds
         self._log_bytes = log_bytes
         self._stop_on_exit = stop_on_exit
@@ -324,26 +323,15 @@ class LocalDriver:
         return instance
 
     async def _pack(self, build_id: str, owner: str) -> tuple[Path, dict[str, Any]]:
-        async with self._env.database.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(packs).where(packs.c.build_id == build_id, packs.c.owner == owner)
-                )
-            ).first()
-        if row is None:
-            raise NotFound(
-                f"no pack {build_id!r} among yours; pack.build returns the build_id to use",
-                reason="PACK_NOT_FOUND",
-                metadata={"build_id": build_id},
-            )
-        archive = self._env.artifact_dir / f"{row.digest}.tar.gz"
+        pack = await self._packs.get(build_id, owner)
+        archive = self._env.artifact_dir / pack.archive_name
         if not archive.exists():
             raise FailedPrecondition(
                 f"pack {build_id} is not in the artifact store of node {self.node_id} "
                 f"({self._env.artifact_dir}); build it again or share FMCP_ARTIFACT_DIR",
                 reason="PACK_NOT_ON_NODE",
             )
-        formfile: dict[str, Any] = json.loads(row.formfile)
+        formfile: dict[str, Any] = json.loads(pack.formfile)
         return archive, formfile
 
     def _materialize(self, archive: Path, instance_id: str) -> None:

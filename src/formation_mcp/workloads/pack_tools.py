@@ -16,12 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
-from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
-from formation_mcp.db.schema import packs
 from formation_mcp.errors import FieldViolation, InvalidArgument
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry, ToolSpec
@@ -34,6 +29,7 @@ from formation_mcp.workloads.build import (
     not_applied,
 )
 from formation_mcp.workloads.formfile import Formfile, FormfileError, parse_formfile
+from formation_mcp.workloads.packs import PackStore, StoredPack
 from formation_mcp.workloads.staging import StagingLimits, stage_files, stage_tar_gz
 
 MAX_FORMFILE_CHARS = 65_536
@@ -140,6 +136,7 @@ def precheck_pack_build(arguments: dict[str, Any]) -> None:
 class PackBuilder:
     def __init__(self, environment: WorkloadEnvironment) -> None:
         self._env = environment
+        self._packs = PackStore(environment.database)
 
     async def __call__(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
         formfile = _formfile(arguments)
@@ -169,8 +166,16 @@ class PackBuilder:
                 ),
                 context,
             )
-            await self._record(
-                result.build_id, context.owner, formfile, result.digest, result.size_bytes
+            await self._packs.add(
+                StoredPack(
+                    build_id=result.build_id,
+                    owner=context.owner,
+                    name=formfile.name,
+                    digest=result.digest,
+                    size_bytes=result.size_bytes,
+                    formfile=formfile.normalized_json(),
+                    node=self._env.node_id,
+                )
             )
             return {"name": formfile.name, **result.to_output()}
         finally:
@@ -178,42 +183,20 @@ class PackBuilder:
                 shutil.rmtree(scratch)
 
     async def _cached(self, build_id: str, owner: str) -> dict[str, Any] | None:
-        async with self._env.database.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(packs).where(packs.c.build_id == build_id, packs.c.owner == owner)
-                )
-            ).first()
-        if row is None or not (self._env.artifact_dir / f"{row.digest}.tar.gz").exists():
+        pack = await self._packs.find(build_id, owner)
+        archive = None if pack is None else self._env.artifact_dir / pack.archive_name
+        if pack is None or archive is None or not archive.exists():
             return None
         cached = BuildResult(
             build_id=build_id,
-            digest=row.digest,
-            archive_path=self._env.artifact_dir / f"{row.digest}.tar.gz",
-            size_bytes=row.size_bytes,
+            digest=pack.digest,
+            archive_path=archive,
+            size_bytes=pack.size_bytes,
             cached=True,
-            not_applied=not_applied(parse_formfile(row.formfile)),
+            not_applied=not_applied(parse_formfile(pack.formfile)),
             steps_run=0,
         )
-        return {"name": row.name, **cached.to_output()}
-
-    async def _record(
-        self, build_id: str, owner: str, formfile: Formfile, digest: str, size: int
-    ) -> None:
-        with contextlib.suppress(IntegrityError):  # the same build finished elsewhere first
-            async with self._env.database.write() as conn:
-                await conn.execute(
-                    packs.insert().values(
-                        build_id=build_id,
-                        owner=owner,
-                        name=formfile.name,
-                        digest=digest,
-                        size_bytes=size,
-                        formfile=formfile.normalized_json(),
-                        node=self._env.node_id,
-                        create_time=now_us(),
-                    )
-                )
+        return {"name": pack.name, **cached.to_output()}
 
 
 def register(registry: ToolRegistry, environment: WorkloadEnvironment) -> None:

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import sqlalchemy as sa
-
 from formation_mcp.clock import now_us
-from formation_mcp.db.schema import packs
-from formation_mcp.errors import FailedPrecondition, NotFound, PermissionDenied
+from formation_mcp.errors import FailedPrecondition, PermissionDenied
 from formation_mcp.identity import Caller
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import Placement, ToolRegistry, ToolSpec
@@ -30,6 +27,7 @@ from formation_mcp.workloads.instances import (
     Resources,
 )
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
+from formation_mcp.workloads.packs import PackStore
 
 PACK_PREFIX: Final = "packs/"
 NODE_OFFLINE_SECONDS: Final = 60.0
@@ -181,27 +179,14 @@ class Placer:
     """Resolves a call's pack or instance and its node when the call is made."""
 
     def __init__(self, environment: WorkloadEnvironment) -> None:
-        self._db = environment.database
         self._instances = InstanceStore(environment.database)
         self._nodes = NodeRegistry(environment.database)
+        self._packs = PackStore(environment.database)
 
     async def pack(self, caller: Caller, build_id: str) -> Placement:
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(packs.c.node).where(
-                        packs.c.build_id == build_id, packs.c.owner == caller.account
-                    )
-                )
-            ).first()
-        if row is None:
-            raise NotFound(
-                f"no pack {build_id!r} among yours; pack.build returns the build_id to use",
-                reason="PACK_NOT_FOUND",
-                metadata={"build_id": build_id},
-            )
-        await self._require_online(row.node, f"pack {build_id[:12]}…")
-        return Placement(node=row.node, resource=PACK_PREFIX + build_id)
+        pack = await self._packs.get(build_id, caller.account)
+        await self._require_online(pack.node, f"pack {build_id[:12]}…")
+        return Placement(node=pack.node, resource=PACK_PREFIX + build_id)
 
     async def instance(self, caller: Caller, reference: str) -> Placement:
         instance = await self._instances.find(reference, caller.account, any_owner=caller.is_admin)

@@ -1,0 +1,63 @@
+"""The pack store: a caller finds only their own packs; recording a build twice keeps the
+first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from formation_mcp.db import migrate
+from formation_mcp.db.database import Database
+from formation_mcp.errors import NotFound
+from formation_mcp.workloads.packs import PackStore, StoredPack
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[PackStore]:
+    database = Database(database_url)
+    await migrate.upgrade(database)
+    try:
+        yield PackStore(database)
+    finally:
+        await database.close()
+
+
+def a_pack(owner: str, **changes: str) -> StoredPack:
+    values = {
+        "build_id": uuid.uuid4().hex,
+        "owner": owner,
+        "name": "hello",
+        "digest": "d" * 64,
+        "formfile": '{"name": "hello"}',
+        "node": "node-a",
+        **changes,
+    }
+    return StoredPack(size_bytes=123, **values)
+
+
+async def test_a_recorded_pack_is_found_by_its_owner(store: PackStore) -> None:
+    pack = a_pack("accounts/pack-owner")
+    await store.add(pack)
+    assert await store.find(pack.build_id, "accounts/pack-owner") == pack
+
+
+async def test_another_callers_pack_is_not_found(store: PackStore) -> None:
+    pack = a_pack("accounts/pack-owner")
+    await store.add(pack)
+    assert await store.find(pack.build_id, "accounts/someone-else") is None
+    with pytest.raises(NotFound) as raised:
+        await store.get(pack.build_id, "accounts/someone-else")
+    assert raised.value.reason == "PACK_NOT_FOUND"
+
+
+async def test_recording_the_same_build_again_keeps_the_first(store: PackStore) -> None:
+    first = a_pack("accounts/pack-owner")
+    await store.add(first)
+    await store.add(a_pack("accounts/pack-owner", build_id=first.build_id, node="node-b"))
+    assert await store.get(first.build_id, "accounts/pack-owner") == first
+
+
+def test_the_archive_is_named_by_its_digest() -> None:
+    assert a_pack("accounts/x", digest="ab" * 32).archive_name == "ab" * 32 + ".tar.gz"
