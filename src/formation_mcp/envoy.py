@@ -62,6 +62,7 @@ class EnvoyProcess:
 
     async def start(self, timeout: float = 30.0) -> None:
         self.process = await asyncio.create_subprocess_exec(
+            *_ends_with_us(),
             envoy_binary(),
             "-c",
             str(self.config_path),
@@ -96,6 +97,14 @@ class EnvoyProcess:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def _ends_with_us() -> list[str]:
+    """A prefix that has the kernel stop Envoy when this process dies, even by SIGKILL (the
+    parent-death signal, set by util-linux `setpriv` before it execs Envoy), so that no Envoy
+    outlives the server it fronts. Without `setpriv` Envoy only stops with `stop()`."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def write_config(data_dir: Path, *, listen: str, grpc_upstream: str, http_upstream: str) -> Path:
