@@ -132,7 +132,7 @@ async def run() -> None:
         headers = dict(caller.metadata)
         async with running(_server(data_dir)) as ready:
             grpc_address, http_address = ready.group(1), ready.group(2)
-            envoy, listen = _envoy(root, grpc_address, http_address)
+            envoy, listen = _envoy(root, grpc_address, http_address, SERVER_CORE)
             async with (
                 running(envoy),
                 grpc.aio.insecure_channel(grpc_address) as channel,
