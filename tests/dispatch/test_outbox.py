@@ -13,7 +13,7 @@ import pytest
 from formation.mcp.v1 import queue_pb2
 from tests.helpers import eventually
 
-from formation_mcp.broker.base import Delivery
+from formation_mcp.broker.base import BrokerUnavailable, Delivery
 from formation_mcp.broker.memory import MemoryBroker
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
@@ -159,3 +159,38 @@ async def test_a_relay_leaves_another_deployments_rows_alone(database: Database)
 def test_the_deployment_names_the_broker_without_its_credentials() -> None:
     settings = Settings(broker_url="amqp://guest:secret@10.0.0.5:5672/prod", broker_prefix="p1")
     assert broker_deployment(settings) == "amqp://10.0.0.5:5672/prod#p1"
+
+
+class RefusesFirstPublishes(MemoryBroker):
+    """The broker is down for the first `refusals` publishes."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__(max_attempts=3)
+        self.refusals = refusals
+
+    async def publish_work(self, routing_key: str, body: bytes, message_id: str) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise BrokerUnavailable("the broker is down (test)")
+        await super().publish_work(routing_key, body, message_id)
+
+
+async def test_handed_off_work_the_broker_refused_is_released_and_published_later(
+    database: Database,
+) -> None:
+    broker = RefusesFirstPublishes(refusals=1)
+    await broker.start()
+    box = Outbox("memory://refused")
+    received = await consume(broker)
+    relay = OutboxRelay(database, broker, box)
+    try:
+        async with relaying(relay):
+            box.committed(await enqueue(database, box, "operations/refused-once"))
+
+            async def published_after_all() -> bool:
+                return received == ["operations/refused-once"] and await relay.pending() == 0
+
+            await eventually(published_after_all)
+        assert broker.refusals == 0
+    finally:
+        await broker.close()

@@ -195,8 +195,7 @@ class OutboxRelay:
         while True:
             handed_off, claim = await self._box.next_round(POLL_SECONDS if delay == 0 else delay)
             try:
-                for start in range(0, len(handed_off), self._batch):
-                    await self._publish_rows(handed_off[start : start + self._batch])
+                await self._publish_handed_off(handed_off)
                 if claim or delay or time.monotonic() - last_claim >= POLL_SECONDS:
                     last_claim = time.monotonic()
                     while await self.drain_once() == self._batch:
@@ -208,6 +207,18 @@ class OutboxRelay:
             except Exception:
                 delay = MAX_BACKOFF_SECONDS
                 log.exception("outbox relay failed; retrying in %.1fs", delay)
+
+    async def _publish_handed_off(self, rows: Sequence[_Row]) -> None:
+        """Every batch is tried, so that each row is published or released for a claim now
+        (rather than left reserved until its reservation runs out); raises the first error."""
+        first_error: Exception | None = None
+        for start in range(0, len(rows), self._batch):
+            try:
+                await self._publish_rows(rows[start : start + self._batch])
+            except (BrokerUnavailable, Unavailable) as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
 
     async def drain_once(self) -> int:
         """Claim a batch from the table and publish it. Returns how many were published."""
