@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -86,7 +85,6 @@ async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
 
     app = Application(settings, run_worker=run_worker)
     await app.start()
-    _freeze_startup_objects()
     click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
     envoy: EnvoyProcess | None = None
     try:
@@ -117,14 +115,6 @@ async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
     return code
 
 
-def _freeze_startup_objects() -> None:
-    """Everything start-up allocated (modules, schemas, compiled statements, stubs) lives as
-    long as the process: moved out of the collector's reach, full collections no longer scan
-    it. (They took 125-140 ms each under load, the p99 of a tool call.)"""
-    gc.collect()
-    gc.freeze()
-
-
 @main.command()
 def worker() -> None:
     """Run a worker: take work from FMCP_BROKER_URL (RabbitMQ), run tools, report events."""
@@ -140,7 +130,6 @@ def worker() -> None:
 
     async def run() -> None:
         await application.start()
-        _freeze_startup_objects()
         click.echo(f"fmcp worker {application.worker.node_id}: ready", err=True)
         await _until_signalled()
         await application.stop()
