@@ -100,12 +100,13 @@ class OperationService:
         """Operations made by `new_record`, in the caller's transaction."""
         await store.insert_many(conn, records)
 
-    def inserted(self, records: Sequence[OperationRecord]) -> None:
-        """The transaction that inserted `records` committed, and nothing can have changed
-        them yet (their work is not handed to the broker before this returns): the waits and
-        reads that follow a call start from the snapshot cache."""
-        for record in records:
-            self._snapshots.put(record, to_operation(record))
+    def inserted(self, created: Sequence[tuple[OperationRecord, lro_pb2.Operation]]) -> None:
+        """The transaction that inserted these operations (each with `to_operation` of it)
+        committed, and nothing can have changed them yet (their work is not handed to the
+        broker before this returns): the waits and reads that follow a call start from the
+        snapshot cache."""
+        for record, operation in created:
+            self._snapshots.put(record, operation)
 
     async def apply_event(self, event: queue_pb2.OperationEvent) -> OperationRecord | None:
         """Apply a worker's event; duplicates and stale events change nothing.

@@ -117,25 +117,18 @@ _UPDATE_IF_UNCHANGED = (
 )
 
 
-async def insert(conn: AsyncConnection, record: OperationRecord) -> lro_pb2.Operation:
-    """A new operation and its first event (its creation); returns that event's snapshot."""
-    return (await insert_many(conn, [record]))[0]
+async def insert(conn: AsyncConnection, record: OperationRecord) -> None:
+    """A new operation and its first event (its creation)."""
+    await insert_many(conn, [record])
 
 
-async def insert_many(
-    conn: AsyncConnection, records: Sequence[OperationRecord]
-) -> list[lro_pb2.Operation]:
+async def insert_many(conn: AsyncConnection, records: Sequence[OperationRecord]) -> None:
     """New operations and their first events, two statements for all of them."""
-    snapshots = [event_snapshot(Change(record)) for record in records]
     await conn.execute(_INSERT_OPERATION, [_row_values(record) for record in records])
     await conn.execute(
         _INSERT_EVENT,
-        [
-            _event_row(Change(record), snapshot)
-            for record, snapshot in zip(records, snapshots, strict=True)
-        ],
+        [_event_row(Change(record), event_snapshot(Change(record))) for record in records],
     )
-    return snapshots
 
 
 async def get(conn: AsyncConnection, operation_id: str) -> OperationRecord | None:

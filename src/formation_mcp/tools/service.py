@@ -224,18 +224,19 @@ class ToolsService:
             item.resource = placement.resource
         json_format.ParseDict(arguments, item.arguments)
         entry = audit.entry(**record, outcome=audit.ACCEPTED, operation_id=created.id)
+        admission = _Admission(created, to_operation(created), item, entry)
         try:
-            await self._admissions.submit(_Admission(created, item, entry))
+            await self._admissions.submit(admission)
         except IntegrityError:  # the same request_id raced in: answer with the first call's
             return await self.call(caller, tool.spec.resource_name, arguments, request_id, False)
-        return to_operation(created)
+        return admission.snapshot
 
     async def _admit(self, admissions: Sequence[_Admission]) -> None:
         async with self._db.write() as conn:
-            await self._operations.insert_many(conn, [a.operation for a in admissions])
+            await self._operations.insert_many(conn, [a.record for a in admissions])
             pending = await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
             await self._audit.insert_many(conn, [a.audit for a in admissions])
-        self._operations.inserted([a.operation for a in admissions])
+        self._operations.inserted([(a.record, a.snapshot) for a in admissions])
         self._dispatcher.committed(pending)
 
 
@@ -243,7 +244,9 @@ class ToolsService:
 class _Admission:
     """What one transaction writes for an accepted long-running call."""
 
-    operation: OperationRecord
+    record: OperationRecord
+    snapshot: lro_pb2.Operation
+    """The operation as the caller gets it (and the snapshot cache keeps it)."""
     work: queue_pb2.WorkItem
     audit: dict[str, Any]
 
