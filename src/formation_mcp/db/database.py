@@ -25,16 +25,18 @@ class Database:
     """Owns the engine. SQLite writers are serialized in-process (one writer at a time is
     all SQLite allows); PostgreSQL relies on its own row locking."""
 
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 20, pool_wait_seconds: float = POOL_WAIT_SECONDS
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
-        self.engine = self._create_engine(pool_size)
+        self.engine = self._create_engine(pool_size, pool_wait_seconds)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # Reads run in autocommit: one statement, no BEGIN/ROLLBACK round trips around it.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    def _create_engine(self, pool_size: int) -> AsyncEngine:
+    def _create_engine(self, pool_size: int, pool_wait_seconds: float) -> AsyncEngine:
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
@@ -56,12 +58,12 @@ class Database:
         # keeps them. (Overflow connections are closed as soon as they are returned, so under
         # load they were opened again every few statements: a fork on the server, a TLS probe
         # and a handshake each.) Callers beyond that wait for a free connection, up to
-        # POOL_WAIT_SECONDS, then get UNAVAILABLE.
+        # `pool_wait_seconds`, then get UNAVAILABLE.
         return create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=0,
-            pool_timeout=POOL_WAIT_SECONDS,
+            pool_timeout=pool_wait_seconds,
             pool_recycle=3600,
         )
 
