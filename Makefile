@@ -11,7 +11,7 @@ BUF_VERSION := 1.75.0
 PROTO_FILES := $(shell find proto/formation -name '*.proto' | sort)
 DESCRIPTOR := generated/formation_mcp.binpb
 
-.PHONY: help setup proto check-generated lint format run test test-fast bench clean
+.PHONY: help setup bwrap proto check-generated lint format run test test-fast bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,7 +26,19 @@ $(BUF):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
 
-setup: $(BIN)/fmcp $(BUF) ## Install everything into .venv (and buf into .tools)
+# Workloads run in bubblewrap's namespaces (src/formation_mcp/workloads/sandbox.py). Installed
+# from Debian when this runs as root; otherwise the command to run is printed, and the server
+# refuses workloads until it is there (or FMCP_UNSAFE_WORKLOADS=true).
+bwrap:
+	@command -v bwrap >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -qq bubblewrap >/dev/null || \
+	    { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; \
+	else \
+	  echo "note: workloads need bubblewrap: sudo apt-get install bubblewrap" >&2; \
+	fi
+
+setup: $(BIN)/fmcp $(BUF) bwrap ## Install everything into .venv, buf into .tools, bubblewrap
 
 # Regenerates into $(1): messages, gRPC stubs, mypy stubs and the descriptor set Envoy loads.
 define generate
@@ -65,13 +77,13 @@ format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
 	$(BIN)/ruff format src tests bench
 	$(BUF) format -w --path proto/formation
 
-run: $(BIN)/fmcp ## Run the whole system on embedded defaults: API, worker, Envoy on :8080
+run: $(BIN)/fmcp bwrap ## Run the whole system on embedded defaults: API, worker, Envoy on :8080
 	$(BIN)/fmcp serve --envoy
 
-test: $(BIN)/fmcp ## Run every test tier (needs RabbitMQ and PostgreSQL)
+test: $(BIN)/fmcp bwrap ## Run every test tier (needs RabbitMQ and PostgreSQL)
 	$(BIN)/python -m pytest
 
-test-fast: $(BIN)/fmcp ## Unit and in-process tests on SQLite only
+test-fast: $(BIN)/fmcp bwrap ## Unit and in-process tests on SQLite only
 	$(BIN)/python -m pytest -m 'not postgres and not slow'
 
 bench: $(BIN)/fmcp ## Run the benchmarks in bench/ and print figures

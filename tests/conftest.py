@@ -196,9 +196,12 @@ async def start_app(
     """Start extra servers with their own settings; all are stopped after the test."""
     started: list[Application] = []
 
-    async def start(run_worker: bool = True, **overrides: object) -> Application:
+    async def start(
+        run_worker: bool = True, data_dir: Path | None = None, **overrides: object
+    ) -> Application:
+        data_dir = data_dir or tmp_path / f"app{len(started)}"
         application = Application(
-            make_settings(tmp_path / f"app{len(started)}", database_url, **overrides),
+            make_settings(data_dir, database_url, **overrides),
             run_worker=run_worker,
         )
         await application.start()

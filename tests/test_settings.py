@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,26 @@ def test_variables_combine() -> None:
 def test_invalid_variable_is_reported_among_valid_ones() -> None:
     error = _error({"FMCP_GRPC_LISTEN": "0.0.0.0:6000", "FMCP_WAIT_MAX": "forever"})
     assert str(error).startswith("FMCP_WAIT_MAX=")
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("FALSE", False)])
+def test_unsafe_workloads_is_read(text: str, value: bool) -> None:
+    assert Settings.from_env({"FMCP_UNSAFE_WORKLOADS": text}).unsafe_workloads is value
+
+
+def test_workloads_are_isolated_by_default() -> None:
+    assert Settings.from_env({}).unsafe_workloads is False
+
+
+def test_invalid_unsafe_workloads_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="FMCP_UNSAFE_WORKLOADS='yes please'"):
+        Settings.from_env({"FMCP_UNSAFE_WORKLOADS": "yes please"})
+
+
+def test_workloads_of_a_root_process_run_as_nobody_by_default() -> None:
+    expected = "nobody" if os.geteuid() == 0 else ""
+    assert Settings.from_env({}).effective_run_as == expected
+
+
+def test_run_as_wins_over_the_default() -> None:
+    assert Settings.from_env({"FMCP_RUN_AS": "builder"}).effective_run_as == "builder"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+DEFAULT_WORKLOAD_USER = "nobody"
+"""Who workloads run as when the worker is root and FMCP_RUN_AS is not set."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -80,6 +82,7 @@ class Settings:
     artifact_dir: Path | None = None
     work_dir: Path | None = None
     run_as: str = ""
+    unsafe_workloads: bool = False
     build_step_timeout_seconds: float = 600.0
     max_attempts: int = 3
     worker_prefetch: int = 16
@@ -100,6 +103,13 @@ class Settings:
         """FMCP_WORK_DIR, or a directory under the system temp dir: builds and instances run
         there, never inside the server's own directories."""
         return self.work_dir or Path(tempfile.gettempdir()) / f"fmcp-work-{os.getuid()}"
+
+    @property
+    def effective_run_as(self) -> str:
+        """FMCP_RUN_AS, or `nobody` when this process is root: workloads never run as root."""
+        if self.run_as:
+            return self.run_as
+        return DEFAULT_WORKLOAD_USER if os.geteuid() == 0 else ""
 
     @property
     def effective_node_id(self) -> str:
@@ -253,9 +263,9 @@ def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
     if (text := get("FMCP_INSTANCE_LOG_BYTES")) is not None:
         values["instance_log_bytes"] = _positive_int("FMCP_INSTANCE_LOG_BYTES", text)
     if (text := get("FMCP_STOP_INSTANCES_ON_EXIT")) is not None:
-        if text.lower() not in {"true", "false", "1", "0"}:
-            raise SettingsError(f"FMCP_STOP_INSTANCES_ON_EXIT={text!r}: use true or false")
-        values["stop_instances_on_exit"] = text.lower() in {"true", "1"}
+        values["stop_instances_on_exit"] = _boolean("FMCP_STOP_INSTANCES_ON_EXIT", text)
+    if (text := get("FMCP_UNSAFE_WORKLOADS")) is not None:
+        values["unsafe_workloads"] = _boolean("FMCP_UNSAFE_WORKLOADS", text)
     if (text := get("FMCP_NODE_ID")) is not None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", text):
             raise SettingsError(f"FMCP_NODE_ID={text!r}: 1 to 128 letters, digits, _ or -")
@@ -263,6 +273,12 @@ def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
     if (text := get("FMCP_TOOL_MODULES")) is not None:
         values["tool_modules"] = tuple(m.strip() for m in text.split(",") if m.strip())
     return values
+
+
+def _boolean(var: str, text: str) -> bool:
+    if text.lower() not in {"true", "false", "1", "0"}:
+        raise SettingsError(f"{var}={text!r}: use true or false")
+    return text.lower() in {"true", "1"}
 
 
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")

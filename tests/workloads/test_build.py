@@ -8,17 +8,15 @@ import json
 import os
 import pwd
 import re
-import shutil
 import tarfile
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from formation.mcp.v1 import operations_pb2, queue_pb2
+from tests.workloads.conftest import WORKLOAD_USER
 
 from formation_mcp.errors import FailedPrecondition, InvalidArgument
 from formation_mcp.tools.context import ToolContext
@@ -30,6 +28,7 @@ from formation_mcp.workloads.build import (
     build_pack,
 )
 from formation_mcp.workloads.formfile import Formfile, RunStep, parse_formfile
+from formation_mcp.workloads.sandbox import WorkloadSandbox
 from formation_mcp.workloads.staging import stage_files
 
 STDOUT = operations_pb2.LogLine.STDOUT
@@ -96,11 +95,13 @@ class RecordingSink:
 
 
 class Builds:
-    """Requests over one artifact directory, each with a fresh context and work dir."""
+    """Requests over one artifact directory, each with a fresh context and work dir, built in
+    the sandbox as the workload user (as pack.build does)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, sandbox: WorkloadSandbox | None = None) -> None:
         self.base = base
         self.artifact_dir = base / "artifacts"
+        self.sandbox = sandbox or WorkloadSandbox(unsafe=False)
 
     def request(
         self,
@@ -119,14 +120,16 @@ class Builds:
             context_root=self.base / f"context-{name}",
             work_dir=self.base / f"work-{name}",
             artifact_dir=self.artifact_dir,
+            sandbox=self.sandbox,
+            run_as=WORKLOAD_USER,
             context_digest=staged.digest,
         )
         return replace(request, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def builds(tmp_path: Path) -> Builds:
-    return Builds(tmp_path)
+def builds(shared_dir: Path, sandbox: WorkloadSandbox) -> Builds:
+    return Builds(shared_dir, sandbox)
 
 
 def members(archive: Path) -> dict[str, tarfile.TarInfo]:
@@ -145,23 +148,30 @@ def steps(*commands: str, name: str = "steps") -> Formfile:
     return Formfile(name=name, steps=tuple(RunStep(c) for c in commands))
 
 
-async def wait_group_gone(pgid: int, deadline: float = 15.0) -> None:
-    """Until no process of the group is left (orphans are reaped by init, not by us)."""
+def host_processes_with(marker: str) -> list[int]:
+    """Pids (as the host sees them) of processes whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def wait_processes_gone(marker: str, deadline: float = 15.0) -> None:
+    """Until no process on the host runs a command holding `marker`."""
     end = time.monotonic() + deadline
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        assert time.monotonic() < end, f"process group {pgid} is still alive"
+    while found := host_processes_with(marker):
+        assert time.monotonic() < end, f"processes {found} running {marker!r} are still alive"
         await asyncio.sleep(0.05)
 
 
-def pgid_from(sink: RecordingSink) -> int:
-    for line in sink.lines(STDOUT):
-        if match := re.fullmatch(r"pgid=(\d+)", line):
-            return int(match.group(1))
-    raise AssertionError(f"no pgid line in {sink.log_calls}")
+def unique_sleep() -> str:
+    """A `sleep` command no other process runs: its processes can be found on the host."""
+    return f"sleep 30.{uuid.uuid4().int % 10**9:09d}"
 
 
 # -- a whole build -----------------------------------------------------------------------------
@@ -348,7 +358,8 @@ async def test_failing_step_names_step_exit_code_and_last_lines(builds: Builds) 
 
 async def test_step_timeout_kills_the_process_group(builds: Builds) -> None:
     limits = BuildLimits(step_timeout_seconds=0.5)
-    command = 'echo "pgid=$$"; sleep 30; echo never'
+    sleep = unique_sleep()
+    command = f"{sleep} & {sleep}; echo never"
     sink = RecordingSink()
     started = time.monotonic()
 
@@ -358,17 +369,17 @@ async def test_step_timeout_kills_the_process_group(builds: Builds) -> None:
     assert time.monotonic() - started < 10
     assert caught.value.reason == "STEP_TIMEOUT"
     assert f"step 1/1 (RUN {command}) timed out after 0.5 seconds" in caught.value.message
-    await wait_group_gone(pgid_from(sink))
+    await wait_processes_gone(sleep)
 
 
-@pytest.mark.parametrize(("stream", "watch"), [(STDOUT, "pgid="), (SYSTEM, "step 1/1")])
+@pytest.mark.parametrize(("stream", "watch"), [(STDOUT, "started"), (SYSTEM, "step 1/1")])
 async def test_cancellation_kills_the_process_group(
-    builds: Builds, tmp_path: Path, stream: int, watch: str
+    builds: Builds, stream: int, watch: str
 ) -> None:
     """Cancelled mid-step (after its first line) or while the step is being started."""
-    pid_file = tmp_path / "pid"
+    sleep = unique_sleep()
     sink = RecordingSink(watch=watch, watch_stream=stream)
-    request = builds.request(steps(f'echo $$ > {pid_file}; echo "pgid=$$"; sleep 30; echo never'))
+    request = builds.request(steps(f"{sleep} & echo started; {sleep}; echo never"))
     task = asyncio.create_task(build_pack(request, sink))
     await asyncio.wait_for(sink.seen.wait(), 10)
 
@@ -376,8 +387,7 @@ async def test_cancellation_kills_the_process_group(
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    if stream == STDOUT or pid_file.exists():
-        await wait_group_gone(int(pid_file.read_text()))
+    await wait_processes_gone(sleep)
     assert not request.work_dir.exists()
     assert "never" not in sink.lines(STDOUT)
 
@@ -465,10 +475,10 @@ def test_build_id_changes_with_owner_formfile_and_context(tmp_path: Path) -> Non
     assert re.fullmatch(r"[0-9a-f]{64}", base)
 
 
-async def test_the_same_build_again_is_cached(builds: Builds, tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    formfile = f"NAME x\nRUN echo ran >> {marker}\nINSTALL curl\n"
-    first = await build_pack(builds.request(formfile, {"a": "b"}), RecordingSink())
+async def test_the_same_build_again_is_cached(builds: Builds) -> None:
+    formfile = "NAME x\nRUN echo ran\nINSTALL curl\n"
+    first_sink = RecordingSink()
+    first = await build_pack(builds.request(formfile, {"a": "b"}), first_sink)
     sink = RecordingSink()
     request = builds.request(formfile, {"a": "b"})
 
@@ -482,7 +492,7 @@ async def test_the_same_build_again_is_cached(builds: Builds, tmp_path: Path) ->
         first.size_bytes,
     )
     assert second.not_applied == ["INSTALL curl"]
-    assert marker.read_text() == "ran\n"
+    assert first_sink.lines(STDOUT) == ["ran"]
     assert sink.lines(STDOUT) == []
     assert sink.progress_calls[-1][0] == 100
     assert not request.work_dir.exists()
@@ -501,7 +511,7 @@ async def test_digest_is_computed_when_not_given(builds: Builds) -> None:
     assert result.build_id == build_id_for("alice", request.formfile, request.context_digest)
 
 
-async def test_archives_are_byte_identical(tmp_path: Path) -> None:
+async def test_archives_are_byte_identical(shared_dir: Path) -> None:
     formfile = (
         "NAME det\nINCLUDE app.py lib\nRUN python3 app.py\nRUN seq 1 5 > numbers\n"
         "RUN mkdir -p empty/dir && chmod 700 empty\nCOPY data conf\n"
@@ -509,7 +519,7 @@ async def test_archives_are_byte_identical(tmp_path: Path) -> None:
     context = dict(APP_CONTEXT, **{"app.py": "open('out.txt', 'w').write('ok')\n"})
     results: list[BuildResult] = []
     for run in ("one", "two"):
-        builds = Builds(tmp_path / run)
+        builds = Builds(shared_dir / run)
         results.append(await build_pack(builds.request(formfile, context), RecordingSink()))
 
     one, two = results
@@ -531,17 +541,6 @@ def _nobody() -> pwd.struct_passwd:
         pytest.skip("no user named nobody")
 
 
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory under /tmp that an unprivileged user can reach."""
-    path = Path(tempfile.mkdtemp(prefix="fmcp-build-test-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 async def test_run_as_drops_privileges(builds: Builds, shared_dir: Path) -> None:
     nobody = _nobody()
     request = builds.request(
@@ -559,9 +558,9 @@ async def test_run_as_drops_privileges(builds: Builds, shared_dir: Path) -> None
     assert not request.work_dir.exists()
 
 
-async def test_run_as_needs_a_reachable_work_dir(builds: Builds) -> None:
+async def test_run_as_needs_a_reachable_work_dir(builds: Builds, tmp_path: Path) -> None:
     _nobody()
-    request = builds.request(steps("true"), run_as="nobody")
+    request = builds.request(steps("true"), run_as="nobody", work_dir=tmp_path / "work")
     with pytest.raises(FailedPrecondition) as caught:
         await build_pack(request, RecordingSink())
     assert caught.value.reason == "BUILD_DIR_UNREACHABLE"

@@ -6,8 +6,12 @@ import asyncio
 import os
 import resource
 import signal
+from dataclasses import replace
 from pathlib import Path
 
+from tests.workloads.conftest import WORKLOAD_USER
+
+from formation_mcp.workloads.sandbox import WorkloadSandbox, run_as_identity
 from formation_mcp.workloads.supervisor import (
     LOG_FILE,
     LaunchSpec,
@@ -27,6 +31,7 @@ def alive(pid: int) -> bool:
 
 
 def spec(directory: Path, *argv: str, log_bytes: int = 1 << 20) -> LaunchSpec:
+    """The supervisor's own mechanics, without a sandbox."""
     directory.mkdir(parents=True, exist_ok=True)
     return LaunchSpec(
         directory=directory,
@@ -37,7 +42,33 @@ def spec(directory: Path, *argv: str, log_bytes: int = 1 << 20) -> LaunchSpec:
         cpus=[sorted(os.sched_getaffinity(0))[0]],
         user=None,
         log_bytes=log_bytes,
+        sandboxed=False,
     )
+
+
+def sandboxed_spec(directory: Path, sandbox: WorkloadSandbox, *argv: str) -> LaunchSpec:
+    """As the local driver launches an instance: in the sandbox, as the workload user."""
+    (directory / "root").mkdir(parents=True)
+    who = run_as_identity(WORKLOAD_USER)
+    if who is not None:
+        os.chown(directory / "root", who.uid, who.gid)
+    return replace(
+        spec(directory),
+        cwd=directory / "root",
+        argv=sandbox.command(
+            argv, writable=[directory / "root"], cwd=directory / "root", restore_signals=True
+        ),
+        user=None if who is None else who.to_spec(),
+        sandboxed=True,
+    )
+
+
+async def wait_for_line(directory: Path, line: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while line not in log_tail(directory, 20):
+        assert loop.time() < deadline, f"no line {line!r} in {log_tail(directory, 20)}"
+        await asyncio.sleep(0.02)
 
 
 async def test_the_exit_code_and_output_are_recorded(tmp_path: Path) -> None:
@@ -91,3 +122,39 @@ async def test_a_supervisor_can_be_adopted_only_while_it_is_the_same_process(
     await asyncio.wait_for(adopted.ended.wait(), 20)
     await asyncio.wait_for(supervised.ended.wait(), 20)
     assert adopted.exit().code == -signal.SIGKILL
+
+
+GRACEFUL = """
+import signal, sys, time
+def bye(*_):
+    print("got SIGTERM", flush=True)
+    sys.exit(3)
+signal.signal(signal.SIGTERM, bye)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_a_sandboxed_entrypoint_gets_the_stop_signal_and_ends_its_own_way(
+    shared_dir: Path, sandbox: WorkloadSandbox
+) -> None:
+    supervised = await launch(sandboxed_spec(shared_dir, sandbox, "python3", "-c", GRACEFUL))
+    await wait_for_line(shared_dir, "ready")
+
+    await supervised.stop(grace=10)
+
+    assert supervised.exit().code == 3
+    assert log_tail(shared_dir, 5)[-1] == "got SIGTERM"
+
+
+async def test_a_sandboxed_entrypoint_killed_by_a_signal_is_recorded_with_it(
+    shared_dir: Path, sandbox: WorkloadSandbox
+) -> None:
+    script = "echo ready; exec sleep 60"
+    supervised = await launch(sandboxed_spec(shared_dir, sandbox, "sh", "-c", script))
+    await wait_for_line(shared_dir, "ready")
+
+    await supervised.stop(grace=10)
+
+    assert supervised.exit().code == -signal.SIGTERM
+    assert not alive(supervised.pid)

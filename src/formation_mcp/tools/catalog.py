@@ -55,13 +55,15 @@ def workload_environment(settings: object, database: object, node_id: str) -> Wo
     from formation_mcp.db.database import Database
     from formation_mcp.settings import Settings
     from formation_mcp.workloads.pack_tools import WorkloadEnvironment
+    from formation_mcp.workloads.sandbox import WorkloadSandbox
 
     assert isinstance(settings, Settings) and isinstance(database, Database)
     return WorkloadEnvironment(
         database=database,
         artifact_dir=settings.effective_artifact_dir,
         work_dir=settings.effective_work_dir,
-        run_as=settings.run_as or None,
+        run_as=settings.effective_run_as or None,
         step_timeout_seconds=settings.build_step_timeout_seconds,
         node_id=node_id,
+        sandbox=WorkloadSandbox(unsafe=settings.unsafe_workloads),
     )

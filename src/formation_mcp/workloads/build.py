@@ -37,17 +37,14 @@ Output lines (stdout and stderr, read concurrently) are sent as log lines in bat
 every `log_flush_seconds` or `log_flush_lines` lines, and at the end of each step); lines of
 the driver itself go to the SYSTEM stream. Progress advances with every step.
 
-Safety: everything the driver writes into root goes through directory descriptors opened with
-O_NOFOLLOW and files are replaced by rename, so a link planted by a RUN step can never redirect
-a write outside root. After every RUN the whole process group is killed, so nothing a step
-started outlives it (a process that leaves the group with setsid is beyond this).
-With `run_as` the steps run as that unprivileged user (the worker must be root).
-
-Rlimits and the privilege drop are done by a small launcher (`LAUNCHER`, run by this
-interpreter with -I -S) that calls setrlimit, setgroups/setgid/setuid and then execs the shell,
-so the command keeps the launcher's pid, process group and limits. Not `preexec_fn`: the
-server is multi-threaded (gRPC), and Python code between fork and exec in such a process can
-deadlock or crash the child (it did: SIGSEGV in the end-to-end tool test).
+Safety: every RUN step runs in the sandbox of `sandbox.WorkloadSandbox` (its own namespaces,
+seeing only the system's /usr and /etc read-only and this build's directory writable, as
+`run_as` or the worker's own non-root user): it cannot see the worker's processes or read the
+server's files. Everything the driver writes into root goes through directory descriptors
+opened with O_NOFOLLOW and files are replaced by rename, so a link planted by a RUN step can
+never redirect a write outside root. When a step's command ends, its sandbox ends with
+everything it started (the PID namespace goes with it); on timeout or cancel its process
+group is stopped. Rlimits and the user switch are done by the sandbox module's launcher.
 """
 
 from __future__ import annotations
@@ -57,7 +54,6 @@ import gzip
 import hashlib
 import json
 import os
-import pwd
 import re
 import resource
 import secrets
@@ -65,7 +61,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tarfile
 import threading
 from collections import deque
@@ -88,6 +83,13 @@ from formation_mcp.workloads.formfile import (
     InstallStep,
     RunStep,
     Step,
+)
+from formation_mcp.workloads.sandbox import (
+    RunAsIdentity,
+    WorkloadSandbox,
+    check_reachable,
+    launcher_argv,
+    run_as_identity,
 )
 from formation_mcp.workloads.staging import digest_directory
 
@@ -157,6 +159,7 @@ class BuildRequest:
     context_root: Path  # staged by formation_mcp.workloads.staging
     work_dir: Path  # fresh, empty or absent, outside the server's directories; removed at the end
     artifact_dir: Path
+    sandbox: WorkloadSandbox
     run_as: str | None = None
     context_digest: str = ""  # from staging; "" computes it from context_root
     limits: BuildLimits = field(default_factory=BuildLimits)
@@ -283,51 +286,6 @@ def _remove_tree(path: Path) -> None:
 # -- identity and limits -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunAsIdentity:
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-
-
-def run_as_identity(run_as: str | None) -> RunAsIdentity | None:
-    if not run_as:
-        return None
-    try:
-        entry = pwd.getpwnam(run_as)
-    except KeyError:
-        raise FailedPrecondition(
-            f"the build user {run_as!r} (FMCP_RUN_AS) does not exist", reason="RUN_AS_UNKNOWN"
-        ) from None
-    if entry.pw_uid == 0:
-        message = f"the build user {run_as!r} (FMCP_RUN_AS) is root; name an unprivileged user"
-        raise FailedPrecondition(message, reason="RUN_AS_PRIVILEGED")
-    if os.geteuid() != 0:
-        message = f"running builds as {run_as!r} (FMCP_RUN_AS) needs a worker running as root"
-        raise FailedPrecondition(message, reason="RUN_AS_NOT_POSSIBLE")
-    groups = tuple(sorted(set(os.getgrouplist(run_as, entry.pw_gid))))
-    return RunAsIdentity(run_as, entry.pw_uid, entry.pw_gid, groups)
-
-
-def _searchable(info: os.stat_result, who: RunAsIdentity) -> bool:
-    if info.st_uid == who.uid:
-        return bool(info.st_mode & stat.S_IXUSR)
-    if info.st_gid in who.groups or info.st_gid == who.gid:
-        return bool(info.st_mode & stat.S_IXGRP)
-    return bool(info.st_mode & stat.S_IXOTH)
-
-
-def _check_reachable(path: Path, who: RunAsIdentity) -> None:
-    for directory in [path, *path.parents]:
-        if not _searchable(directory.stat(), who):
-            raise FailedPrecondition(
-                f"the build user {who.name!r} cannot reach {path}: {directory} is not"
-                " searchable by it; put the build directory where that user can reach it",
-                reason="BUILD_DIR_UNREACHABLE",
-            )
-
-
 def _rlimits(request: BuildRequest, who: RunAsIdentity | None) -> list[tuple[int, int]]:
     """(resource, value) pairs, each clamped to this process's hard limit (computed here,
     in the worker, so the launcher only calls setrlimit)."""
@@ -346,38 +304,6 @@ def _rlimits(request: BuildRequest, who: RunAsIdentity | None) -> list[tuple[int
         hard = resource.getrlimit(kind)[1]
         clamped.append((kind, value if hard == resource.RLIM_INFINITY else min(value, hard)))
     return clamped
-
-
-# Runs in a fresh, single-threaded interpreter: limits first (as the worker's user, so any
-# value up to its hard limit is allowed), then the identity, then the shell in its place.
-LAUNCHER: Final = """
-import json, os, resource, sys
-spec = json.loads(sys.argv[1])
-for kind, value in spec["limits"]:
-    resource.setrlimit(kind, (value, value))
-who = spec["user"]
-if who is not None:
-    try:
-        os.setgroups(who["groups"])
-        os.setresgid(who["gid"], who["gid"], who["gid"])
-        os.setresuid(who["uid"], who["uid"], who["uid"])
-    except OSError as exc:
-        print(f"formation: cannot run as {who['name']}: {exc}", file=sys.stderr, flush=True)
-        sys.exit(126)
-if not spec["lc_ctype"]:
-    os.environ.pop("LC_CTYPE", None)  # added by Python's C-locale coercion (PEP 538)
-os.execv(spec["shell"], [spec["shell"], "-c", sys.argv[2]])
-"""
-
-
-def _launch_spec(
-    rlimits: list[tuple[int, int]], who: RunAsIdentity | None, env: Mapping[str, str]
-) -> str:
-    user = None
-    if who is not None:
-        user = {"name": who.name, "uid": who.uid, "gid": who.gid, "groups": list(who.groups)}
-    spec = {"limits": rlimits, "user": user, "shell": SHELL, "lc_ctype": "LC_CTYPE" in env}
-    return json.dumps(spec)
 
 
 # -- writing into the image without following links --------------------------------------------
@@ -658,18 +584,15 @@ class _Runner:
         self.sink = sink
         self.who = who
         self.rlimits = _rlimits(request, who)
+        self.sandbox = request.sandbox
+        self.work_dir = request.work_dir
 
     async def _spawn(self, command: _Command) -> asyncio.subprocess.Process:
-        if not sys.executable:
-            raise FailedPrecondition("no Python interpreter to start build steps with")
+        sandboxed = self.sandbox.command(
+            [SHELL, "-c", command.command], writable=[self.work_dir], cwd=command.cwd
+        )
         return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            LAUNCHER,
-            _launch_spec(self.rlimits, self.who, command.env),
-            command.command,
+            *launcher_argv(sandboxed, self.rlimits, self.who, command.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -737,6 +660,7 @@ class _Runner:
             raise self._timed_out(command, batcher) from None
         _signal_group(process.pid, signal.SIGKILL)  # background processes end with the step
         await self._drain(pumps, batcher)
+        code = self.sandbox.exit_code(code)
         if code != 0:
             raise self._failed(command, code, batcher)
 
@@ -1022,6 +946,7 @@ async def _build_or_reuse(request: BuildRequest, sink: ProgressSink) -> BuildRes
         return cached
     _check_sources(request)
     who = run_as_identity(request.run_as)
+    await request.sandbox.check(who)
     build = _Build(request, sink, who, build_id, context_digest)
     return await build.run()
 
@@ -1117,7 +1042,7 @@ class _Build:
         os.chmod(work / "tmp", 0o700)
         self.image.ensure_dir(self.workdir_parts)
         if self.who is not None:
-            _check_reachable(self.workdir, self.who)
+            check_reachable(self.workdir, self.who)
 
     async def _include(self) -> None:
         """The INCLUDE paths, or the whole context when there are none, into the workdir."""

@@ -5,9 +5,11 @@ entrypoint runs in `root/<WORKDIR>`), `tmp/` its TMPDIR, and the supervisor's fi
 `exit.json`, `output.log`). The entrypoint gets a scrubbed environment: PATH, HOME, LANG,
 TMPDIR, the Formfile's ENV, `FMCP_INSTANCE_ID`, `FMCP_INSTANCE_NAME`, and for every `expose`
 port a free loopback port as `FMCP_PORT_<port>` (the first one also as `PORT`); the workload
-must listen on those (the local driver maps no ports). Limits: address space = memory_mb,
-file size = disk_gb, CPU affinity = the first `vcpus` CPUs this worker may use, processes (with
-`run_as`) as for builds.
+must listen on those (the local driver maps no ports). It runs in the workload sandbox
+(`sandbox.WorkloadSandbox`: its own namespaces, only `root/` and `tmp/` writable, nothing of
+the node's), as `run_as` when the worker is root. Limits: address space = memory_mb, file size
+= disk_gb, CPU affinity = the first `vcpus` CPUs this worker may use, processes (with `run_as`)
+as for builds.
 
 Every state change is written to the instances table at once. When the node starts it
 reconciles: an instance recorded as running whose supervisor is still there is adopted;
@@ -34,7 +36,7 @@ from typing import Any, Final
 from formation_mcp.clock import now_us
 from formation_mcp.errors import FailedPrecondition, NotFound
 from formation_mcp.tools.context import ToolContext
-from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME, run_as_identity
+from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME
 from formation_mcp.workloads.driver import Action, CreateRequest, InstanceStatus
 from formation_mcp.workloads.instances import (
     Instance,
@@ -45,6 +47,7 @@ from formation_mcp.workloads.instances import (
 )
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
 from formation_mcp.workloads.packs import PackStore
+from formation_mcp.workloads.sandbox import check_reachable, run_as_identity
 from formation_mcp.workloads.supervisor import (
     Exit,
     LaunchSpec,
@@ -117,6 +120,21 @@ class LocalDriver:
         await self._reconcile()
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         log.info("local driver started", extra={"node": self.node_id})
+        await self._report_isolation()
+
+    async def _report_isolation(self) -> None:
+        """Say at start, not at the first workload, when workloads will not be isolated."""
+        if self._env.sandbox.unsafe:
+            log.warning(
+                "workloads run WITHOUT isolation (FMCP_UNSAFE_WORKLOADS=true): they can see "
+                "this node's processes and read what their user can read",
+                extra={"node": self.node_id},
+            )
+            return
+        try:
+            await self._env.sandbox.check(run_as_identity(self._env.run_as))
+        except FailedPrecondition as exc:
+            log.warning("workloads will be refused: %s", exc.message, extra={"node": self.node_id})
 
     async def stop(self) -> None:
         """Stop this node's instances (FMCP_STOP_INSTANCES_ON_EXIT) or leave them running for
@@ -392,18 +410,25 @@ class LocalDriver:
         if ports:
             env["PORT"] = str(next(iter(ports.values())))
         who = run_as_identity(self._env.run_as)
-        user = None
+        sandbox = self._env.sandbox
+        await sandbox.check(who)
         if who is not None:
-            user = {"name": who.name, "uid": who.uid, "gid": who.gid, "groups": list(who.groups)}
+            check_reachable(cwd, who)
         spec = LaunchSpec(
             directory=directory,
             cwd=cwd,
-            argv=argv,
+            argv=sandbox.command(
+                argv,
+                writable=[directory / "root", directory / "tmp"],
+                cwd=cwd,
+                restore_signals=True,
+            ),
             env=env,
             limits=_limits(instance.resources, with_user=who is not None),
             cpus=_cpus(instance.resources.vcpus),
-            user=user,
+            user=None if who is None else who.to_spec(),
             log_bytes=self._log_bytes,
+            sandboxed=sandbox.isolated,
         )
         supervised = await launch(spec)
         self._watch(instance.instance_id, supervised)

@@ -30,6 +30,7 @@ from formation_mcp.workloads.build import (
 )
 from formation_mcp.workloads.formfile import Formfile, FormfileError, parse_formfile
 from formation_mcp.workloads.packs import PackStore, StoredPack
+from formation_mcp.workloads.sandbox import WorkloadSandbox
 from formation_mcp.workloads.staging import StagingLimits, stage_files, stage_tar_gz
 
 MAX_FORMFILE_CHARS = 65_536
@@ -46,6 +47,7 @@ class WorkloadEnvironment:
     run_as: str | None
     step_timeout_seconds: float
     node_id: str
+    sandbox: WorkloadSandbox
 
 
 PACK_BUILD_INPUT: dict[str, Any] = {
@@ -160,6 +162,7 @@ class PackBuilder:
                     context_root=staged,
                     work_dir=scratch / "build",
                     artifact_dir=self._env.artifact_dir,
+                    sandbox=self._env.sandbox,
                     run_as=self._env.run_as or None,
                     context_digest=str(digest),
                     limits=BuildLimits(step_timeout_seconds=self._env.step_timeout_seconds),

@@ -13,7 +13,9 @@ it exits. So:
   restart, watches its pid with a pidfd and checks its start time against the recorded one
   (a reused pid is never mistaken for it);
 - stopping signals the entrypoint's group (SIGTERM, SIGKILL after a grace period), never the
-  supervisor, which then records how it ended.
+  supervisor, which then records how it ended. A sandboxed entrypoint (`sandboxed`: the argv
+  starts bwrap) is in that group too; bwrap itself ignores the stop signals, so it lives until
+  the workload ends and reports its exit (128 + N for signal N, recorded as -N).
 
 Not `preexec_fn` in the worker: the worker is multi-threaded (gRPC); the supervisor is a fresh
 single-threaded interpreter, where forking and setting limits before exec is safe.
@@ -66,8 +68,12 @@ if pid == 0:
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(out_w, 2)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
+        # Sandboxed, bwrap ignores stop signals (they reach the workload, which gets them back
+        # at their defaults inside): so it lives until the workload has ended, and reports how.
+        stop = signal.SIG_IGN if spec["sandboxed"] else signal.SIG_DFL
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         for kind, value in spec["limits"]:
             resource.setrlimit(kind, (value, value))
@@ -140,6 +146,8 @@ try:
 except (ProcessLookupError, PermissionError):
     pass
 code = os.waitstatus_to_exitcode(status)
+if spec["sandboxed"] and 128 < code <= 192:  # bwrap: 128 + N for a workload killed by signal N
+    code = 128 - code  # as WorkloadSandbox.exit_code
 ended = {"exit_code": code, "end_time_us": time.time_ns() // 1000}
 write_atomically("exit.json", json.dumps(ended))
 """
@@ -158,6 +166,8 @@ class LaunchSpec:
     cpus: Sequence[int]
     user: Mapping[str, Any] | None
     log_bytes: int
+    sandboxed: bool
+    """`argv` starts bwrap (see sandbox.WorkloadSandbox.command with restore_signals)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -170,6 +180,7 @@ class LaunchSpec:
                 "cpus": list(self.cpus),
                 "user": None if self.user is None else dict(self.user),
                 "log_bytes": self.log_bytes,
+                "sandboxed": self.sandboxed,
             }
         )
 
