@@ -2,11 +2,14 @@
 worker): pack.build of a 10-file context, cache miss and cache hit, call to done; and instance
 start, pack.ship call to the instance's first HTTP answer. Baselines from the same run: the
 build's one step run directly as a process, and the same app started directly as a process up
-to its first HTTP answer (both with the PATH instances get)."""
+to its first HTTP answer (both with the PATH instances get). The sandbox's own cost: that step
+through the workload launcher with and without the sandbox (bwrap's namespaces)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -24,7 +27,9 @@ from google.protobuf import json_format
 from bench import identity
 from bench.common import ROOT, figure, heading, note, percentile, ratio
 from bench.processes import fmcp_server, running
-from formation_mcp.workloads.build import DEFAULT_PATH
+from formation_mcp.settings import Settings
+from formation_mcp.workloads.build import DEFAULT_PATH, SHELL
+from formation_mcp.workloads.sandbox import WorkloadSandbox, launcher_argv, run_as_identity
 
 BUILDS = 15
 STARTS = 10
@@ -93,6 +98,32 @@ async def _bare_step(directory: Path) -> float:
     return time.perf_counter() - started
 
 
+async def _launched_step(directory: Path, sandbox: WorkloadSandbox) -> float:
+    """The RUN step as a build runs it: launcher (limits, user), then the sandbox, then sh."""
+    who = run_as_identity(Settings().effective_run_as)
+    env = {"PATH": DEFAULT_PATH}
+    argv = sandbox.command(
+        [SHELL, "-c", "python3 -m py_compile app.py"], writable=[directory], cwd=directory
+    )
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *launcher_argv(argv, (), who, env), cwd=directory, env=env
+    )
+    await process.wait()
+    return time.perf_counter() - started
+
+
+def _workload_dir() -> Path:
+    """The app in a directory the workload user can reach and write."""
+    directory = Path(tempfile.mkdtemp(prefix="fmcp-bench-sandbox-", dir="/tmp"))
+    (directory / "app.py").write_text(APP)
+    who = run_as_identity(Settings().effective_run_as)
+    for path in (directory, directory / "app.py"):
+        if who is not None:
+            os.chown(path, who.uid, who.gid)
+    return directory
+
+
 async def _bare_start(directory: Path) -> float:
     port = _free_port()
     env = {"PATH": DEFAULT_PATH, "PORT": str(port), "FMCP_INSTANCE_NAME": "bare"}
@@ -152,6 +183,15 @@ async def run() -> None:
                 await _call(channel, md, "vm.delete", {"id": f"bench-{index}", "force": True})
         bare_steps = [await _bare_step(app_dir) for _ in range(BUILDS)]
         bare_starts = [await _bare_start(app_dir) for _ in range(STARTS)]
+        launched: dict[bool, list[float]] = {True: [], False: []}
+        sandbox_dir = _workload_dir()
+        try:
+            for _ in range(BUILDS):
+                for unsafe in (True, False):
+                    sandbox = WorkloadSandbox(unsafe=unsafe)
+                    launched[unsafe].append(await _launched_step(sandbox_dir, sandbox))
+        finally:
+            shutil.rmtree(sandbox_dir, ignore_errors=True)
     miss, hit = percentile(misses, 0.5) * 1000, percentile(hits, 0.5) * 1000
     start, bare_start = percentile(starts, 0.5) * 1000, percentile(bare_starts, 0.5) * 1000
     bare_step = percentile(bare_steps, 0.5) * 1000
@@ -163,3 +203,8 @@ async def run() -> None:
     figure("instance start, pack.ship call to first HTTP answer p50", start, "ms", 1)
     figure("baseline: the same app as a bare process to first answer p50", bare_start, "ms", 1)
     ratio("ship / bare start", start, bare_start)
+    plain = percentile(launched[True], 0.5) * 1000
+    sandboxed = percentile(launched[False], 0.5) * 1000
+    figure("the RUN step through the launcher, no sandbox p50", plain, "ms", 1)
+    figure("the RUN step through the launcher, in the sandbox p50", sandboxed, "ms", 1)
+    ratio("sandboxed / not", sandboxed, plain)
