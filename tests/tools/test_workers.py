@@ -306,3 +306,37 @@ async def test_a_stopping_worker_hands_its_running_work_to_another(
         final = await wait_done(channel, md, pending.name)
     assert output_of(final) == {"steps": 40}
     assert metadata_of(final).attempt == 2
+
+
+async def test_a_build_step_on_a_separate_worker_cannot_read_its_credentials(
+    start_app: StartApp, shared: dict[str, object], database_url: str, tmp_path: Path
+) -> None:
+    """The worker's environment holds the database URL with its password: its build steps
+    see neither the worker process nor that environment."""
+    password = uuid.uuid4().hex
+    worker = WorkerProcess(
+        database_url.replace("://postgres@", f"://postgres:{password}@"), shared, tmp_path / "w"
+    )
+    api = await start_app(run_worker=False, **shared)
+    channel, md = await client(api)
+    try:
+        await worker.start()
+        assert worker.process is not None
+        probe = (
+            "NAME probe\nRUN cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | "
+            f"grep -c {password}; test -e /proc/{worker.process.pid} && echo worker seen; true\n"
+        )
+        async with channel:
+            pending = await start_call(
+                channel, md, "pack.build", formfile=probe, context_files={"a": "b"}
+            )
+            final = await wait_done(channel, md, pending.name)
+            assert not final.HasField("error"), final.error.message
+            watch = operations_pb2_grpc.OperationsServiceStub(channel).WatchOperation(
+                operations_pb2.WatchOperationRequest(name=pending.name), metadata=md
+            )
+            lines = [line.text async for op in watch for line in metadata_of(op).logs]
+    finally:
+        await worker.stop()
+    assert "0" in lines  # grep counted no line holding the password
+    assert "worker seen" not in lines
