@@ -21,6 +21,7 @@ from tests.mcp_server.support import (
 )
 
 from formation_mcp.app import Application
+from formation_mcp.tools.registry import HOST_SAFE_NAME
 
 Md = tuple[tuple[str, str], ...]
 FORMFILE = (
@@ -59,9 +60,9 @@ async def test_tools_are_listed_by_name_with_schemas_and_annotations(
         listed = await client.list_tools()
     tools = {tool.name: tool for tool in listed.tools}
     names = [tool.name for tool in listed.tools]
-    assert names == sorted(names) and "pack.build" in tools and "test.echo" in tools
-    assert "test.admin" in tools  # listed (ListTools shows every tool); calling it is refused
-    echo = tools["test.echo"]
+    assert names == sorted(names) and "pack_build" in tools and "test_echo" in tools
+    assert "test_admin" in tools  # listed (ListTools shows every tool); calling it is refused
+    echo = tools["test_echo"]
     spec = app.registry.resolve("test.echo").spec
     assert echo.title == "Echo" and echo.description == spec.description
     assert echo.input_schema == spec.input_schema
@@ -73,11 +74,31 @@ async def test_tools_are_listed_by_name_with_schemas_and_annotations(
         idempotent_hint=True,
         open_world_hint=False,
     )
-    read = tools["test.read"].annotations
+    read = tools["test_read"].annotations
     assert read is not None and read.read_only_hint is True and read.open_world_hint is False
-    build = tools["pack.build"]
+    build = tools["pack_build"]
     assert set(build.input_schema["properties"]) >= {"formfile", "context_files"}
     assert build.meta is not None and build.meta["formation.cloud/long_running"] is True
+    assert build.meta["formation.cloud/name"] == "pack.build"
+
+
+async def test_every_listed_tool_name_is_one_every_mcp_host_accepts(
+    mcp_url: str, token: str, app: Application
+) -> None:
+    async with http_client(mcp_url, token) as client:
+        listed = await client.list_tools()
+    names = [tool.name for tool in listed.tools]
+    assert len(names) == len(list(app.registry)) >= 8
+    assert [name for name in names if not HOST_SAFE_NAME.fullmatch(name)] == []
+
+
+@pytest.mark.parametrize("name", ["test_echo", "test.echo"])
+async def test_a_tool_is_called_by_its_listed_name_or_its_dotted_one(
+    mcp_url: str, token: str, name: str
+) -> None:
+    async with http_client(mcp_url, token) as client:
+        result = await client.call_tool(name, {"text": "either"})
+    assert result.is_error is False and result.structured_content == {"echo": "either"}
 
 
 async def test_a_quick_tool_returns_structured_content_and_the_same_json_as_text(

@@ -53,7 +53,7 @@ async def test_stdio_lists_tools_and_calls_a_quick_one(
         assert client.protocol_version == "2025-11-25"
         names = [tool.name for tool in (await client.list_tools()).tools]
         result = await client.call_tool("test.echo", {"text": "over stdio"})
-    assert names == sorted(names) and "pack.build" in names
+    assert names == sorted(names) and "pack_build" in names
     assert result.is_error is False and result.structured_content == {"echo": "over stdio"}
     assert (tmp_path / "config" / "sessions.json").exists()  # the session is cached, as the CLI's
 

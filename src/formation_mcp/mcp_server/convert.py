@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 from mcp.shared.exceptions import MCPError
 
 from formation_mcp.structs import struct_to_dict
+from formation_mcp.tools.registry import host_safe_name
 
 TOOL_PREFIX = "tools/"
 META_PREFIX = "formation.cloud/"
@@ -26,11 +27,14 @@ MAX_LISTED_VIOLATIONS = 20
 
 
 def to_mcp_tool(tool: tools_pb2.Tool) -> types.Tool:
-    """Our Tool as MCP lists it. The hints are ours, not guesses: `openWorldHint` is false
-    because every tool acts only on this control plane's own packs and instances."""
+    """Our Tool as MCP lists it: by its host-safe name (`pack_build`; calls take the dotted
+    name too), with the canonical name in `_meta`. The hints are ours, not guesses:
+    `openWorldHint` is false because every tool acts only on this control plane's own packs
+    and instances."""
     annotations = tool.annotations
+    canonical = tool.name.removeprefix(TOOL_PREFIX)
     return types.Tool(
-        name=tool.name.removeprefix(TOOL_PREFIX),
+        name=host_safe_name(canonical),
         title=tool.title or None,
         description=tool.description,
         input_schema=struct_to_dict(tool.input_schema) or {"type": "object"},
@@ -43,6 +47,7 @@ def to_mcp_tool(tool: tools_pb2.Tool) -> types.Tool:
             open_world_hint=False,
         ),
         _meta={
+            META_PREFIX + "name": canonical,
             META_PREFIX + "version": tool.version,
             META_PREFIX + "category": tool.category,
             META_PREFIX + "long_running": annotations.long_running,

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 
 NAME_PREFIX = "tools/"
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_NOT_HOST_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+HOST_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""Tool names every major MCP host accepts (Claude Desktop, Codex CLI, Copilot CLI): one name
+outside it can hide a server's whole toolset there."""
+
+
+def host_safe_name(name: str) -> str:
+    """The name MCP lists a tool by: `pack.build` -> `pack_build` (dots and anything else
+    outside HOST_SAFE_NAME become `_`, at most 64 characters). Calls accept it as an alias."""
+    return _NOT_HOST_SAFE.sub("_", name)[:64]
+
+
 MAX_VIOLATIONS = 50
 
 Executor = Callable[["ToolContext", dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -144,15 +156,18 @@ class ToolRegistry:
         self._aliases: dict[str, str] = {}
 
     def register(self, spec: ToolSpec, executor: Executor) -> None:
-        for name in (spec.name, *spec.aliases):
+        """Under its name, its aliases and its host-safe name (when that differs)."""
+        host_name = host_safe_name(spec.name)
+        names = [spec.name, *spec.aliases, *([host_name] if host_name != spec.name else [])]
+        for name in names:
             if name in self._tools or name in self._aliases:
                 raise ValueError(f"tool name {name!r} is registered already")
         self._tools[spec.name] = RegisteredTool(spec, executor)
-        for alias in spec.aliases:
+        for alias in names[1:]:
             self._aliases[alias] = spec.name
 
     def resolve(self, name: str) -> RegisteredTool:
-        """By canonical name or alias; NOT_FOUND otherwise."""
+        """By canonical name, alias or host-safe name; NOT_FOUND otherwise."""
         canonical = self._aliases.get(name, name)
         tool = self._tools.get(canonical)
         if tool is None:
