@@ -22,6 +22,8 @@ class ProgressDisplay:
         self._last_state: tuple[int, str, str, str] | None = None
         self._latest_log = ""
         self._drawn = False
+        self._paused = False
+        self._latest: Operation | None = None
 
     def update(self, operation: Operation) -> None:
         meta = operation.metadata
@@ -29,7 +31,9 @@ class ProgressDisplay:
         if self._terminal:
             if meta.logs:
                 self._latest_log = meta.logs[-1].text
-            self._draw(operation)
+            self._latest = operation
+            if not self._paused:
+                self._draw(operation)
             return
         if state != self._last_state:
             self._last_state = state
@@ -52,6 +56,16 @@ class ProgressDisplay:
         self._stream.write("\r\x1b[K" + text)
         self._stream.flush()
         self._drawn = True
+
+    def pause(self) -> None:
+        """Stop drawing (a question is on the terminal); updates are kept for `resume`."""
+        self.finish()
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        if self._terminal and self._latest is not None:
+            self._draw(self._latest)
 
     def finish(self) -> None:
         """End the redrawn line (on a terminal) before anything else is printed."""
