@@ -66,3 +66,14 @@ def test_find_formfile_prefers_the_text_form(tmp_path: Path) -> None:
     assert find_formfile(tmp_path).name == "Formfile.yaml"
     (tmp_path / "Formfile").write_text("NAME x\n")
     assert find_formfile(tmp_path).name == "Formfile"
+
+
+def test_a_missing_context_directory_is_an_error_not_an_empty_context(tmp_path: Path) -> None:
+    with pytest.raises(NotADirectoryError, match=r"site does not exist"):
+        pack_context(tmp_path / "site")
+
+
+def test_a_file_as_the_context_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("print()\n")
+    with pytest.raises(NotADirectoryError, match=r"app.py is not a directory"):
+        pack_context(tmp_path / "app.py")

@@ -118,7 +118,11 @@ def pack_context(directory: Path, exclude: tuple[str, ...] = ()) -> str:
     """`directory` as a base64 .tar.gz of its regular files and directories (paths relative to
     it; `exclude` lists relative paths left out). Symbolic links and special files are skipped:
     the server refuses them in a context. Entries are sorted and their times zeroed, so the
-    same files give the same archive (and the server's build cache can reuse the pack)."""
+    same files give the same archive (and the server's build cache can reuse the pack).
+    A `directory` that is not one raises NotADirectoryError (never an empty context)."""
+    if not directory.is_dir():
+        what = "does not exist" if not directory.exists() else "is not a directory"
+        raise NotADirectoryError(f"the build context {directory} {what}")
     buffer = io.BytesIO()
     skipped = set(exclude)
     with (
