@@ -328,3 +328,13 @@ def test_workloads_of_a_root_process_run_as_nobody_by_default() -> None:
 
 def test_run_as_wins_over_the_default() -> None:
     assert Settings.from_env({"FMCP_RUN_AS": "builder"}).effective_run_as == "builder"
+
+
+def test_progress_heartbeat_is_read_and_defaults_to_5s() -> None:
+    assert Settings.from_env({}).progress_heartbeat_seconds == 5.0
+    assert Settings.from_env({"FMCP_PROGRESS_HEARTBEAT": "2s"}).progress_heartbeat_seconds == 2.0
+
+
+def test_a_zero_progress_heartbeat_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="FMCP_PROGRESS_HEARTBEAT='0s'"):
+        Settings.from_env({"FMCP_PROGRESS_HEARTBEAT": "0s"})

@@ -116,6 +116,7 @@ class Application:
                 self.operations,
                 node_id=node_id,
                 prefetch=settings.worker_prefetch,
+                heartbeat_seconds=settings.progress_heartbeat_seconds,
             )
             if run_worker
             else None

@@ -84,6 +84,7 @@ class Settings:
     run_as: str = ""
     unsafe_workloads: bool = False
     build_step_timeout_seconds: float = 600.0
+    progress_heartbeat_seconds: float = 5.0
     max_attempts: int = 3
     worker_prefetch: int = 16
     node_id: str = ""
@@ -252,6 +253,11 @@ def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         values["work_dir"] = Path(text)
     if (text := get("FMCP_RUN_AS")) is not None:
         values["run_as"] = text
+    if (text := get("FMCP_PROGRESS_HEARTBEAT")) is not None:
+        seconds = parse_duration("FMCP_PROGRESS_HEARTBEAT", text)
+        if seconds <= 0:
+            raise SettingsError(f"FMCP_PROGRESS_HEARTBEAT={text!r}: must be more than 0")
+        values["progress_heartbeat_seconds"] = seconds
     if (text := get("FMCP_BUILD_STEP_TIMEOUT")) is not None:
         values["build_step_timeout_seconds"] = parse_duration("FMCP_BUILD_STEP_TIMEOUT", text)
     if (text := get("FMCP_BROKER_PREFIX")) is not None:

@@ -126,20 +126,25 @@ async def test_pack_build_reports_every_progress_step_then_the_result(
     assert result.structured_content is not None
     assert result.structured_content["name"] == "mcp-hello"
     # Every change of the operation after its creation, as the API recorded it: each rise of
-    # the percentage is one notification, with that change's stage and message.
+    # the percentage, and each new message at the same percentage, is one notification with
+    # that change's stage and message; the values rise every time.
     watch = operations_stub.WatchOperation(
         operations_pb2.WatchOperationRequest(name=operation_of(result), after_sequence=1),
         metadata=as_account,
     )
-    expected: list[tuple[float, float | None, str | None]] = []
+    expected: list[tuple[int, str | None]] = []
     async for change in watch:
         metadata = metadata_of(change)
-        if metadata.progress_percent > (expected[-1][0] if expected else 0):
-            message = ": ".join(p for p in (metadata.stage, metadata.status_message) if p)
-            expected.append((metadata.progress_percent, 100, message or None))
+        message = ": ".join(p for p in (metadata.stage, metadata.status_message) if p) or None
+        last_percent, last_message = expected[-1] if expected else (0, None)
+        rose = metadata.progress_percent > last_percent
+        if rose or (metadata.progress_percent < 100 and message and message != last_message):
+            expected.append((metadata.progress_percent, message))
+    values = [value for value, _total, _message in progress.steps]
     assert len(expected) >= 3
     assert expected[-1][0] == 100
-    assert progress.steps == expected
+    assert [(int(value), message) for value, _total, message in progress.steps] == expected
+    assert values == sorted(set(values))
 
 
 @pytest.mark.parametrize(

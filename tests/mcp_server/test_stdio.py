@@ -71,6 +71,7 @@ async def test_stdio_reports_progress_and_acts_as_the_key_files_account(
             )
     assert result.is_error is False and result.structured_content == {"steps": 4}
     assert progress.steps == [
+        (0.5, 100, "Running."),  # picked up by a worker: a new message at 0 %
         (25, 100, "sleeping: step 1 of 4"),
         (50, 100, "sleeping: step 2 of 4"),
         (75, 100, "sleeping: step 3 of 4"),

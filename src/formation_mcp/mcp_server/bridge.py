@@ -25,6 +25,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from formation_mcp.mcp_server.convert import (
     TOOL_PREFIX,
+    ProgressRelay,
     call_error_result,
     error_result,
     metadata_of,
@@ -154,9 +155,10 @@ class ToolBridge:
         self, ctx: Context, operation: lro_pb2.Operation, metadata: Metadata
     ) -> types.CallToolResult:
         """Watch from just after the operation's creation (every change exactly once) until it
-        is done. MCP progress must only ever rise, so each rise of the percentage is reported,
-        with the stage and status message of that change."""
-        reported = progress_of(operation).percent
+        is done. Each rise of the percentage, and each new message at the same percentage (a
+        long step's heartbeat), is reported with the stage and status message of that change
+        (see ProgressRelay: MCP progress must only ever rise)."""
+        relay = ProgressRelay(progress_of(operation))
         watch = self._operations().WatchOperation(
             operations_pb2.WatchOperationRequest(
                 name=operation.name, after_sequence=metadata_of(operation).sequence
@@ -166,9 +168,9 @@ class ToolBridge:
         try:
             async for change in watch:
                 progress = progress_of(change)
-                if progress.percent > reported:
-                    reported = progress.percent
-                    await ctx.session.report_progress(progress.percent, 100, progress.message)
+                value = relay.next(progress)
+                if value is not None:
+                    await ctx.session.report_progress(value, 100, progress.message)
                 if change.done:
                     return result_of(change)
         except grpc.aio.AioRpcError as error:

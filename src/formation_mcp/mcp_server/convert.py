@@ -76,6 +76,34 @@ def progress_of(operation: lro_pb2.Operation) -> Progress:
     return Progress(metadata.progress_percent, ": ".join(parts) or None)
 
 
+class ProgressRelay:
+    """What to send as `notifications/progress`: MCP progress must rise with every
+    notification, while an operation may repeat its percentage with a new message (a
+    heartbeat during a long step). A repeat is sent as a fraction of the way to the next
+    percent (p + 1/2, p + 2/3, p + 3/4, ...), so it still rises and a real rise still
+    exceeds it."""
+
+    def __init__(self, start: Progress) -> None:
+        self._percent = start.percent
+        self._message = start.message
+        self._repeats = 0
+
+    def next(self, progress: Progress) -> float | None:
+        """The value to report for this change, or None when there is nothing new."""
+        if progress.percent > self._percent:
+            self._percent, self._message, self._repeats = progress.percent, progress.message, 0
+            return float(progress.percent)
+        if (
+            progress.percent == self._percent < 100
+            and progress.message
+            and progress.message != self._message
+        ):
+            self._message = progress.message
+            self._repeats += 1
+            return progress.percent + self._repeats / (self._repeats + 1)
+        return None
+
+
 def _text_result(
     text: str, *, is_error: bool, structured: dict[str, Any] | None = None, operation: str = ""
 ) -> types.CallToolResult:

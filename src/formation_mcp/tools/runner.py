@@ -23,6 +23,7 @@ async def run_tool(
 ) -> None:
     await context.started(node)
     outcome = queue_pb2.OperationEvent()
+    heartbeat = asyncio.ensure_future(context.keep_alive())
     try:
         output = await tool.executor(context, arguments)
         problems = sorted(e.message for e in tool.spec.output_validator.iter_errors(output))
@@ -46,6 +47,9 @@ async def run_tool(
                 message=f"{tool.spec.name} failed unexpectedly: {type(error).__name__}: {error}",
             )
         )
+    finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
     terminal = context.next_event()  # numbered after every event the tool sent
     terminal.MergeFrom(outcome)
     await context.emit(terminal)

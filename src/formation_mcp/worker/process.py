@@ -49,6 +49,7 @@ class WorkerApplication:
             operations,
             node_id=node_id,
             prefetch=settings.worker_prefetch,
+            heartbeat_seconds=settings.progress_heartbeat_seconds,
         )
 
     async def start(self) -> None:

@@ -52,8 +52,10 @@ class Worker:
         *,
         node_id: str,
         prefetch: int,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self.node_id = node_id
+        self._heartbeat_seconds = heartbeat_seconds
         self._broker = broker
         self._registry = registry
         self._operations = operations
@@ -132,6 +134,7 @@ class Worker:
             attempt=delivery.attempt,
             emit=self._publish,
             resource=item.resource,
+            heartbeat_seconds=self._heartbeat_seconds,
         )
         if record.cancel_requested:
             context.cancel_requested.set()
