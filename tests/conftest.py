@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -70,6 +71,8 @@ RABBITMQ_URL = os.environ.get("FMCP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.
 
 
 def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    """A test server's settings. Each has a proxy secret of its own, as `fmcp serve --envoy`
+    makes up: an Envoy put in front of it with that secret is its trusted front door."""
     base = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
@@ -78,6 +81,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Set
         shutdown_grace_seconds=1.0,
         log_level="WARNING",
         tool_modules=TEST_TOOL_MODULES,
+        proxy_secret=secrets.token_urlsafe(32),
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -121,7 +125,7 @@ async def envoy(app: Application, tmp_path_factory: pytest.TempPathFactory) -> A
         grpc_upstream=app.grpc.address,
         http_upstream=app.http.address,
     )
-    process = EnvoyProcess(config, listen)
+    process = EnvoyProcess(config, listen, app.settings.proxy_secret)
     await process.start()
     try:
         yield f"http://{listen}"

@@ -338,3 +338,50 @@ def test_progress_heartbeat_is_read_and_defaults_to_5s() -> None:
 def test_a_zero_progress_heartbeat_names_the_variable() -> None:
     with pytest.raises(SettingsError, match="FMCP_PROGRESS_HEARTBEAT='0s'"):
         Settings.from_env({"FMCP_PROGRESS_HEARTBEAT": "0s"})
+
+
+# --------------------------------------------------------------------------- trusted proxies
+
+
+def test_no_proxy_is_trusted_by_default() -> None:
+    settings = Settings.from_env(environ={})
+    assert (settings.trusted_proxies, settings.proxy_secret) == ((), "")
+
+
+def test_trusted_proxies_are_read_as_networks() -> None:
+    settings = Settings.from_env(
+        environ={"FMCP_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16,,2001:db8::/32"}
+    )
+    assert settings.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "2001:db8::/32")
+
+
+@pytest.mark.parametrize("entry", ["localhost", "10.0.0.0/33", "*"])
+def test_a_trusted_proxy_that_is_no_address_names_the_variable(entry: str) -> None:
+    message = str(_error({"FMCP_TRUSTED_PROXIES": f"10.0.0.1,{entry}"}))
+    assert "FMCP_TRUSTED_PROXIES" in message and repr(entry) in message
+
+
+def test_the_proxy_secret_is_read_from_its_file(tmp_path: Path) -> None:
+    secret = "a" * 16 + "b" * 16
+    (tmp_path / "proxy-secret").write_text(secret + "\n")
+    environ = {"FMCP_PROXY_SECRET_FILE": str(tmp_path / "proxy-secret")}
+    assert Settings.from_env(environ=environ).proxy_secret == secret
+
+
+@pytest.mark.parametrize("content", ["", "short-secret", "é" * 40, "x" * 20 + "\x00" * 20])
+def test_a_proxy_secret_too_short_or_not_printable_ascii_names_the_variable(
+    tmp_path: Path, content: str
+) -> None:
+    (tmp_path / "proxy-secret").write_text(content)
+    message = str(_error({"FMCP_PROXY_SECRET_FILE": str(tmp_path / "proxy-secret")}))
+    assert "FMCP_PROXY_SECRET_FILE" in message and "at least 32" in message
+
+
+def test_a_missing_proxy_secret_file_names_the_variable(tmp_path: Path) -> None:
+    message = str(_error({"FMCP_PROXY_SECRET_FILE": str(tmp_path / "absent")}))
+    assert "FMCP_PROXY_SECRET_FILE" in message and "cannot read" in message
+
+
+def test_the_proxy_secret_is_never_printed_with_the_settings() -> None:
+    secret = "s" * 40
+    assert secret not in repr(Settings(proxy_secret=secret))

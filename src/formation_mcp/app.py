@@ -30,6 +30,7 @@ from formation_mcp.operations.lifecycle import State
 from formation_mcp.operations.service import OperationService
 from formation_mcp.operations.store import StoredEvent
 from formation_mcp.operations.sweeper import Sweeper
+from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.catalog import build_registry, local_driver, workload_environment
@@ -125,6 +126,7 @@ class Application:
             self.database, self.registry, self.operations, AuditLog(self.database), self.outbox
         )
         self.broker_ready = asyncio.Event()
+        proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
         self.grpc = GrpcServer(
             settings.grpc_listen,
             operations=self.operations,
@@ -134,12 +136,14 @@ class Application:
             verifier=self.verifier,
             metrics=self.metrics,
             max_message_bytes=settings.max_message_bytes,
+            proxies=proxies,
         )
         self.mcp = McpHttpEndpoint(
             self.verifier,
             issuer=settings.auth_issuer,
             grpc_target=lambda: self.grpc.address,
             allowed_origins=settings.mcp_allowed_origins,
+            proxies=proxies,
         )
         self.http = HttpSide(
             settings.http_listen,

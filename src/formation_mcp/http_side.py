@@ -73,7 +73,11 @@ class HttpSide:
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port: int = self._socket.getsockname()[1]
         self.address = f"{host}:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        # proxy_headers off: uvicorn would otherwise believe x-forwarded-for/-proto from any
+        # loopback peer; what a front door says is judged by formation_mcp.proxies instead.
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, proxy_headers=False
+        )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from formation_mcp.proxies import MIN_SECRET_CHARS, parse_network
+
 DEFAULT_WORKLOAD_USER = "nobody"
 """Who workloads run as when the worker is root and FMCP_RUN_AS is not set."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -93,6 +95,9 @@ class Settings:
     stop_instances_on_exit: bool = True
     tool_modules: tuple[str, ...] = ()
     mcp_allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_secret: str = field(default="", repr=False)
+    """From FMCP_PROXY_SECRET_FILE, or made up by `fmcp serve --envoy`; never printed."""
 
     @property
     def effective_artifact_dir(self) -> Path:
@@ -195,6 +200,7 @@ class Settings:
         values.update(_auth_values(get))
         values.update(_work_values(get))
         values.update(_mcp_values(get))
+        values.update(_proxy_values(get))
         return cls(**values)
 
 
@@ -302,4 +308,36 @@ def _mcp_values(get: Callable[[str], str | None]) -> dict[str, Any]:
                     "https://app.example.com (scheme://host[:port], no path)"
                 )
         values["mcp_allowed_origins"] = origins
+    return values
+
+
+def _proxy_values(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """The front doors whose x-forwarded-for is believed (formation_mcp/proxies.py)."""
+    values: dict[str, Any] = {}
+    if (text := get("FMCP_TRUSTED_PROXIES")) is not None:
+        networks = []
+        for entry in (e.strip() for e in text.split(",")):
+            if not entry:
+                continue
+            try:
+                networks.append(str(parse_network(entry)))
+            except ValueError:
+                raise SettingsError(
+                    f"FMCP_TRUSTED_PROXIES={text!r}: {entry!r} is not an address or network "
+                    "such as 10.0.0.5 or 10.0.0.0/8"
+                ) from None
+        values["trusted_proxies"] = tuple(networks)
+    if (text := get("FMCP_PROXY_SECRET_FILE")) is not None:
+        try:
+            secret = Path(text).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"FMCP_PROXY_SECRET_FILE={text!r}: cannot read it ({exc})"
+            ) from None
+        if len(secret) < MIN_SECRET_CHARS or not secret.isascii() or not secret.isprintable():
+            raise SettingsError(
+                f"FMCP_PROXY_SECRET_FILE={text!r}: the file must hold at least "
+                f"{MIN_SECRET_CHARS} printable ASCII characters (openssl rand -hex 32)"
+            )
+        values["proxy_secret"] = secret
     return values

@@ -205,6 +205,38 @@ async def test_a_token_not_yet_valid_is_refused(
     await refused_token(auth_stub, token, "TOKEN_INVALID")
 
 
+def absurd_times(now: int) -> dict[str, dict[str, object]]:
+    """Time claims no server of ours writes, on tokens otherwise like its own."""
+    far = now + 10 * 365 * 86400
+    return {
+        "exp-string": {"exp": str(far)},
+        "iat-string": {"iat": str(now)},
+        "exp-float": {"exp": now + 300.0},
+        "iat-float": {"iat": now + 0.5},
+        "nbf-true": {"nbf": True},
+        "exp-true": {"exp": True},
+        "iat-negative": {"iat": -now, "nbf": None},
+        "exp-negative": {"exp": -1},
+        "iat-in-the-future": {"iat": now + 60, "nbf": now + 60, "exp": now + 360},
+        "exp-past-the-longest-lifetime": {"exp": now + 901},
+        "exp-far-future": {"exp": far},
+        "exp-beyond-64-bits": {"exp": 10**30},
+        "iat-long-ago": {"iat": now - 86400, "nbf": now - 86400},
+        "nbf-absurd": {"nbf": 10**12},
+        "nbf-before-iat": {"nbf": 1},
+        "iat_us-string": {"iat_us": str(now * 1_000_000)},
+        "iat_us-another-time": {"iat_us": (now + 3600) * 1_000_000},
+    }
+
+
+@pytest.mark.parametrize("case", list(absurd_times(0)))
+async def test_a_token_with_absurd_time_claims_is_refused_even_when_signed_by_the_server(
+    app: Application, auth_stub: AuthStub, account: str, case: str
+) -> None:
+    overrides = absurd_times(int(time.time()))[case]
+    await refused_token(auth_stub, server_token(app, account, **overrides), "TOKEN_INVALID")
+
+
 async def test_an_expired_token_is_refused_as_expired(
     app: Application, auth_stub: AuthStub, account: str
 ) -> None:

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.conftest import free_port
+from tests.helpers import eventually
 
 from formation_mcp.db import migrate
 
@@ -73,6 +75,69 @@ async def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, stderr.decode()
         assert "stopped" in stderr.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().partition("=")[::2] for e in entries if e)
+
+
+def envoy_child_of(pid: int) -> int | None:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            name = Path(stat.parent, "comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and name == "envoy":
+            return int(stat.parent.name)
+    return None
+
+
+async def test_serve_with_envoy_hands_a_proxy_secret_to_envoy_alone(tmp_path: Path) -> None:
+    """`fmcp serve --envoy` makes up a secret for its Envoy: in Envoy's environment only, not in
+    the server's own (which workloads could inherit), the rendered config or any log line."""
+    envoy_address = f"127.0.0.1:{free_port()}"
+    env = env_for(
+        tmp_path,
+        FMCP_GRPC_LISTEN=f"127.0.0.1:{free_port()}",
+        FMCP_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        FMCP_ENVOY_LISTEN=envoy_address,
+        FMCP_LOG_LEVEL="DEBUG",
+    )
+    env.pop("FMCP_PROXY_SECRET", None)
+    process = await asyncio.create_subprocess_exec(
+        FMCP,
+        "serve",
+        "--envoy",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+
+        async def envoy_answers() -> bool:
+            try:
+                async with httpx.AsyncClient(timeout=5) as http:
+                    return (await http.get(f"http://{envoy_address}/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(envoy_answers, 60)
+        envoy_pid = envoy_child_of(process.pid)
+        assert envoy_pid is not None
+        secret = environ_of(envoy_pid)["FMCP_PROXY_SECRET"]
+        assert len(secret) >= 32
+        assert "FMCP_PROXY_SECRET" not in environ_of(process.pid)
+        assert secret not in (tmp_path / "data" / "envoy.yaml").read_text()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()
+        assert secret not in (stdout + stderr).decode()
     finally:
         if process.returncode is None:
             process.kill()

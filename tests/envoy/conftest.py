@@ -2,8 +2,9 @@
 
 The shared server (`app`, and so `envoy`, `channel` and `session`) is one of these tests' own,
 per database backend: it has an admin key, and a login rate these tests never reach. Every
-login here comes from 127.0.0.1 (REST logins reach the server from Envoy, which forwards
-127.0.0.1 too), and the per-address limit (4 x login_rate_per_minute) is shared by every key;
+login here comes from one of two addresses (127.0.0.1 straight to the server; through Envoy,
+the one Envoy forwards for every local client), and the per-address limit (4 x
+login_rate_per_minute) is shared by every key;
 rate limiting itself is tested on a server of its own (`start_app` + `start_envoy`). On SQLite
 the server gets a database file of its own: servers in one process do not share SQLite changes.
 """
@@ -74,7 +75,8 @@ async def start_envoy(tmp_path: Path) -> AsyncIterator[StartEnvoy]:
     """Put a real Envoy in front of another server; its base URL. All stop after the test."""
     started: list[EnvoyProcess] = []
 
-    async def start(application: Application) -> str:
+    async def start(application: Application, proxy_secret: str | None = None) -> str:
+        """`proxy_secret`: the server's own unless given (another makes a stranger's Envoy)."""
         listen = f"127.0.0.1:{free_port()}"
         config = write_config(
             tmp_path / f"envoy{len(started)}",
@@ -82,7 +84,8 @@ async def start_envoy(tmp_path: Path) -> AsyncIterator[StartEnvoy]:
             grpc_upstream=application.grpc.address,
             http_upstream=application.http.address,
         )
-        process = EnvoyProcess(config, listen)
+        secret = application.settings.proxy_secret if proxy_secret is None else proxy_secret
+        process = EnvoyProcess(config, listen, secret)
         started.append(process)
         await process.start()
         return f"http://{listen}"

@@ -23,8 +23,9 @@ Json = dict[str, Any]
 
 StartApp = Callable[..., Awaitable[Application]]
 """The root conftest's `start_app`: another server, with settings of its own."""
-StartEnvoy = Callable[[Application], Awaitable[str]]
-"""This directory's `start_envoy`: a real Envoy in front of a server; its base URL."""
+StartEnvoy = Callable[..., Awaitable[str]]
+"""This directory's `start_envoy(application, proxy_secret=None)`: a real Envoy in front of a
+server (with the server's proxy secret unless another is given); its base URL."""
 
 
 def url(path: str, **params: str | int) -> str:

@@ -133,3 +133,43 @@ async def test_a_session_is_bound_to_the_account_that_opened_it(
             },
         )
     assert response.status_code == 404  # as if the session did not exist
+
+
+# -- the scheme a front door forwards -------------------------------------------------------------
+
+
+async def metadata_document(base: str, **headers: str) -> dict[str, object]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            f"{base}/.well-known/oauth-protected-resource/mcp", headers=headers
+        )
+    assert response.status_code == 200
+    document: dict[str, object] = response.json()
+    return document
+
+
+async def test_a_direct_client_cannot_claim_another_scheme(app: Application) -> None:
+    base = f"http://{app.http.address}"
+    response = await post(f"{base}/mcp", **{"x-forwarded-proto": "https"})
+    assert f'resource_metadata="{base}/.well-known/' in response.headers["www-authenticate"]
+    document = await metadata_document(base, **{"x-forwarded-proto": "https"})
+    assert document["resource"] == f"{base}/mcp"
+
+
+async def test_a_trusted_proxy_forwards_the_scheme(app: Application) -> None:
+    """The test plays the proxy, with the server's secret."""
+    proxy = {"x-fmcp-proxy-secret": app.settings.proxy_secret, "x-forwarded-proto": "https"}
+    document = await metadata_document(f"http://{app.http.address}", **proxy)
+    assert document["resource"] == f"https://{app.http.address}/mcp"
+
+
+async def test_a_trusted_proxy_forwards_only_http_or_https(app: Application) -> None:
+    proxy = {"x-fmcp-proxy-secret": app.settings.proxy_secret, "x-forwarded-proto": "javascript"}
+    document = await metadata_document(f"http://{app.http.address}", **proxy)
+    assert document["resource"] == f"http://{app.http.address}/mcp"
+
+
+async def test_through_envoy_the_scheme_is_the_one_envoy_saw(envoy: str) -> None:
+    claims = {"x-forwarded-proto": "https", "x-fmcp-proxy-secret": "f" * 43}
+    document = await metadata_document(envoy, **claims)
+    assert document["resource"] == f"{envoy}/mcp"

@@ -5,24 +5,32 @@ from __future__ import annotations
 from formation.mcp.v1 import accounts_pb2, accounts_pb2_grpc, auth_pb2, auth_pb2_grpc
 from google.protobuf import empty_pb2
 
-from formation_mcp.api.handlers import Context, client_address
+from formation_mcp.api.handlers import Context
+from formation_mcp.api.peers import client_address
 from formation_mcp.auth.accounts import AccountsAdmin
 from formation_mcp.auth.service import AuthService
 from formation_mcp.identity import current_caller
+from formation_mcp.proxies import ProxyTrust
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, auth: AuthService) -> None:
+    def __init__(self, auth: AuthService, proxies: ProxyTrust) -> None:
         self._auth = auth
+        self._proxies = proxies
 
     async def CreateChallenge(
         self, request: auth_pb2.CreateChallengeRequest, context: Context
     ) -> auth_pb2.Challenge:
-        return await self._auth.create_challenge(request.public_key, client_address(context))
+        return await self._auth.create_challenge(
+            request.public_key, client_address(context, self._proxies)
+        )
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.Session:
         return await self._auth.login(
-            request.challenge_id, request.public_key, request.signature, client_address(context)
+            request.challenge_id,
+            request.public_key,
+            request.signature,
+            client_address(context, self._proxies),
         )
 
     async def RefreshToken(

@@ -29,24 +29,6 @@ def metadata_value(context: Context, key: str) -> str | None:
     return None
 
 
-TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
-"""Direct peers whose x-forwarded-for we believe: our own Envoy runs on loopback."""
-
-
-def client_address(context: Context) -> str:
-    """The caller's address: the direct peer, or, behind our Envoy, the address Envoy appended
-    to x-forwarded-for (the last entry; earlier ones are whatever the client claimed)."""
-    peer = context.peer() or ""
-    kind, _, rest = peer.partition(":")
-    address = rest.rpartition(":")[0] if kind in ("ipv4", "ipv6") else peer
-    address = address.strip("[]").replace("%5B", "").replace("%5D", "")
-    if address in TRUSTED_PROXIES:
-        forwarded = metadata_value(context, "x-forwarded-for")
-        if forwarded:
-            return forwarded.rsplit(",", 1)[-1].strip()
-    return address
-
-
 async def responses(result: AsyncIterator[Any] | Awaitable[Any]) -> AsyncIterator[Any]:
     """The messages of a streaming behaviour, whichever of the two styles it uses."""
     if inspect.isawaitable(result):

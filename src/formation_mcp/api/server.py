@@ -26,6 +26,7 @@ from formation_mcp.auth.service import AuthService
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.service import OperationService
+from formation_mcp.proxies import ProxyTrust
 from formation_mcp.tools.service import ToolsService
 
 SERVICE_NAMES = (
@@ -48,6 +49,7 @@ class GrpcServer:
         verifier: TokenVerifier,
         metrics: Metrics,
         max_message_bytes: int,
+        proxies: ProxyTrust,
     ) -> None:
         self.health = health.aio.HealthServicer()
         options = [
@@ -63,7 +65,7 @@ class GrpcServer:
         self.server = grpc.aio.server(
             interceptors=[ErrorInterceptor(metrics), AuthInterceptor(verifier)], options=options
         )
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth), self.server)
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth, proxies), self.server)
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
             AccountsServicer(accounts), self.server
         )

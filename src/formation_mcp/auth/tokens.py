@@ -1,7 +1,8 @@
 """Access tokens: EdDSA JWTs signed with the server's key, verified with every published key.
 
 Verification pins the algorithm (EdDSA only: never `none`, never HS*), resolves `kid` only in
-our own published keys, requires and checks `iss aud sub exp iat jti` and `typ: at+jwt`.
+our own published keys, requires and checks `iss aud sub exp iat jti` and `typ: at+jwt`, and
+holds the time claims to what our issuer writes (`token_times.py`).
 Verified tokens are cached (bounded, until they expire); revocation is checked on every call.
 """
 
@@ -19,9 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from formation_mcp.auth.keys import SigningKey, b64url
 from formation_mcp.auth.revocations import Revocations
+from formation_mcp.auth.token_times import check_token_times
 from formation_mcp.clock import now_us
 from formation_mcp.errors import Unauthenticated
 from formation_mcp.identity import Caller
+from formation_mcp.settings import MAX_ACCESS_TOKEN_SECONDS
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"
@@ -180,19 +183,25 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "strict_aud": True,
+                    # Checked by check_token_times, which also wants JSON integers in range
+                    # (PyJWT takes "9999999999", 1e9 or true for a time).
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated(
-                "the access token expired; refresh it or log in again", reason="TOKEN_EXPIRED"
-            ) from None
         except jwt.InvalidAudienceError:
             raise _invalid("the access token is for another audience") from None
         except jwt.InvalidIssuerError:
             raise _invalid("the access token comes from another issuer") from None
         except jwt.InvalidTokenError as exc:
             raise _invalid(f"the access token is not valid: {exc}") from None
+        times = check_token_times(
+            claims, time.time(), leeway=LEEWAY_SECONDS, max_lifetime=MAX_ACCESS_TOKEN_SECONDS
+        )
         roles = claims.get("roles")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise _invalid("the access token's roles claim is malformed")
@@ -200,16 +209,7 @@ class TokenVerifier:
             account=str(claims["sub"]),
             roles=frozenset(roles),
             token_id=str(claims["jti"]),
-            token_issue_time=_issue_time(claims),
-            token_expire_time=int(claims["exp"]) * 1_000_000,
+            token_issue_time=times.issued_at,
+            token_expire_time=times.expires_at * 1_000_000,
         )
-        return caller, int(claims["exp"])
-
-
-def _issue_time(claims: dict[str, object]) -> int:
-    """When the token was issued, in µs (`iat_us`, exact; else `iat`, whole seconds)."""
-    exact = claims.get("iat_us")
-    if isinstance(exact, int):
-        return exact
-    issued = claims["iat"]
-    return int(issued) * 1_000_000 if isinstance(issued, int | float) else 0
+        return caller, times.expires_at

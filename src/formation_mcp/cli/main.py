@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -56,8 +58,6 @@ def serve(
 ) -> None:
     """Run the API server (gRPC with health and reflection, plus /metrics and /healthz),
     with an in-process worker unless --no-worker."""
-    from dataclasses import replace
-
     from formation_mcp.logging_setup import configure_logging
 
     settings = _settings()
@@ -83,6 +83,10 @@ async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
     from formation_mcp.app import Application
     from formation_mcp.envoy import EnvoyProcess, write_config
 
+    if with_envoy and not settings.proxy_secret:
+        # Our Envoy proves itself with a secret made up for this run (its x-forwarded-for is
+        # believed only with it): no other local client can claim another address.
+        settings = replace(settings, proxy_secret=secrets.token_urlsafe(32))
     app = Application(settings, run_worker=run_worker)
     await app.start()
     click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
@@ -95,7 +99,7 @@ async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
                 grpc_upstream=app.grpc.address,
                 http_upstream=app.http.address,
             )
-            envoy = EnvoyProcess(config, settings.envoy_listen)
+            envoy = EnvoyProcess(config, settings.envoy_listen, settings.proxy_secret)
             await envoy.start()
             click.echo(f"fmcp: Envoy (REST and gRPC) on {settings.envoy_listen}", err=True)
         signalled = asyncio.ensure_future(_until_signalled())

@@ -35,6 +35,7 @@ from formation_mcp.mcp_server.http_auth import (
     resource_metadata,
 )
 from formation_mcp.mcp_server.origins import OriginPolicy
+from formation_mcp.proxies import ProxyTrust
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class McpHttpEndpoint:
         issuer: str,
         grpc_target: Callable[[], str],
         allowed_origins: tuple[str, ...] = (),
+        proxies: ProxyTrust,
     ) -> None:
         self._backend = _LoopbackBackend(grpc_target)
         self._closing = False
@@ -84,8 +86,9 @@ class McpHttpEndpoint:
             session_idle_timeout=SESSION_IDLE_SECONDS,
             max_request_body_size=MAX_REQUEST_BYTES,
         )
-        self._auth = BearerAuthenticator(verifier, issuer)
+        self._auth = BearerAuthenticator(verifier, issuer, proxies)
         self._issuer = issuer
+        self._proxies = proxies
         self._origins = OriginPolicy(allowed_origins)
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -133,7 +136,9 @@ class McpHttpEndpoint:
         )
 
     async def _metadata(self, request: Request) -> Response:
-        return self._forbidden_origin(request) or resource_metadata(request, self._issuer)
+        return self._forbidden_origin(request) or resource_metadata(
+            request, self._issuer, self._proxies
+        )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection = HTTPConnection(scope)
