@@ -22,6 +22,7 @@ from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
 from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
 from formation_mcp.http_side import HttpSide, build_app
+from formation_mcp.listening import check_free
 from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations import store
@@ -127,6 +128,8 @@ class Application:
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
+        check_free("FMCP_GRPC_LISTEN", settings.grpc_listen)
+        check_free("FMCP_HTTP_LISTEN", settings.http_listen)
         self.grpc = GrpcServer(
             settings.grpc_listen,
             operations=self.operations,

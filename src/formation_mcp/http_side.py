@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from formation_mcp.errors import Unavailable
+from formation_mcp.listening import ListenError, describe
 from formation_mcp.metrics import Metrics
 
 OPENAPI_DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "formation_mcp.openapi.json"
@@ -67,7 +68,10 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpSide:
     def __init__(self, listen: str, app: Starlette) -> None:
         host, _, port = listen.rpartition(":")
-        self._socket = socket.create_server((host, int(port)), reuse_port=False)
+        try:
+            self._socket = socket.create_server((host, int(port)), reuse_port=False)
+        except OSError as exc:
+            raise ListenError("FMCP_HTTP_LISTEN", listen, describe(exc)) from None
         # Accepted connections inherit this: without it a response written as two small
         # segments (headers, then body) waits ~40 ms for the peer's delayed ACK (Nagle).
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

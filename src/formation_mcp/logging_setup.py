@@ -36,3 +36,7 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic announces every plugin it loads and every migration context at INFO: noise on
+    # each start. Its warnings and errors still show; FMCP_LOG_LEVEL=DEBUG shows it all.
+    if logging.getLevelName(level) != logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.conftest import free_port
 from tests.helpers import eventually
@@ -142,3 +144,37 @@ async def test_serve_with_envoy_hands_a_proxy_secret_to_envoy_alone(tmp_path: Pa
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.parametrize(
+    ("setting", "args"),
+    [
+        ("FMCP_GRPC_LISTEN", ()),
+        ("FMCP_HTTP_LISTEN", ()),
+        ("FMCP_ENVOY_LISTEN", ("--envoy",)),
+    ],
+)
+async def test_serve_on_a_taken_address_says_which_setting_in_one_line(
+    tmp_path: Path, setting: str, args: tuple[str, ...]
+) -> None:
+    addresses = {
+        name: f"127.0.0.1:{free_port()}"
+        for name in ("FMCP_GRPC_LISTEN", "FMCP_HTTP_LISTEN", "FMCP_ENVOY_LISTEN")
+    }
+    host, port = addresses[setting].rsplit(":", 1)
+    with socket.create_server((host, int(port)), reuse_port=True):  # as another Envoy would
+        process = await asyncio.create_subprocess_exec(
+            FMCP,
+            "serve",
+            *args,
+            env=env_for(tmp_path, **addresses),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    said = stderr.decode().strip().splitlines()
+    assert process.returncode == 1
+    assert said == [
+        f"fmcp: {setting}={addresses[setting]}: the address is in use (another fmcp serve, or "
+        f"another program, listens there); set {setting} to a free host:port (port 0 picks one)"
+    ]

@@ -24,6 +24,7 @@ from formation_mcp.auth.accounts import AccountsAdmin
 from formation_mcp.auth.interceptor import AuthInterceptor
 from formation_mcp.auth.service import AuthService
 from formation_mcp.auth.tokens import TokenVerifier
+from formation_mcp.listening import ListenError
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.service import OperationService
 from formation_mcp.proxies import ProxyTrust
@@ -77,9 +78,12 @@ class GrpcServer:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self.server.add_insecure_port(listen)
+        try:
+            self.port = self.server.add_insecure_port(listen)
+        except RuntimeError:  # grpc says only "Failed to bind"
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {listen} for gRPC")
+            raise ListenError("FMCP_GRPC_LISTEN", listen, "gRPC cannot listen there")
         self.address = f"{listen.rpartition(':')[0]}:{self.port}"
 
     async def start(self) -> None:

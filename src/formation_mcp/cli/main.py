@@ -26,6 +26,7 @@ from formation_mcp.cli.auth_commands import (
 from formation_mcp.cli.ops_commands import ops
 from formation_mcp.cli.tool_commands import call, tools
 from formation_mcp.cli.workload_commands import pack, vm
+from formation_mcp.listening import ListenError, check_free
 from formation_mcp.settings import Settings, SettingsError
 
 log = logging.getLogger("formation_mcp.cli")
@@ -66,7 +67,12 @@ def serve(
     if http_listen:
         settings = replace(settings, http_listen=http_listen)
     configure_logging(settings.log_level, settings.log_format)
-    sys.exit(asyncio.run(_serve(settings, run_worker=not no_worker, with_envoy=with_envoy)))
+    try:
+        code = asyncio.run(_serve(settings, run_worker=not no_worker, with_envoy=with_envoy))
+    except ListenError as error:
+        click.echo(f"fmcp: {error}", err=True)
+        code = 1
+    sys.exit(code)
 
 
 async def _until_signalled() -> None:
@@ -87,6 +93,8 @@ async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
         # Our Envoy proves itself with a secret made up for this run (its x-forwarded-for is
         # believed only with it): no other local client can claim another address.
         settings = replace(settings, proxy_secret=secrets.token_urlsafe(32))
+    if with_envoy:
+        check_free("FMCP_ENVOY_LISTEN", settings.envoy_listen)
     app = Application(settings, run_worker=run_worker)
     await app.start()
     click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
