@@ -147,10 +147,11 @@ _EVERYWHERE: Final = _Places(text=True)
 
 
 def _walk_struct(struct: struct_pb2.Struct, places: _Places) -> None:
-    for key, value in struct.fields.items():
+    fields = struct.fields
+    for key in fields:  # with fields[key], twice as fast as items() on upb maps
         try:
             _check_key(key)
-            _walk_value(value, places.below(key))
+            _walk_value(fields[key], places.below(key))
         except _Refused as refused:
             refused.segments.append(key_segment(key))
             raise
