@@ -9,8 +9,10 @@ from typing import Any
 import grpc
 import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, tools_pb2, tools_pb2_grpc
+from google.protobuf.message import DecodeError
 from tests.helpers import error_info, field_violations
 
+from formation_mcp.api.request_gate import why_undecodable
 from formation_mcp.client.auth import bearer
 
 GET_OPERATION = "/formation.mcp.v1.OperationsService/GetOperation"
@@ -135,3 +137,12 @@ async def test_a_control_character_in_an_argument_is_invalid_argument_naming_it(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == ["arguments.text"]
     assert error_info(caught.value).reason == "CONTROL_CHARACTER"
+
+
+def test_a_decoder_error_of_unknown_cause_is_passed_on_without_its_type_prefix() -> None:
+    error = DecodeError("Error parsing message with type 'formation.mcp.v1.X': Something odd")
+    assert why_undecodable(error) == "Something odd"
+
+
+def test_a_decoder_error_without_words_still_gets_a_plain_reason() -> None:
+    assert why_undecodable(ValueError()) == "it does not decode"
