@@ -108,7 +108,7 @@ Plant = Callable[[Any, str], str]
 @dataclass(frozen=True)
 class Spot:
     label: str
-    segments: tuple[str, ...]  # for TEXT_FIELDS; "*" where a key is the poisoned string
+    segments: tuple[str, ...]  # for TEXT_FIELDS; "*key*" where the poisoned string is a key
     plant: Plant
 
 
