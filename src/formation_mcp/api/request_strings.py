@@ -53,6 +53,7 @@ _JSON_TYPES: Final = frozenset(
 )
 _NOT_IN_NAMES: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NOT_IN_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_TEXT: Final = re.compile("[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*")
 _CHARACTER_NAMES: Final = {
     "\x00": "NUL",
     "\t": "tab",
@@ -82,6 +83,8 @@ class _Refused(Exception):
 def _check(value: str, text: bool) -> None:
     """Refuse `value` if it holds a control character not allowed in a name (or a text)."""
     if value.isprintable():  # no control character at all: the common case, checked in C
+        return
+    if text and _TEXT.fullmatch(value):  # a tight loop in re: twice as fast as a search
         return
     bad = (_NOT_IN_TEXT if text else _NOT_IN_NAMES).search(value)
     if bad is not None:
@@ -170,8 +173,9 @@ def _walk_list(values: struct_pb2.ListValue, places: _Places) -> None:
 def _walk_value(value: struct_pb2.Value, places: _Places) -> None:
     kind = value.WhichOneof("kind")
     if kind == "string_value":
-        if value.string_value:
-            _check(value.string_value, places.text)
+        string = value.string_value
+        if string:
+            _check(string, places.text)
     elif kind == "struct_value":
         _walk_struct(value.struct_value, places)
     elif kind == "list_value":
