@@ -117,15 +117,6 @@ async def test_an_undecodable_request_is_refused_before_authentication(
     assert_malformed(error, NOT_A.format("formation.mcp.v1.GetOperationRequest", BAD_UTF8))
 
 
-async def test_the_connection_serves_good_calls_after_a_bad_one(
-    channel: grpc.aio.Channel, as_account: Any
-) -> None:
-    await unary_raw(channel, CALL_TOOL, b"\x0a\x09tools", as_account)
-    stub = tools_pb2_grpc.ToolsServiceStub(channel)
-    tool = await stub.GetTool(tools_pb2.GetToolRequest(name="tools/test.echo"), metadata=as_account)
-    assert tool.name == "tools/test.echo"
-
-
 async def test_a_control_character_in_an_argument_is_invalid_argument_naming_it(
     channel: grpc.aio.Channel, session: auth_pb2.Session
 ) -> None:
