@@ -856,7 +856,7 @@ class _DocumentBuilder:
             ),
             "64-bit integers are strings, bytes are base64, enums are "
             + ("numbers." if self.config.always_print_enums_as_ints else "names."),
-            "Unknown paths are 404 and unknown query parameters 400 (Envoy's own text replies).",
+            "Unknown paths are 404 (Envoy's text reply), malformed requests 400 (a Status).",
         ]
         if self.config.max_request_body_size:
             lines.append(f"Request bodies over {self.config.max_request_body_size} bytes are 413.")
@@ -888,8 +888,8 @@ class _DocumentBuilder:
         return {
             "description": "The error: the call's google.rpc.Status as JSON. "
             + _STATUS_CODES
-            + " Requests Envoy rejects before any call (unknown path 404, unknown or malformed "
-            "query parameter or body 400, body too large 413) get a one-line text/plain reason.",
+            + " Malformed requests Envoy refuses (unknown query parameter, body not JSON or UTF-8) "
+            "are 400 with a Status (MALFORMED_REQUEST); unknown paths 404, bodies too large 413.",
             "content": {
                 "application/json": {"schema": self.schemas.ref("google.rpc.Status")},
                 "text/plain": {"schema": {"type": "string"}},

@@ -198,6 +198,18 @@ async def test_a_schema_violation_is_an_error_result_listing_the_fields(
     assert "reason: ARGUMENTS_INVALID" in text
 
 
+async def test_a_control_character_in_an_argument_is_an_error_result_naming_it(
+    mcp_url: str, token: str
+) -> None:
+    """The MCP bridge calls the gRPC API, so the request gate's refusal reaches the model."""
+    async with http_client(mcp_url, token) as client:
+        result = await client.call_tool("test.echo", {"text": "a\x00b"})
+    assert result.is_error is True
+    text = text_of(result)
+    assert "- arguments.text: contains the control character U+0000 (NUL)" in text, text
+    assert "reason: CONTROL_CHARACTER" in text
+
+
 async def test_a_failing_tool_is_an_error_result_with_its_message(mcp_url: str, token: str) -> None:
     async with http_client(mcp_url, token) as client:
         result = await client.call_tool("test.fail", {})

@@ -18,6 +18,7 @@ StreamBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], AsyncIter
 """A server-streaming behaviour; wrappers must accept both async generators and coroutines
 that write with `context.write()` (grpc's own health Watch is one)."""
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Deserializer = Callable[[bytes], Any]
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
@@ -51,6 +52,12 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         raise NotImplementedError
 
+    def wrap_deserializer(
+        self, method: str, deserializer: Deserializer | None
+    ) -> Deserializer | None:
+        """The request deserializer of the wrapped handler: by default the handler's own."""
+        return deserializer
+
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler | None:
@@ -66,14 +73,15 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, method: str, handler: Handler) -> Handler:
+        deserializer = self.wrap_deserializer(method, handler.request_deserializer)
         if handler.response_streaming:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.unary_unary_rpc_method_handler(
             self.wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
 from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
+from formation_mcp.api.request_gate import RequestGate
 from formation_mcp.api.tools_servicer import ToolsServicer
 from formation_mcp.auth.accounts import AccountsAdmin
 from formation_mcp.auth.interceptor import AuthInterceptor
@@ -63,8 +64,10 @@ class GrpcServer:
             ("grpc.keepalive_timeout_ms", 20_000),
             ("grpc.so_reuseport", 0),
         ]
+        # Outermost first: errors become statuses; bad requests are refused before auth.
         self.server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(metrics), AuthInterceptor(verifier)], options=options
+            interceptors=[ErrorInterceptor(metrics), RequestGate(), AuthInterceptor(verifier)],
+            options=options,
         )
         auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth, proxies), self.server)
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
