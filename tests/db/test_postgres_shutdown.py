@@ -115,6 +115,31 @@ def calls(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> d
             if error.code() is not grpc.StatusCode.NOT_FOUND:
                 raise
 
+    async def wait_operation() -> None:
+        name = f"operations/{uuid.uuid4().hex}"
+        try:
+            await operations.WaitOperation(
+                operations_pb2.WaitOperationRequest(name=name),
+                metadata=metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.NOT_FOUND:
+                raise
+
+    async def watch_operation() -> None:
+        name = f"operations/{uuid.uuid4().hex}"
+        try:
+            async for _ in operations.WatchOperation(
+                operations_pb2.WatchOperationRequest(name=name),
+                metadata=metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            ):
+                pass
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.NOT_FOUND:
+                raise
+
     async def list_operations() -> None:
         await operations.ListOperations(
             operations_pb2.ListOperationsRequest(page_size=5),
@@ -141,6 +166,8 @@ def calls(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> d
 
     return {
         "GetOperation": get_operation,
+        "WaitOperation": wait_operation,
+        "WatchOperation": watch_operation,
         "ListOperations": list_operations,
         "CallTool quick": call_quick_tool,
         "CallTool long-running": call_long_running_tool,
