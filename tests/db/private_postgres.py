@@ -62,13 +62,13 @@ class PrivatePostgres:
     def __init__(self, bin_dir: Path) -> None:
         self._bin = bin_dir
         self.port = _free_port()
+        owner = pwd.getpwnam(CLUSTER_USER) if os.geteuid() == 0 else None
         self._root = Path(tempfile.mkdtemp(prefix="fmcp-private-pg-"))
         self.data_dir = self._root / "data"
         self.log_file = self._root / "postgres.log"
         self._as_user: Sequence[str] = ()
-        if os.geteuid() == 0:
-            user = pwd.getpwnam(CLUSTER_USER)
-            os.chown(self._root, user.pw_uid, user.pw_gid)
+        if owner is not None:
+            os.chown(self._root, owner.pw_uid, owner.pw_gid)
             self._as_user = (
                 "setpriv",
                 f"--reuid={CLUSTER_USER}",
@@ -102,7 +102,6 @@ class PrivatePostgres:
             f"port = {self.port}",
             f"unix_socket_directories = '{self._root}'",
             "fsync = off",
-            "synchronous_commit = off",
             "full_page_writes = off",
             "max_connections = 100",
         )
@@ -182,12 +181,14 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    cluster = PrivatePostgres(bin_dir)
+    cluster: PrivatePostgres | None = None
     try:
+        cluster = PrivatePostgres(bin_dir)
         await cluster.init()
         await cluster.start()
-    except (OSError, RuntimeError, KeyError) as exc:
-        await cluster.destroy()
+    except (OSError, RuntimeError, KeyError) as exc:  # KeyError: no `postgres` user
+        if cluster is not None:
+            await cluster.destroy()
         message = f"cannot start a private PostgreSQL cluster: {exc}"
         if IN_CI:
             pytest.fail(message)

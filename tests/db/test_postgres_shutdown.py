@@ -17,11 +17,12 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
+from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from tests.conftest import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
 from tests.db.private_postgres import PrivatePostgres, StopMode, private_postgres  # noqa: F401
-from tests.helpers import eventually, struct
+from tests.helpers import eventually, metadata_of, struct
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
@@ -34,6 +35,7 @@ OUTAGE_DEADLINE = 60.0
 LOOPS_PER_KIND = 3
 
 Call = Callable[[], Awaitable[object]]
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Outcomes:
     """What the callers saw, per kind of call: successes, and every error as a description."""
 
     ok: Counter[str] = field(default_factory=Counter)
+    accepted: list[str] = field(default_factory=list)
+    """Long-running operations the server accepted."""
     errors: Counter[str] = field(default_factory=Counter)
     unexpected: Counter[str] = field(default_factory=Counter)
     """Errors other than UNAVAILABLE with a retry delay, and how often each was seen."""
@@ -98,7 +102,9 @@ async def server(
         await application.stop()
 
 
-def calls(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> dict[str, Call]:
+def calls(
+    channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], outcomes: Outcomes
+) -> dict[str, Call]:
     """One of each kind of call that needs the database."""
     operations = operations_pb2_grpc.OperationsServiceStub(channel)
     tools = tools_pb2_grpc.ToolsServiceStub(channel)
@@ -155,11 +161,12 @@ def calls(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> d
         )
 
     async def call_long_running_tool() -> None:
-        await tools.CallTool(
+        operation = await tools.CallTool(
             tools_pb2.CallToolRequest(name="tools/test.sleep", arguments=struct({"steps": 1})),
             metadata=metadata,
             timeout=CALL_TIMEOUT_SECONDS,
         )
+        outcomes.accepted.append(operation.name)
 
     async def log_in() -> None:
         await login(channel, Ed25519PrivateKey.generate())
@@ -175,6 +182,39 @@ def calls(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> d
     }
 
 
+async def through_an_outage(
+    server: Application,
+    cluster: PrivatePostgres,
+    mode: StopMode,
+    channel: grpc.aio.Channel,
+    metadata: Metadata,
+) -> Outcomes:
+    """Every kind of call, concurrently, while PostgreSQL is stopped (`mode`) and started again;
+    returns once every kind succeeded again."""
+    outcomes = Outcomes()
+    by_kind = calls(channel, metadata, outcomes)
+    kinds = list(by_kind)
+    stop = asyncio.Event()
+    loops = [
+        asyncio.create_task(keep_calling(kind, call, outcomes, stop))
+        for kind, call in by_kind.items()
+        for _ in range(LOOPS_PER_KIND)
+    ]
+    try:
+        await eventually(lambda: _true(all(outcomes.ok[k] > 0 for k in kinds)))
+        await cluster.stop(mode)
+        await eventually(lambda: _true(outcomes.saw_errors(kinds)), OUTAGE_DEADLINE)
+        await cluster.start()
+        recovered = Counter(outcomes.ok)
+        await eventually(
+            lambda: _true(all(outcomes.ok[k] > recovered[k] for k in kinds)), OUTAGE_DEADLINE
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+    return outcomes
+
+
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_postgres_stopping_under_load_gives_only_unavailable_and_the_server_recovers(
     server: Application,
@@ -183,28 +223,43 @@ async def test_postgres_stopping_under_load_gives_only_unavailable_and_the_serve
 ) -> None:
     async with grpc.aio.insecure_channel(server.grpc.address) as channel:
         session = await login(channel, Ed25519PrivateKey.generate())
-        by_kind = calls(channel, bearer(session.access_token))
-        kinds = list(by_kind)
-        outcomes = Outcomes()
-        stop = asyncio.Event()
-        loops = [
-            asyncio.create_task(keep_calling(kind, call, outcomes, stop))
-            for kind, call in by_kind.items()
-            for _ in range(LOOPS_PER_KIND)
-        ]
-        try:
-            await eventually(lambda: _true(all(outcomes.ok[k] > 0 for k in kinds)))
-            await private_postgres.stop(mode)
-            await eventually(lambda: _true(outcomes.saw_errors(kinds)), OUTAGE_DEADLINE)
-            await private_postgres.start()
-            recovered = Counter(outcomes.ok)
-            await eventually(
-                lambda: _true(all(outcomes.ok[k] > recovered[k] for k in kinds)), OUTAGE_DEADLINE
-            )
-        finally:
-            stop.set()
-            await asyncio.gather(*loops)
+        metadata = bearer(session.access_token)
+        outcomes = await through_an_outage(server, private_postgres, mode, channel, metadata)
     assert not outcomes.unexpected, "\n".join(sorted(outcomes.unexpected))
+
+
+async def test_every_call_accepted_around_a_postgres_crash_runs_to_success(
+    server: Application,
+    private_postgres: PrivatePostgres,  # noqa: F811
+) -> None:
+    async with grpc.aio.insecure_channel(server.grpc.address) as channel:
+        session = await login(channel, Ed25519PrivateKey.generate())
+        metadata = bearer(session.access_token)
+        outcomes = await through_an_outage(server, private_postgres, "immediate", channel, metadata)
+        states = Counter(
+            [
+                operations_pb2.OperationMetadata.State.Name(
+                    await final_state(channel, metadata, name)
+                )
+                for name in outcomes.accepted
+            ]
+        )
+    assert states == {"SUCCEEDED": len(outcomes.accepted)}
+
+
+async def final_state(channel: grpc.aio.Channel, metadata: Metadata, name: str) -> int:
+    """The operation's state once it is done (waiting up to OUTAGE_DEADLINE)."""
+    stub = operations_pb2_grpc.OperationsServiceStub(channel)
+    async with asyncio.timeout(OUTAGE_DEADLINE):
+        while True:
+            operation = await stub.WaitOperation(
+                operations_pb2.WaitOperationRequest(
+                    name=name, timeout=duration_pb2.Duration(seconds=5)
+                ),
+                metadata=metadata,
+            )
+            if operation.done:
+                return metadata_of(operation).state
 
 
 async def _true(value: bool) -> bool:
