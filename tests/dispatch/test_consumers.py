@@ -26,6 +26,7 @@ from google.rpc import code_pb2
 from tests.helpers import DEADLINE, metadata_of, output_of, struct
 
 from formation_mcp.app import Application
+from formation_mcp.broker.base import Delivery
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.dispatch.event_writer import EVENT_MAX_ATTEMPTS
 
@@ -156,3 +157,52 @@ async def test_the_consumer_moves_on_after_giving_up_and_never_tries_that_event_
 
     assert metadata_of(later).state == operations_pb2.OperationMetadata.SUCCEEDED
     assert failing.tries[POISON] == tries
+
+
+class FailingFinish:
+    """`finish` fails (not as an outage) for the first operation it is asked to end."""
+
+    def __init__(self, app: Application) -> None:
+        self.calls: Counter[str] = Counter()
+        self._finish = app.operations.finish
+
+    async def __call__(self, operation_id: str, **outcome: object) -> object:
+        self.calls[operation_id] += 1
+        if operation_id == next(iter(self.calls)):
+            raise RuntimeError("injected: this operation cannot be finished")
+        return await self._finish(operation_id, **outcome)  # type: ignore[arg-type]
+
+
+async def test_a_dead_letter_that_cannot_be_applied_is_dropped_not_handed_back(
+    start_app: StartApp,
+    broker_settings: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = await start_app(run_worker=False, max_attempts=1, **own_broker(broker_settings))
+    await asyncio.wait_for(app.broker_ready.wait(), DEADLINE)
+    failing = FailingFinish(app)
+    monkeypatch.setattr(app.operations, "finish", failing)
+
+    async def give_back(delivery: Delivery) -> None:  # a worker that dies: dead-lettered
+        await delivery.requeue()
+
+    consumer = await app.broker.consume_work(give_back, prefetch=1)
+    try:
+        async with grpc.aio.insecure_channel(app.grpc.address) as channel:
+            metadata = bearer((await login(channel, Ed25519PrivateKey.generate())).access_token)
+            tools = tools_pb2_grpc.ToolsServiceStub(channel)
+            first, second = [
+                await tools.CallTool(
+                    tools_pb2.CallToolRequest(name="tools/test.sleep"), metadata=metadata
+                )
+                for _ in range(2)
+            ]
+            second_done = await wait_done(channel, metadata, second.name)
+            first_now = await operations_pb2_grpc.OperationsServiceStub(channel).GetOperation(
+                operations_pb2.GetOperationRequest(name=first.name), metadata=metadata
+            )
+    finally:
+        await consumer.stop()
+    assert second_done.error.code == code_pb2.ABORTED
+    assert not first_now.done  # nobody could end it: its dead letter was dropped, once
+    assert sorted(failing.calls.values()) == [1, 1]
