@@ -62,6 +62,26 @@ async def read(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any
     return {"value": 42}
 
 
+CONTROL_CHARACTERS = "nul\x00 esc\x1b[31m cr\r del\x7f c1\x9b bell\x07"
+"""What a tool may see in a file name or a program's output; PostgreSQL text cannot hold NUL."""
+
+
+async def control_chars(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Reports control characters in every string a worker sends (logs, progress, result keys
+    and values, or its error message when `fail`)."""
+    await context.log(f"line {CONTROL_CHARACTERS}", "a clean line\twith a tab")
+    await context.progress(50, f"stage {CONTROL_CHARACTERS}", f"message {CONTROL_CHARACTERS}")
+    if arguments.get("fail"):
+        raise FailedPrecondition(f"failed on {CONTROL_CHARACTERS}", reason="TEST_FAILURE")
+    return {f"key {CONTROL_CHARACTERS}": {"nested": [f"value {CONTROL_CHARACTERS}"]}}
+
+
+async def stage(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Reports progress at the stage it is given, then succeeds."""
+    await context.progress(50, arguments["stage"])
+    return {"stage": arguments["stage"]}
+
+
 def register(registry: ToolRegistry) -> None:
     registry.register(
         ToolSpec(
@@ -186,4 +206,39 @@ def register(registry: ToolRegistry) -> None:
             admin_only=True,
         ),
         read,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.control_chars",
+            title="Control characters",
+            description="Reports control characters in every string it sends.",
+            version="1.0.0",
+            category="test",
+            input_schema={
+                "type": "object",
+                "properties": {"fail": {"type": "boolean"}},
+                "additionalProperties": False,
+            },
+            output_schema=OBJECT,
+            long_running=True,
+        ),
+        control_chars,
+    )
+    registry.register(
+        ToolSpec(
+            name="test.stage",
+            title="Stage",
+            description="Reports progress at the stage it is given.",
+            version="1.0.0",
+            category="test",
+            input_schema={
+                "type": "object",
+                "properties": {"stage": {"type": "string", "maxLength": 64}},
+                "required": ["stage"],
+                "additionalProperties": False,
+            },
+            output_schema=OBJECT,
+            long_running=True,
+        ),
+        stage,
     )

@@ -142,6 +142,32 @@ async def test_an_isolated_failure_is_rewritten_item_by_item_and_fails_only_its_
     assert writer.written == ["first", "a", "c"]
 
 
+def unless_database_down(exc: Exception) -> bool:
+    return not isinstance(exc, DatabaseDown)
+
+
+async def test_isolate_may_be_a_test_of_the_exception_isolating_what_it_accepts() -> None:
+    writer = Writer(hold_first=True, reject="bad")
+    group: GroupCommit[str] = GroupCommit(writer, max_batch=100, isolate=unless_database_down)
+    first = await start_held_batch(group, writer, "first")
+    queued = await submit_all(group, ["a", "bad", "c"])
+    writer.release.set()
+    results = await settle([first, *queued])
+    assert [type(error) for error in results] == [type(None), type(None), BadItem, type(None)]
+    assert writer.batches == [["first"], ["a", "bad", "c"], ["a"], ["bad"], ["c"]]
+
+
+async def test_isolate_as_a_test_fails_the_whole_batch_on_what_it_rejects() -> None:
+    writer = Writer(hold_first=True, fail_batches=[2])
+    group: GroupCommit[str] = GroupCommit(writer, max_batch=100, isolate=unless_database_down)
+    first = await start_held_batch(group, writer, "first")
+    doomed = await submit_all(group, ["a", "b"])
+    writer.release.set()
+    results = await settle([first, *doomed])
+    assert all(isinstance(error, DatabaseDown) for error in results[1:])
+    assert writer.batches == [["first"], ["a", "b"]]
+
+
 async def test_another_failure_fails_every_item_of_the_batch_and_later_batches_still_work() -> None:
     writer = Writer(hold_first=True, fail_batches=[2])
     group: GroupCommit[str] = GroupCommit(writer, max_batch=100, isolate=(BadItem,))

@@ -23,8 +23,10 @@ from formation_mcp.broker.base import (
     Handler,
     routed_node,
 )
+from formation_mcp.log_throttle import LogThrottle
 
 log = logging.getLogger(__name__)
+_throttle = LogThrottle(log)
 
 DEAD_LETTER_PREFETCH = 16
 
@@ -58,8 +60,8 @@ async def run_handler(handler: Handler, delivery: SettleableDelivery) -> None:
     """A handler that fails without settling its delivery hands it back (an attempt)."""
     try:
         await handler(delivery)
-    except Exception:
-        log.exception("broker handler failed")
+    except Exception as exc:
+        _throttle.error("handler failed", "broker handler failed: %s", exc, exc_info=exc)
         if not delivery.settled:
             await delivery.requeue()
 
@@ -67,8 +69,8 @@ async def run_handler(handler: Handler, delivery: SettleableDelivery) -> None:
 async def run_cancel_handler(handler: CancelHandler, body: bytes) -> None:
     try:
         await handler(body)
-    except Exception:
-        log.exception("cancel handler failed")
+    except Exception as exc:
+        _throttle.error("cancel handler failed", "cancel handler failed: %s", exc, exc_info=exc)
 
 
 @dataclass

@@ -12,13 +12,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from formation_mcp.db.outages import is_outage
 from formation_mcp.errors import Unavailable
 
 POOL_WAIT_SECONDS = 30.0
+RETRY_AFTER_SECONDS = 1.0
+"""The retry delay callers are told (RetryInfo) when the database is unavailable or busy."""
 
 
 class Database:
@@ -128,21 +130,22 @@ async def _connect(engine: AsyncEngine) -> AsyncConnection:
 
 @asynccontextmanager
 async def _unavailable_on_outage() -> AsyncIterator[None]:
-    """Lost or refused database connections become UNAVAILABLE (the transaction is rolled
-    back, so nothing is half-written); every other database error stays what it is."""
+    """Lost or refused database connections, and a server shutting down, starting up or
+    read-only, become UNAVAILABLE with a retry delay (the transaction is rolled back, so
+    nothing is half-written); every other database error stays what it is (see `outages`)."""
     try:
         yield
-    except (OperationalError, InterfaceError, OSError) as exc:
-        raise Unavailable(
-            "the database is unavailable; retry later", reason="DATABASE_UNAVAILABLE"
-        ) from exc
     except PoolTimeout as exc:
         raise Unavailable(
-            "every database connection is busy; retry later", reason="DATABASE_BUSY"
+            "every database connection is busy; retry later",
+            reason="DATABASE_BUSY",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
         ) from exc
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
+    except Exception as exc:
+        if isinstance(exc, Unavailable) or not is_outage(exc):
             raise
         raise Unavailable(
-            "the database connection was lost; retry later", reason="DATABASE_UNAVAILABLE"
+            "the database is unavailable; retry later",
+            reason="DATABASE_UNAVAILABLE",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
         ) from exc

@@ -6,9 +6,10 @@ batch is being written joins the next one. Under load one transaction (and one r
 statement, with executemany) carries many items, which is what lets a single process keep up.
 
 Batches are written one at a time, in submission order, so items that must apply in order
-(the events of one operation) do. A batch that fails with one of the `isolate` exceptions (a
-unique key one item violates) is written again item by item, so that only the item at fault
-fails; any other failure (the database is down) fails every item of the batch.
+(the events of one operation) do. A batch that fails with an error `isolate` names (a unique key
+one item violates; for worker events, anything but the database being down) is written again
+item by item, so that only the item at fault fails; any other failure (the database is down)
+fails every item of the batch.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ class GroupCommit(Generic[Item]):
         write: Callable[[Sequence[Item]], Awaitable[None]],
         *,
         max_batch: int,
-        isolate: tuple[type[Exception], ...] = (),
+        isolate: tuple[type[Exception], ...] | Callable[[Exception], bool] = (),
     ) -> None:
+        """`isolate`: the exception classes (or a test of the exception) that one item can
+        cause, so that the batch is written again item by item."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._write = write
         self._max_batch = max_batch
-        self._isolate = isolate
+        self._isolates: Callable[[Exception], bool] = (
+            isolate if callable(isolate) else _one_of(isolate)
+        )
         self._pending: list[tuple[Item, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0
@@ -67,16 +72,18 @@ class GroupCommit(Generic[Item]):
         self.batches += 1
         try:
             await self._write([item for item, _ in batch])
-        except self._isolate as exc:
-            if len(batch) == 1:
+        except Exception as exc:
+            if len(batch) == 1 or not self._isolates(exc):
                 _settle(batch, exc)
                 return
             for entry in batch:
                 await self._write_batch([entry])
-        except Exception as exc:
-            _settle(batch, exc)
         else:
             _settle(batch, None)
+
+
+def _one_of(classes: tuple[type[Exception], ...]) -> Callable[[Exception], bool]:
+    return lambda exc: isinstance(exc, classes)
 
 
 def _settle(batch: Sequence[tuple[object, asyncio.Future[None]]], error: Exception | None) -> None:

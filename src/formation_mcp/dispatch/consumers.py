@@ -1,4 +1,11 @@
-"""The API side of the broker: apply workers' events, fail operations whose work died."""
+"""The API side of the broker: apply workers' events, fail operations whose work died.
+
+Nothing is handed back to the broker without bound: an event or dead letter goes back only
+while the database is down (after a pause; it is applied once the database is back). An event
+that cannot be written for another reason is retried and then given up (see `EventWriter`);
+anything else that goes wrong drops the message with an error in the log. Repeated failures
+are logged at a bounded rate (see `LogThrottle`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ from google.rpc import code_pb2, status_pb2
 
 from formation_mcp.broker.base import Broker, Consumer, Delivery
 from formation_mcp.db.group_commit import GroupCommit
+from formation_mcp.dispatch.event_writer import EventWriter, describe_failure
 from formation_mcp.errors import FmcpError, Unavailable
+from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import parse_operation_name
 from formation_mcp.operations.service import OperationService
 
@@ -21,18 +30,23 @@ EVENT_PREFETCH = 256
 EVENT_BATCH = 256
 """At most this many events are applied in one transaction."""
 RETRY_DELAY_SECONDS = 1.0
+"""The pause before an event or dead letter goes back to the broker (the database is down)."""
 
 
 class ApiConsumers:
     """Consumes events and dead letters for as long as the API server runs."""
 
-    def __init__(self, broker: Broker, operations: OperationService) -> None:
+    def __init__(
+        self, broker: Broker, operations: OperationService, events: EventWriter | None = None
+    ) -> None:
         self._broker = broker
         self._operations = operations
+        self.event_writer = events or EventWriter(operations)
         self._events: GroupCommit[queue_pb2.OperationEvent] = GroupCommit(
-            operations.apply_events, max_batch=EVENT_BATCH
+            self.event_writer.write, max_batch=EVENT_BATCH, isolate=EventWriter.isolates
         )
         self._consumers: list[Consumer] = []
+        self._throttle = LogThrottle(log)
 
     async def start(self) -> None:
         self._consumers = [
@@ -52,15 +66,22 @@ class ApiConsumers:
             event = queue_pb2.OperationEvent.FromString(delivery.body)
             parse_operation_name(event.operation, "operation")
         except (DecodeError, FmcpError) as exc:
-            log.error("dropping a malformed operation event: %s", exc)
+            self._throttle.error("malformed", "dropping a malformed operation event: %s", exc)
             await delivery.ack()
             return
         try:
             await self._events.submit(event)
-        except Unavailable:  # database down: try again later, lose nothing
-            await asyncio.sleep(RETRY_DELAY_SECONDS)
-            await delivery.requeue()
+        except Unavailable as exc:  # database down: try again later, lose nothing
+            await self._hand_back(delivery, "events", exc)
             return
+        except Exception as exc:  # EventWriter gives up on what it cannot write: a bug
+            self._throttle.error(
+                "event dropped",
+                "dropping an event of %s: %s",
+                event.operation,
+                describe_failure(exc),
+                exc_info=exc,
+            )
         await delivery.ack()
 
     async def _on_dead_letter(self, delivery: Delivery) -> None:
@@ -69,7 +90,7 @@ class ApiConsumers:
             item = queue_pb2.WorkItem.FromString(delivery.body)
             operation_id = parse_operation_name(item.operation, "operation")
         except (DecodeError, FmcpError):
-            log.error("dropping an unreadable dead letter")
+            self._throttle.error("unreadable dead letter", "dropping an unreadable dead letter")
             await delivery.ack()
             return
         attempts = self._broker.max_attempts
@@ -82,8 +103,27 @@ class ApiConsumers:
         )
         try:
             await self._operations.finish(operation_id, error=error)
-        except Unavailable:
-            await asyncio.sleep(RETRY_DELAY_SECONDS)
-            await delivery.requeue()
+        except Unavailable as exc:
+            await self._hand_back(delivery, "dead letters", exc)
             return
+        except Exception as exc:  # nothing more to try: drop it rather than loop
+            self._throttle.error(
+                "dead letter failed",
+                "could not fail %s after its work was dead-lettered: %s",
+                item.operation,
+                describe_failure(exc),
+                exc_info=exc,
+            )
         await delivery.ack()
+
+    async def _hand_back(self, delivery: Delivery, what: str, exc: Unavailable) -> None:
+        """The database is down: back to the broker after a pause, to be applied later."""
+        self._throttle.warning(
+            f"{what} unavailable",
+            "cannot apply %s (%s); handing them back to the broker every %.0fs",
+            what,
+            exc.message,
+            RETRY_DELAY_SECONDS,
+        )
+        await asyncio.sleep(RETRY_DELAY_SECONDS)
+        await delivery.requeue()

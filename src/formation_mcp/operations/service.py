@@ -24,6 +24,7 @@ from formation_mcp.operations.filtering import FilterError, parse_filter
 from formation_mcp.operations.ids import new_operation_id, operation_name, parse_operation_name
 from formation_mcp.operations.lifecycle import Change, OperationRecord
 from formation_mcp.operations.snapshots import SnapshotCache
+from formation_mcp.operations.storable import make_storable
 
 _MAX_CONFLICT_RETRIES = 20
 SNAPSHOT_TTL_SECONDS = 30.0
@@ -110,18 +111,22 @@ class OperationService:
 
     async def apply_event(self, event: queue_pb2.OperationEvent) -> OperationRecord | None:
         """Apply a worker's event; duplicates and stale events change nothing.
-        Returns the operation afterwards, or None when it does not exist (any more)."""
+        Returns the operation afterwards, or None when it does not exist (any more).
+        The event's strings are made storable first (in place; see `storable`)."""
         operation_id = parse_operation_name(event.operation, "operation")
+        make_storable(event)
         return await self._mutate(operation_id, lambda r: lifecycle.apply_event(r, event, now_us()))
 
     async def apply_events(self, events: Sequence[queue_pb2.OperationEvent]) -> None:
         """Apply many workers' events in one transaction, in the order given (a batch of the
         event stream). Duplicates and stale events change nothing; events of operations that
         do not exist (any more) are skipped. The operations are locked while the batch is
-        written, so no other writer can slip in between the read and the write."""
+        written, so no other writer can slip in between the read and the write.
+        The events' strings are made storable first (in place; see `storable`)."""
         by_operation: dict[str, list[queue_pb2.OperationEvent]] = {}
         for event in events:
             operation_id = parse_operation_name(event.operation, "operation")
+            make_storable(event)
             by_operation.setdefault(operation_id, []).append(event)
         for attempt in range(_MAX_CONFLICT_RETRIES):
             try:
@@ -180,6 +185,7 @@ class OperationService:
                 event.failed.error.CopyFrom(error)
             else:
                 event.succeeded.CopyFrom(result or queue_pb2.OperationEvent.Succeeded())
+            make_storable(event)
             return lifecycle.apply_event(record, event, now_us())
 
         return await self._mutate(operation_id, change)

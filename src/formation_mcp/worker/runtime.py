@@ -6,6 +6,8 @@
 - Events carry (attempt, sequence); the work message is acked only after the terminal event
   is confirmed by the broker, so a worker that dies mid-run has its work redelivered.
 - Cancel requests (fan-out) stop the operation this worker runs.
+- Work that arrives while the database is down waits for it (the message is held, not handed
+  back: a hand-back counts as an attempt, and an outage must not dead-letter work).
 - Graceful stop: no new work; running work gets the grace period, then is handed back.
 """
 
@@ -21,8 +23,9 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
 from formation_mcp.broker.base import Broker, BrokerUnavailable, Consumer, Delivery
-from formation_mcp.errors import FmcpError
-from formation_mcp.operations.ids import parse_operation_name
+from formation_mcp.errors import FmcpError, Unavailable
+from formation_mcp.log_throttle import LogThrottle
+from formation_mcp.operations.ids import operation_name, parse_operation_name
 from formation_mcp.operations.lifecycle import OperationRecord, State
 from formation_mcp.operations.service import OperationService
 from formation_mcp.structs import struct_to_dict
@@ -33,6 +36,8 @@ from formation_mcp.tools.runner import run_tool
 log = logging.getLogger(__name__)
 
 PUBLISH_RETRY_MAX_SECONDS = 5.0
+DATABASE_RETRY_FIRST_SECONDS = 0.1
+DATABASE_RETRY_MAX_SECONDS = 5.0
 FINISHED_MEMORY = 10_000
 """Operations a worker remembers finishing, to skip redeliveries whose ack was lost."""
 
@@ -65,6 +70,7 @@ class Worker:
         self._claimed: set[str] = set()
         self._consumers: list[Consumer] = []
         self._stopping = False
+        self._throttle = LogThrottle(log)
 
     @property
     def running(self) -> frozenset[str]:
@@ -122,7 +128,7 @@ class Worker:
     async def _handle(
         self, item: queue_pb2.WorkItem, operation_id: str, delivery: Delivery
     ) -> None:
-        record = await self._operations.record(operation_id)
+        record = await self._record_once_available(operation_id)
         if _already_handled(record, delivery.attempt):
             await delivery.ack()
             return
@@ -154,6 +160,27 @@ class Worker:
             del self._running[item.operation]
         self._remember_finished(item.operation)
         await delivery.ack()
+
+    async def _record_once_available(self, operation_id: str) -> OperationRecord | None:
+        """The operation, waiting while the database is down. The delivery is held meanwhile,
+        not handed back: every hand-back counts as an attempt, and an outage of the database
+        would dead-letter (fail) work that never ran. A stopping worker hands it back."""
+        delay = DATABASE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self._operations.record(operation_id)
+            except Unavailable as exc:
+                if self._stopping:
+                    raise
+                self._throttle.warning(
+                    "database unavailable",
+                    "cannot read %s before running it (%s); retrying in %.1fs",
+                    operation_name(operation_id),
+                    exc.message,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DATABASE_RETRY_MAX_SECONDS)
 
     def _remember_finished(self, operation: str) -> None:
         self._finished[operation] = None
