@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 REPOSITORY = Path(__file__).resolve().parents[2]
 TEMPLATE = REPOSITORY / "envoy" / "envoy.yaml"
 DESCRIPTOR = Path(formation.__file__).resolve().parent.parent / "formation_mcp.binpb"
+REST_BODIES = DESCRIPTOR.parent / "rest_bodies.lua"
+"""The Lua filter that refuses REST bodies with unknown fields (formation_mcp.rest_bodies)."""
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -43,6 +45,8 @@ def render(*, listen: str, grpc_upstream: str, http_upstream: str) -> str:
     for http_filter in manager["http_filters"]:
         if http_filter["name"] == "envoy.filters.http.grpc_json_transcoder":
             http_filter["typed_config"]["proto_descriptor"] = str(DESCRIPTOR)
+        elif http_filter["name"] == "fmcp.rest_bodies":
+            http_filter["typed_config"]["default_source_code"]["filename"] = str(REST_BODIES)
     upstreams = {"fmcp_grpc": grpc_upstream, "fmcp_http": http_upstream}
     for cluster in resources["clusters"]:
         host, port = _host_port(upstreams[cluster["name"]])
