@@ -10,6 +10,7 @@ from tests.workloads.poison import billion_laughs, nested_alias_bomb
 from formation_mcp.workloads.documents import (
     MAX_ALIASES,
     MAX_DEPTH,
+    MAX_PROBLEMS,
     MAX_VALUES,
     DocumentError,
     DocumentProblem,
@@ -160,3 +161,13 @@ def test_a_long_yaml_error_detail_is_cut() -> None:
     [problem] = problems(caught)
     assert problem.message.startswith("the YAML is not valid: ")
     assert len(problem.message) < 300
+
+
+def test_duplicate_json_keys_are_reported_up_to_the_problem_limit() -> None:
+    text = "{" + ",".join(f'"k{n}": 1, "k{n}": 2' for n in range(MAX_PROBLEMS + 50)) + "}"
+
+    with pytest.raises(DocumentError) as caught:
+        load_json(text)
+
+    assert len(problems(caught)) == MAX_PROBLEMS
+    assert problems(caught)[0].message == 'key "k0" appears more than once; give it once'

@@ -36,6 +36,7 @@ from formation_mcp.previews import preview
 MAX_DEPTH: Final = 32
 MAX_VALUES: Final = 10_000
 MAX_ALIASES: Final = 100
+MAX_PROBLEMS: Final = 100
 _DETAIL_CHARS: Final = 200
 
 
@@ -105,7 +106,7 @@ def load_json(text: str) -> object:
     if duplicates:
         raise DocumentError(
             DocumentProblem(f"key {preview(key)} appears more than once; give it once")
-            for key in duplicates
+            for key in duplicates[:MAX_PROBLEMS]
         )
     _check_shape(data)
     return data
