@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from bench import identity, list_ops, logins, mcp, rest, tool_calls, unary, watch, workloads
+from bench import (
+    hostile,
+    identity,
+    list_ops,
+    logins,
+    mcp,
+    rest,
+    tool_calls,
+    unary,
+    watch,
+    workloads,
+)
 
 BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "unary": unary.run,
@@ -25,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "rest": rest.run,
     "mcp": mcp.run,
     "workloads": workloads.run,
+    "hostile": hostile.run,
 }
 
 
