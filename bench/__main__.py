@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from bench import (
+    hostile,
     identity,
     list_ops,
     logins,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "mcp": mcp.run,
     "workloads": workloads.run,
     "gate": request_gate.run,
+    "hostile": hostile.run,
 }
 
 

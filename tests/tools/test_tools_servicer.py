@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 
 import grpc
@@ -18,6 +19,7 @@ from formation.mcp.v1 import (
 )
 from google.rpc import code_pb2
 from tests.helpers import DEADLINE, error_info, field_violations, metadata_of, output_of, struct
+from tests.latency import CHEAP_CALL_DEADLINE, cheap_calls_during
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
@@ -266,3 +268,65 @@ async def test_a_viewer_may_call_read_only_tools_only(
         await call(tools_stub, viewer, "test.echo", text="no")
     assert read.done and output_of(read) == {"value": 42}  # type: ignore[attr-defined]
     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+# -- bounded arguments ---------------------------------------------------------------------
+
+
+def nested(levels: int) -> object:
+    value: object = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+async def test_arguments_nested_too_deeply_are_invalid_naming_the_path(
+    tools_stub: Tools, as_account: Md
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(tools_stub, as_account, "test.echo", text=nested(40))
+
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == ["arguments.text" + "[0]" * 32]  # the 33rd level
+    assert "nested too deeply (more than 32 objects and lists)" in caught.value.details()
+
+
+async def test_arguments_with_too_many_values_are_resource_exhausted(
+    tools_stub: Tools, as_account: Md
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(tools_stub, as_account, "test.echo", text=["x"] * 20_000)
+
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_info(caught.value).reason == "ARGUMENTS_TOO_LARGE"
+    assert field_violations(caught.value) == ["arguments.text"]
+
+
+async def test_a_number_that_is_not_finite_is_invalid(tools_stub: Tools, as_account: Md) -> None:
+    request = tools_pb2.CallToolRequest(name="tools/test.echo")
+    request.arguments.fields["text"].string_value = "hi"
+    request.arguments.fields["count"].number_value = math.nan
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await tools_stub.CallTool(request, metadata=as_account)
+
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == ["arguments.count"]
+
+
+async def test_a_call_of_200_000_values_is_refused_without_holding_up_other_calls(
+    tools_stub: Tools, channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    files = {str(n): "x" for n in range(200_000)}  # about 3 MB: within the message size limit
+    # Built beforehand: the client shares the event loop with the server here.
+    request = tools_pb2.CallToolRequest(
+        name="tools/pack.build",
+        arguments=struct({"formfile": "NAME x\n", "context_files": files}),
+    )
+    refused, latencies = await cheap_calls_during(
+        tools_stub.CallTool(request, metadata=as_account), channel, as_account
+    )
+
+    assert max(latencies) < CHEAP_CALL_DEADLINE
+    assert isinstance(refused, grpc.aio.AioRpcError)
+    assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -4,6 +4,9 @@ on every database and broker (the `tools_app` server, whose worker has the built
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import tarfile
 
 import grpc
 import pytest
@@ -14,8 +17,11 @@ from formation.mcp.v1 import (
     tools_pb2_grpc,
 )
 from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import struct_pb2
 from google.rpc import code_pb2
 from tests.helpers import error_info, field_violations, metadata_of, output_of, struct
+from tests.latency import CHEAP_CALL_DEADLINE, cheap_calls_during
+from tests.workloads.poison import billion_laughs, nested_alias_bomb
 
 from formation_mcp.app import Application
 
@@ -149,3 +155,94 @@ async def test_context_files_and_tar_gz_together_are_refused(
             metadata=as_account,
         )
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+# -- hostile input answers quickly and holds up nobody ------------------------------------
+
+
+async def call_pack_build(channel: grpc.aio.Channel, md: Md, arguments: struct_pb2.Struct) -> None:
+    """CallTool, then WaitOperation until the operation is done; raises what the call raised."""
+    operation = await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(
+        tools_pb2.CallToolRequest(name="tools/pack.build", arguments=arguments), metadata=md
+    )
+    operations = operations_pb2_grpc.OperationsServiceStub(channel)
+    while not operation.done:
+        operation = await operations.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=operation.name), metadata=md
+        )
+    assert not operation.HasField("error"), operation.error.message
+
+
+BAD_CALL_DEADLINE = 10.0
+"""Generous: each of these is answered in milliseconds; before bounded parsing, the alias
+bombs held the server (and this test's event loop) for 5 s and 17 s."""
+
+
+@pytest.mark.parametrize(
+    ("formfile", "problem"),
+    [
+        (nested_alias_bomb(), "line 6: the YAML has more than 10000 values"),
+        (billion_laughs(levels=8), "line 6: the YAML has more than 10000 values"),
+        (
+            "name: x\nresources:\n  vcpus: " + "[" * 900 + "]" * 900 + "\n",
+            "line 3: the YAML is nested too deeply (more than 32 levels)",
+        ),
+        (
+            '{"name": "x", "resources": {"vcpus": ' + "[" * 500 + "]" * 500 + "}}",
+            "the JSON is nested too deeply (more than 32 levels)",
+        ),
+        (
+            "name: x\nresources:\n  vcpus: " + "9" * 5000 + "\n",
+            "the YAML has a number with more than 4300 digits",
+        ),
+        (
+            "name: x\nresources:\n  vcpus: " + "x" * 60_000 + "\n",
+            'resources.vcpus: "' + "x" * 56 + "... is not a whole number",
+        ),
+    ],
+    ids=["nested-aliases", "billion-laughs", "deep-yaml", "deep-json", "long-number", "long-value"],
+)
+async def test_a_hostile_formfile_is_refused_quickly_without_holding_up_other_calls(
+    channel: grpc.aio.Channel, as_account: Md, formfile: str, problem: str
+) -> None:
+    pytest.importorskip("yaml")
+    async with asyncio.timeout(BAD_CALL_DEADLINE):
+        refused, latencies = await cheap_calls_during(
+            call_pack_build(channel, as_account, struct({"formfile": formfile})),
+            channel,
+            as_account,
+        )
+
+    assert max(latencies) < CHEAP_CALL_DEADLINE
+    assert isinstance(refused, grpc.aio.AioRpcError)
+    assert refused.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(refused).reason == "FORMFILE_INVALID"
+    assert problem in refused.details()
+
+
+def tar_gz_of_zeros(files: int, file_bytes: int) -> str:
+    """A base64 .tar.gz of `files` files of zeros: small to send, large to stage."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for index in range(files):
+            member = tarfile.TarInfo(f"data/{index % 20}/file-{index}.bin")
+            member.size = file_bytes
+            archive.addfile(member, io.BytesIO(bytes(file_bytes)))
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+async def test_staging_a_large_context_does_not_hold_up_other_calls(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    """2,000 files and 62.5 MiB to write and digest: on the event loop this held every other
+    call for about 1.6 s."""
+    arguments = struct(
+        {"formfile": "NAME big-context\n", "context_tar_gz": tar_gz_of_zeros(2000, 32 * 1024)}
+    )
+
+    built, latencies = await cheap_calls_during(
+        call_pack_build(channel, as_account, arguments), channel, as_account
+    )
+
+    assert built is None
+    assert max(latencies) < CHEAP_CALL_DEADLINE

@@ -8,7 +8,7 @@ from google.protobuf import json_format
 
 from formation_mcp.api.handlers import Context
 from formation_mcp.identity import current_caller
-from formation_mcp.structs import struct_to_dict
+from formation_mcp.structs import arguments_from_struct
 from formation_mcp.tools.registry import ToolSpec
 from formation_mcp.tools.service import ToolsService
 
@@ -52,10 +52,12 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
     async def CallTool(
         self, request: tools_pb2.CallToolRequest, context: Context
     ) -> lro_pb2.Operation:
+        arguments, size = arguments_from_struct(request.arguments)
         return await self._tools.call(
             current_caller(),
             request.name,
-            struct_to_dict(request.arguments),
+            arguments,
             request.request_id,
             request.validate_only,
+            size=size,
         )

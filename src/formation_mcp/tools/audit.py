@@ -37,18 +37,18 @@ def entry(
     *,
     account: str,
     tool: str,
-    arguments: dict[str, Any],
+    arguments_sha256: str,
     outcome: str,
     operation_id: str | None = None,
     request_id: str | None = None,
     detail: str = "",
 ) -> dict[str, Any]:
-    """One audit row."""
+    """One audit row; `arguments_sha256` is `arguments_digest` of the call's arguments."""
     return {
         "time": now_us(),
         "account": account,
         "tool": tool,
-        "arguments_sha256": arguments_digest(arguments),
+        "arguments_sha256": arguments_sha256,
         "operation_id": operation_id,
         "request_id": request_id or None,
         "outcome": outcome,

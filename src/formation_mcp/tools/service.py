@@ -8,14 +8,12 @@ is handed to the dispatcher (operation and outbox row in one transaction) and re
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from formation.mcp.v1 import operations_pb2, queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
-from google.protobuf import json_format
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,8 +28,10 @@ from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.ids import operation_name
 from formation_mcp.operations.lifecycle import OperationRecord
 from formation_mcp.operations.service import OperationService, new_record
+from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
 from formation_mcp.tools.audit import AuditLog
+from formation_mcp.tools.checks import CheckedArguments, WorkOrder, check_arguments, work_item
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import Placement, RegisteredTool, ToolRegistry, ToolSpec
 from formation_mcp.tools.runner import run_tool
@@ -104,13 +104,18 @@ class ToolsService:
         arguments: dict[str, Any],
         request_id: str,
         validate_only: bool,
+        *,
+        size: StructSize | None = None,
     ) -> lro_pb2.Operation:
+        """`size`: what `structs.arguments_from_struct` measured of `arguments` (big ones
+        are checked off the event loop, see `tools.checks`)."""
         tool = self._registry.resolve_resource(name)
         spec = tool.spec
+        checked = await check_arguments(spec, arguments, size)
         record: dict[str, Any] = {
             "account": caller.account,
             "tool": spec.name,
-            "arguments": arguments,
+            "arguments_sha256": checked.digest,
             "request_id": request_id,
         }
         if not may_call_tool(
@@ -131,13 +136,11 @@ class ToolsService:
                 audit.entry(**record, outcome=audit.DUPLICATE, operation_id=existing.id)
             )
             return to_operation(existing)
-        try:
-            spec.validate(arguments)
-        except InvalidArgument as error:
+        if checked.invalid is not None:
             await self._audit.record(
-                audit.entry(**record, outcome=audit.INVALID, detail=error.message)
+                audit.entry(**record, outcome=audit.INVALID, detail=checked.invalid.message)
             )
-            raise
+            raise checked.invalid
         if validate_only:
             await self._audit.record(audit.entry(**record, outcome=audit.VALIDATED))
             return _validated(spec)
@@ -151,12 +154,14 @@ class ToolsService:
                 )
                 raise
         if spec.long_running or placement is not None:
-            operation = await self._dispatch(caller, tool, arguments, request_id, record, placement)
+            operation = await self._dispatch(
+                caller, tool, arguments, checked, request_id, record, placement
+            )
             if not spec.long_running and not operation.done:
                 # A quick tool placed on a node: answer with its result, as for any quick tool.
                 return await self._operations.wait(caller, operation.name, PLACED_QUICK_WAIT)
             return operation
-        return await self._run_inline(caller, tool, arguments, request_id, record)
+        return await self._run_inline(caller, tool, arguments, checked, request_id, record)
 
     async def _existing(
         self, caller: Caller, request_id: str, spec: ToolSpec
@@ -173,6 +178,7 @@ class ToolsService:
         caller: Caller,
         tool: RegisteredTool,
         arguments: dict[str, Any],
+        checked: CheckedArguments,
         request_id: str,
         record: dict[str, Any],
     ) -> lro_pb2.Operation:
@@ -181,7 +187,9 @@ class ToolsService:
                 caller.account, tool.spec.name, request_id=request_id or None
             )
         except IntegrityError:  # the same request_id raced in: answer with the first call's
-            return await self.call(caller, tool.spec.resource_name, arguments, request_id, False)
+            return await self.call(
+                caller, tool.spec.resource_name, arguments, request_id, False, size=checked.size
+            )
         context = ToolContext(
             operation=operation_name(created.id),
             tool=tool.spec.name,
@@ -205,6 +213,7 @@ class ToolsService:
         caller: Caller,
         tool: RegisteredTool,
         arguments: dict[str, Any],
+        checked: CheckedArguments,
         request_id: str,
         record: dict[str, Any],
         placement: Placement | None,
@@ -212,23 +221,16 @@ class ToolsService:
         """The operation, its work item in the outbox and the audit entry, written in one
         transaction (together with other calls' admissions that arrive meanwhile)."""
         created = new_record(caller.account, tool.spec.name, request_id or None)
-        item = queue_pb2.WorkItem(
-            operation=operation_name(created.id),
-            tool=tool.spec.name,
-            owner=caller.account,
-            attempt=1,
-            trace_id=uuid.uuid4().hex,
-        )
-        if placement is not None:
-            item.node = placement.node
-            item.resource = placement.resource
-        json_format.ParseDict(arguments, item.arguments)
+        order = WorkOrder(operation_name(created.id), tool.spec.name, caller.account, placement)
+        item = await work_item(order, arguments, checked)
         entry = audit.entry(**record, outcome=audit.ACCEPTED, operation_id=created.id)
         admission = _Admission(created, to_operation(created), item, entry)
         try:
             await self._admissions.submit(admission)
         except IntegrityError:  # the same request_id raced in: answer with the first call's
-            return await self.call(caller, tool.spec.resource_name, arguments, request_id, False)
+            return await self.call(
+                caller, tool.spec.resource_name, arguments, request_id, False, size=checked.size
+            )
         return admission.snapshot
 
     async def _admit(self, admissions: Sequence[_Admission]) -> None:

@@ -53,11 +53,13 @@ Decisions
   stops at its first bad value, except USER and NETWORK, which report each bad field), up to
   `MAX_PROBLEMS`. `FormfileError.field_violations` turns them into BadRequest pairs.
 - A leading byte-order mark is ignored. YAML needs PyYAML, imported when first needed.
+- The document form is loaded with bounded work (`workloads.documents`: depth, values and
+  YAML aliases are limited before anything is built), and error messages show values through
+  `previews.preview`, which stops writing at the message's length.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shlex
@@ -65,6 +67,9 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, fields
 from typing import Final, Literal, TypeAlias, TypeVar
+
+from formation_mcp.previews import preview
+from formation_mcp.workloads.documents import DocumentError, load_json, load_yaml
 
 _T = TypeVar("_T")
 
@@ -361,12 +366,9 @@ def _clip(text: str, limit: int = 60) -> str:
 
 
 def _show(value: object) -> str:
-    """A value as it would be written in JSON, shortened for messages."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return _clip(text)
+    """A value as it would be written in JSON, shortened for messages (at a cost bounded by
+    the message, however large the value: see `previews`)."""
+    return preview(value)
 
 
 def _within(subject: str, convert: Callable[[object], _T], value: object) -> _T:
@@ -635,9 +637,12 @@ def _shell_words(text: str) -> list[str]:
 def _json_array(text: str) -> list[object]:
     try:
         data: object = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        raise _Invalid(f"is not a valid JSON array ({detail})") from None
+    except json.JSONDecodeError as exc:
+        raise _Invalid(f"is not a valid JSON array ({exc.msg})") from None
+    except RecursionError:
+        raise _Invalid("is not a valid JSON array (nested too deeply)") from None
+    except ValueError:  # a number over Python's 4,300-digit conversion limit
+        raise _Invalid("is not a valid JSON array (a number in it is too long)") from None
     if not isinstance(data, list):
         raise _Invalid(f"must be a JSON array of strings, not {_kind(data)}")
     return data
@@ -1500,54 +1505,14 @@ def detect_formfile_form(text: str) -> FormfileForm:
     return "text"
 
 
-def _load_json(text: str) -> object:
-    duplicates: list[str] = []
-
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
-        result: dict[str, object] = {}
-        for key, value in items:
-            if key in result:
-                duplicates.append(key)
-            result[key] = value
-        return result
-
+def _load_document(text: str, form: FormfileForm) -> object:
+    """Decode the document form with bounded work (see `workloads.documents`)."""
     try:
-        data: object = json.loads(text, object_pairs_hook=pairs)
-    except json.JSONDecodeError as exc:
-        message = f"the JSON is not valid: {exc.msg} (column {exc.colno})"
-        raise FormfileError([FormfileProblem(message, line=exc.lineno)]) from None
-    except RecursionError:
-        raise FormfileError([FormfileProblem("the JSON is nested too deeply")]) from None
-    if duplicates:
+        return load_json(text) if form == "json" else load_yaml(text)
+    except DocumentError as exc:
         raise FormfileError(
-            FormfileProblem(f"key {_show(key)} appears more than once; give it once")
-            for key in duplicates
-        )
-    return data
-
-
-def _load_yaml(text: str) -> object:
-    try:
-        yaml = importlib.import_module("yaml")
-    except ImportError:
-        message = "YAML Formfiles need PyYAML, which is not installed; send JSON or the text form"
-        raise FormfileError([FormfileProblem(message)]) from None
-    load: Callable[[str], object] = yaml.safe_load
-    yaml_error: type[Exception] = yaml.YAMLError
-    try:
-        return load(text)
-    except yaml_error as exc:
-        raise FormfileError([_yaml_problem(exc)]) from None
-    except RecursionError:
-        raise FormfileError([FormfileProblem("the YAML is nested too deeply")]) from None
-
-
-def _yaml_problem(exc: Exception) -> FormfileProblem:
-    mark: object = getattr(exc, "problem_mark", None)
-    line: object = getattr(mark, "line", None)
-    detail: object = getattr(exc, "problem", None) or exc
-    message = f"the YAML is not valid: {detail}"
-    return FormfileProblem(message, line=line + 1 if isinstance(line, int) else None)
+            FormfileProblem(p.message, line=p.line, path=p.path) for p in exc.problems
+        ) from None
 
 
 def parse_formfile(text: str) -> Formfile:
@@ -1557,5 +1522,4 @@ def parse_formfile(text: str) -> Formfile:
     form = detect_formfile_form(text)
     if form == "text":
         return parse_formfile_text(text)
-    data = _load_json(text) if form == "json" else _load_yaml(text)
-    return parse_formfile_document(data)
+    return parse_formfile_document(_load_document(text, form))

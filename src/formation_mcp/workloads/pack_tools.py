@@ -2,7 +2,8 @@
 
 The call is checked before anything is queued (schema, then the Formfile's own grammar); the
 build runs on a worker (long-running), streams every output line, and a second identical
-build is done at once from the cache.
+build is done at once from the cache. The CPU- and disk-heavy parts (parsing, decoding,
+staging) run on threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from formation_mcp.db.database import Database
 from formation_mcp.errors import FieldViolation, InvalidArgument
+from formation_mcp.offload import CONTEXT_STAGING
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry, ToolSpec
 from formation_mcp.workloads.build import (
@@ -31,7 +33,12 @@ from formation_mcp.workloads.build import (
 from formation_mcp.workloads.formfile import Formfile, FormfileError, parse_formfile
 from formation_mcp.workloads.packs import PackStore, StoredPack
 from formation_mcp.workloads.sandbox import WorkloadSandbox
-from formation_mcp.workloads.staging import StagingLimits, stage_files, stage_tar_gz
+from formation_mcp.workloads.staging import (
+    ContextDigest,
+    StagingLimits,
+    stage_files,
+    stage_tar_gz,
+)
 
 MAX_FORMFILE_CHARS = 65_536
 MAX_TAR_GZ_BASE64_CHARS = 96 * 1024 * 1024
@@ -111,7 +118,7 @@ def _formfile(arguments: dict[str, Any]) -> Formfile:
             for field, description in error.field_violations("arguments.formfile")
         ]
         raise InvalidArgument(
-            f"the Formfile is not valid: {violations[0].description}"
+            f"the Formfile is not valid: {error.problems[0]}"  # `line 7: ...` or `env.X: ...`
             + (f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""),
             reason="FORMFILE_INVALID",
             field_violations=violations,
@@ -131,8 +138,28 @@ def _tar_gz(arguments: dict[str, Any]) -> bytes | None:
 
 
 def precheck_pack_build(arguments: dict[str, Any]) -> None:
-    _formfile(arguments)
-    _tar_gz(arguments)
+    """At CallTool time (on the `offload.ARGUMENT_CHECKS` threads: see `tools.checks`)."""
+    _decoded(arguments)
+
+
+# The worker's share runs on the `offload.CONTEXT_STAGING` threads: decoding, staging and
+# removing a context of megabytes and thousands of files would hold up the event loop (on the
+# embedded default the API's too) for as long.
+
+
+def _decoded(arguments: dict[str, Any]) -> tuple[Formfile, bytes | None]:
+    return _formfile(arguments), _tar_gz(arguments)
+
+
+def _stage(arguments: dict[str, Any], archive: bytes | None, root: Path) -> ContextDigest:
+    if archive is not None:
+        return stage_tar_gz(archive, root, StagingLimits())
+    return stage_files(arguments.get("context_files", {}), root, StagingLimits())
+
+
+def _remove(scratch: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(scratch)
 
 
 class PackBuilder:
@@ -141,16 +168,12 @@ class PackBuilder:
         self._packs = PackStore(environment.database)
 
     async def __call__(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-        formfile = _formfile(arguments)
-        archive = _tar_gz(arguments)
+        formfile, archive = await CONTEXT_STAGING.run(_decoded, arguments)
         scratch = self._env.work_dir / "builds" / uuid.uuid4().hex
         try:
             staged = scratch / "context"
             await context.progress(1, "staging", "Staging the build context.")
-            if archive is not None:
-                digest = stage_tar_gz(archive, staged, StagingLimits())
-            else:
-                digest = stage_files(arguments.get("context_files", {}), staged, StagingLimits())
+            digest = await CONTEXT_STAGING.run(_stage, arguments, archive, staged)
             build_id = build_id_for(context.owner, formfile, str(digest))
             if (cached := await self._cached(build_id, context.owner)) is not None:
                 await context.progress(100, "done", "An identical pack exists: reused.")
@@ -182,8 +205,7 @@ class PackBuilder:
             )
             return {"name": formfile.name, **result.to_output()}
         finally:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(scratch)
+            await CONTEXT_STAGING.run(_remove, scratch)
 
     async def _cached(self, build_id: str, owner: str) -> dict[str, Any] | None:
         pack = await self._packs.find(build_id, owner)
