@@ -6,6 +6,8 @@ Convention (stated in the README): a fenced block with info string `sh` right af
 variables are the test servers': `GRPC` (the server's gRPC host:port), `ENVOY` (Envoy's
 host:port), `TOKEN` (an access token of the test's account) and `OP` (a finished `test.sleep`
 operation of that account). The CLI gets `FMCP_TARGET` = `GRPC` and a config dir of its own.
+A `python` block is run the same way by the project's Python, with `FMCP_KEY_FILE` naming a
+fresh key (a new account), as a reader's `fmcp keygen` would have made.
 """
 
 from __future__ import annotations
@@ -17,26 +19,31 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
 from tests.envoy.support import DEADLINE
 from tests.helpers import Worker, new_operation
 
 from formation_mcp.app import Application
+from formation_mcp.auth.keys import write_private_key
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 README = REPOSITORY / "README.md"
-TESTED_BLOCK = re.compile(r"^<!-- tested -->\n```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+TESTED_BLOCK = re.compile(r"^<!-- tested -->\n```(sh|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 EXPECTED_LINE = re.compile(r"^#> (.+)$", re.MULTILINE)
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 MIN_BLOCKS = 5
 
 
-def readme_blocks() -> list[str]:
+def readme_blocks() -> list[tuple[str, str]]:
+    """(language, code) of every tested block."""
     return TESTED_BLOCK.findall(README.read_text())
 
 
-def block_id(number: int, block: str) -> str:
+def block_id(number: int, language: str, block: str) -> str:
     """`2-grpcurl`: the block's place in the README and its first command's program."""
+    if language == "python":
+        return f"{number}-python"
     commands = (line for line in block.splitlines() if line and not line.startswith("#"))
     program = next(line for line in commands if not ASSIGNMENT.match(line)).split()[0]
     return f"{number}-{program}"
@@ -57,12 +64,10 @@ async def finished_operation(app: Application, session: auth_pb2.Session) -> str
     return name
 
 
-async def run_block(block: str, env: dict[str, str]) -> tuple[int, str]:
+async def run_block(language: str, block: str, env: dict[str, str]) -> tuple[int, str]:
+    command = [sys.executable, "-c"] if language == "python" else ["bash", "-euo", "pipefail", "-c"]
     process = await asyncio.create_subprocess_exec(
-        "bash",
-        "-euo",
-        "pipefail",
-        "-c",
+        *command,
         block,
         cwd=REPOSITORY,
         env=env,
@@ -81,9 +86,12 @@ async def run_block(block: str, env: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(
-    "block", BLOCKS, ids=[block_id(n, block) for n, block in enumerate(BLOCKS, 1)]
+    ("language", "block"),
+    BLOCKS,
+    ids=[block_id(n, language, block) for n, (language, block) in enumerate(BLOCKS, 1)],
 )
 async def test_readme_block_runs_and_prints_what_it_says(
+    language: str,
     block: str,
     app: Application,
     envoy: str,
@@ -105,7 +113,10 @@ async def test_readme_block_runs_and_prints_what_it_says(
         TOKEN=session.access_token,
         OP=finished_operation,
     )
-    code, output = await run_block(block, env)
+    if language == "python":
+        env["FMCP_KEY_FILE"] = str(tmp_path / "key.pem")
+        write_private_key(tmp_path / "key.pem", Ed25519PrivateKey.generate())
+    code, output = await run_block(language, block, env)
     assert code == 0, output
     missing = [text for text in expected if text not in output]
     assert not missing, f"not printed: {missing}\n{output}"
