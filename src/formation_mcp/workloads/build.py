@@ -240,8 +240,8 @@ async def build_pack(request: BuildRequest, context: ProgressSink) -> BuildResul
     _check_dirs(request)
     try:
         return await _build_or_reuse(request, context)
-    finally:
-        _remove_tree(request.work_dir)
+    finally:  # on a thread: a big image takes a while to remove, the loop serves calls
+        await _in_thread(lambda _abort: _remove_tree(request.work_dir))
 
 
 # -- directories -------------------------------------------------------------------------------
