@@ -49,9 +49,9 @@ define generate
 	# The descriptor set also holds google.rpc's error details, so Envoy can render them as JSON.
 	$(BIN)/python -m grpc_tools.protoc -Iproto --include_imports --include_source_info \
 	  --descriptor_set_out=$(1)/formation_mcp.binpb $(PROTO_FILES) proto/google/rpc/error_details.proto
-	$(BIN)/python -m formation_mcp.rest_bodies --descriptor $(1)/formation_mcp.binpb --output $(1)/rest_bodies.lua
-	for d in $(1)/formation $(1)/formation/mcp $(1)/formation/mcp/v1; do touch $$d/__init__.py; done
+	for d in $(1)/formation $(1)/formation/mcp $(1)/formation/mcp/v1 $(1)/formation/mcp/internal $(1)/formation/mcp/internal/v1; do touch $$d/__init__.py; done
 	touch $(1)/formation/py.typed
+	$(BIN)/python -m formation_mcp.rest_bodies --descriptor $(1)/formation_mcp.binpb --output $(1)/rest_bodies.lua
 endef
 
 proto: $(BIN)/fmcp ## Wipe and regenerate generated/ from proto/, and the OpenAPI document

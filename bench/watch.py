@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 
 from bench.common import LOAD_CORE, PYTHON, ROOT, figure, heading, note, ratio
 from bench.databases import scratch_postgres

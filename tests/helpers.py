@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format, struct_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.internal.v1 import queue_pb2
 from formation.mcp.v1 import (
     operations_pb2,
     operations_pb2_grpc,
-    queue_pb2,
     tools_pb2,
     tools_pb2_grpc,
 )

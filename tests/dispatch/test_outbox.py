@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from tests.helpers import eventually
 
 from formation_mcp.broker.base import BrokerUnavailable, Delivery

@@ -8,7 +8,8 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, cast
 
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import code_pb2, status_pb2
 from tests.helpers import DEADLINE, eventually, metadata_of, new_operation, output_of

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2

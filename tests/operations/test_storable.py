@@ -4,7 +4,8 @@ NUL), tab and newline kept, in every string of an event."""
 from __future__ import annotations
 
 import pytest
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from tests.helpers import Worker, metadata_of, new_operation

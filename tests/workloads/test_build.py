@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from tests.workloads.conftest import WORKLOAD_USER
 
 from formation_mcp.errors import FailedPrecondition, InvalidArgument

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.rpc import code_pb2, status_pb2
 from sqlalchemy.exc import DBAPIError
 

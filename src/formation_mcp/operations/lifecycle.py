@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from google.rpc import code_pb2, status_pb2
 
 RECENT_LOG_LINES = 20

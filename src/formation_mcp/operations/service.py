@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import status_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 

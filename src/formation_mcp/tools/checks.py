@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf import json_format
 
 from formation_mcp.errors import InvalidArgument

@@ -13,7 +13,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from formation.mcp.v1 import operations_pb2, queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 
 EmitEvent = Callable[[queue_pb2.OperationEvent], Awaitable[None]]
 MAX_HEARTBEAT_LINE_CHARS = 200

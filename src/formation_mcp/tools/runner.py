@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 

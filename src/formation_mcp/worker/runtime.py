@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from formation.mcp.v1 import queue_pb2
+from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
