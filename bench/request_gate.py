@@ -17,8 +17,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from bench.common import figure, heading, note, ratio
-from formation_mcp.api.handlers import Handler
 from formation_mcp.api.request_gate import RequestGate
+from formation_mcp.api.wrapping import Handler
 
 CALLS = 20_000
 ROUNDS = 3  # the best of three: the least disturbed by other work

@@ -11,32 +11,32 @@ from formation_mcp.api.server import GrpcServer
 from formation_mcp.auth import store as auth_store
 from formation_mcp.auth.accounts import AccountsAdmin
 from formation_mcp.auth.keys import load_or_create_signing_key
+from formation_mcp.auth.manager import AuthService
 from formation_mcp.auth.revocations import Revocations
-from formation_mcp.auth.service import AuthService
 from formation_mcp.auth.tokens import KeyRing, TokenIssuer, TokenVerifier
 from formation_mcp.broker.factory import create_broker
+from formation_mcp.catalog import build_registry, local_driver, workload_environment
 from formation_mcp.changes import ChangeBus, PostgresChangeBus
 from formation_mcp.clock import now_us
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
 from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
-from formation_mcp.http_side import HttpSide, build_app
+from formation_mcp.http_server import HttpSide, build_app
 from formation_mcp.listening import check_free
 from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations import store
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.lifecycle import State
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 from formation_mcp.operations.store import StoredEvent
 from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
 from formation_mcp.tools.audit import AuditLog
-from formation_mcp.tools.catalog import build_registry, local_driver, workload_environment
+from formation_mcp.tools.manager import ToolsService
 from formation_mcp.tools.registry import ToolRegistry
-from formation_mcp.tools.service import ToolsService
 from formation_mcp.worker.runtime import Worker
 
 log = logging.getLogger(__name__)

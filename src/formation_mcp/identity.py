@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 
-from formation_mcp.auth.permissions import ADMIN, allows, permissions_of
 from formation_mcp.errors import Unauthenticated
+from formation_mcp.permissions import ADMIN, allows, permissions_of
 
 
 @dataclass(frozen=True, slots=True)

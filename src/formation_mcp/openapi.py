@@ -10,7 +10,7 @@ says is derived from what the transcoder reads or is configured with:
 - `envoy/envoy.yaml`: which services are transcoded, and the print options (field names as
   in the proto with `preserve_proto_field_names`, zero values printed with
   `always_print_primitive_fields`, server streams as NDJSON with `stream_newline_delimited`);
-- `formation_mcp.auth.permissions`: which methods need a bearer token and which permission.
+- `formation_mcp.permissions`: which methods need a bearer token and which permission.
 
 Path templates are expanded into plain OpenAPI paths: `/v1/{name=operations/*}` becomes
 `/v1/operations/{operation}`, the resource name being `operations/{operation}`; one path
@@ -37,8 +37,8 @@ from google.longrunning import operations_proto_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
-from formation_mcp.auth.permissions import METHOD_PERMISSIONS, is_public
 from formation_mcp.envoy import DESCRIPTOR, REPOSITORY, TEMPLATE
+from formation_mcp.permissions import METHOD_PERMISSIONS, is_public
 
 OUTPUT = REPOSITORY / "openapi" / "formation_mcp.openapi.json"
 OPENAPI_VERSION = "3.1.0"

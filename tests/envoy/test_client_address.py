@@ -13,8 +13,8 @@ from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
 from tests.envoy.support import StartApp, StartEnvoy, assert_error, b64
 
 from formation_mcp.api import auth_servicer
-from formation_mcp.api.handlers import Context
 from formation_mcp.api.peers import client_address, metadata_values
+from formation_mcp.api.wrapping import Context
 from formation_mcp.auth.keys import public_bytes
 from formation_mcp.envoy import render
 from formation_mcp.proxies import PROXY_SECRET_HEADER, ProxyTrust

@@ -627,7 +627,7 @@ def test_sample_additional_bindings_and_custom_methods(sample: JsonObject) -> No
     }
     labels = response_schema(rename)
     assert labels["type"] == "array" and labels["items"] == {"type": "string"}
-    # Not in auth.permissions: protected.
+    # Not in formation_mcp.permissions: protected.
     assert rename["security"] == PROTECTED
 
 

@@ -14,7 +14,7 @@ from formation_mcp.errors import Unavailable
 from formation_mcp.identity import Caller
 from formation_mcp.operations import store
 from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 from formation_mcp.operations.store import StoredEvent
 
 

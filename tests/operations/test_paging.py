@@ -8,7 +8,7 @@ import re
 import pytest
 
 from formation_mcp.errors import InvalidArgument
-from formation_mcp.operations.paging import (
+from formation_mcp.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     decode_token,

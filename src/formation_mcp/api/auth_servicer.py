@@ -5,10 +5,10 @@ from __future__ import annotations
 from formation.mcp.v1 import accounts_pb2, accounts_pb2_grpc, auth_pb2, auth_pb2_grpc
 from google.protobuf import empty_pb2
 
-from formation_mcp.api.handlers import Context
 from formation_mcp.api.peers import client_address
+from formation_mcp.api.wrapping import Context
 from formation_mcp.auth.accounts import AccountsAdmin
-from formation_mcp.auth.service import AuthService
+from formation_mcp.auth.manager import AuthService
 from formation_mcp.identity import current_caller
 from formation_mcp.proxies import ProxyTrust
 

@@ -5,7 +5,7 @@
 request id (and the traceback goes to the log). It also logs every call (request id, method,
 code, latency) and counts it in the metrics.
 
-Who the caller is, is decided by `auth.interceptor.AuthInterceptor`, which runs inside this one.
+Who the caller is, is decided by `api.auth_interceptor.AuthInterceptor`, which runs inside this one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from formation_mcp.api.handlers import (
+from formation_mcp.api.wrapping import (
     Context,
     StreamBehavior,
     UnaryBehavior,

@@ -8,10 +8,10 @@ from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import empty_pb2
 
-from formation_mcp.api.handlers import Context
+from formation_mcp.api.wrapping import Context
 from formation_mcp.identity import current_caller
 from formation_mcp.metrics import Metrics
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 
 
 class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):

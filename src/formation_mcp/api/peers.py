@@ -3,7 +3,7 @@ for when a front door's x-forwarded-for is believed)."""
 
 from __future__ import annotations
 
-from formation_mcp.api.handlers import Context
+from formation_mcp.api.wrapping import Context
 from formation_mcp.proxies import FORWARDED_FOR_HEADER, PROXY_SECRET_HEADER, ProxyTrust
 
 

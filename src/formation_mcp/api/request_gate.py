@@ -19,7 +19,8 @@ from typing import Any, Final
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
 
-from formation_mcp.api.handlers import (
+from formation_mcp.api.request_strings import RequestCheck, checker_for
+from formation_mcp.api.wrapping import (
     Context,
     Deserializer,
     StreamBehavior,
@@ -27,7 +28,6 @@ from formation_mcp.api.handlers import (
     WrappingInterceptor,
     responses,
 )
-from formation_mcp.api.request_strings import RequestCheck, checker_for
 from formation_mcp.errors import InvalidArgument
 
 REASON: Final = "MALFORMED_REQUEST"

@@ -16,20 +16,20 @@ from formation.mcp.v1 import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from formation_mcp.api.auth_interceptor import AuthInterceptor
 from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
 from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
 from formation_mcp.api.request_gate import RequestGate
 from formation_mcp.api.tools_servicer import ToolsServicer
 from formation_mcp.auth.accounts import AccountsAdmin
-from formation_mcp.auth.interceptor import AuthInterceptor
-from formation_mcp.auth.service import AuthService
+from formation_mcp.auth.manager import AuthService
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.listening import ListenError
 from formation_mcp.metrics import Metrics
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 from formation_mcp.proxies import ProxyTrust
-from formation_mcp.tools.service import ToolsService
+from formation_mcp.tools.manager import ToolsService
 
 SERVICE_NAMES = (
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,

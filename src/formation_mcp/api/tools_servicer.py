@@ -6,11 +6,11 @@ from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
 
-from formation_mcp.api.handlers import Context
+from formation_mcp.api.wrapping import Context
 from formation_mcp.identity import current_caller
 from formation_mcp.structs import arguments_from_struct
+from formation_mcp.tools.manager import ToolsService
 from formation_mcp.tools.registry import ToolSpec
-from formation_mcp.tools.service import ToolsService
 
 
 def to_tool_message(spec: ToolSpec) -> tools_pb2.Tool:

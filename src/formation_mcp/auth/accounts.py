@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from formation.mcp.v1 import accounts_pb2, auth_pb2
 
+from formation_mcp import paging
 from formation_mcp.auth import store
 from formation_mcp.auth.keys import key_id, parse_public_key
-from formation_mcp.auth.permissions import ADMIN, ROLES, USER
+from formation_mcp.auth.manager import check_public_key, to_account_message
 from formation_mcp.auth.revocations import TOPIC as REVOCATION_TOPIC
 from formation_mcp.auth.revocations import Revocations
-from formation_mcp.auth.service import check_public_key, to_account_message
 from formation_mcp.changes import ChangeBus
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.errors import AlreadyExists, InvalidArgument, NotFound
-from formation_mcp.operations import paging
+from formation_mcp.permissions import ADMIN, ROLES, USER
 
 NAME_PREFIX = "accounts/"
 UPDATABLE = ("roles", "disabled")

@@ -131,7 +131,7 @@ async def _serve(settings: Settings, run_worker: bool, with_envoy: bool) -> int:
 def worker() -> None:
     """Run a worker: take work from FMCP_BROKER_URL (RabbitMQ), run tools, report events."""
     from formation_mcp.logging_setup import configure_logging
-    from formation_mcp.worker.process import WorkerApplication
+    from formation_mcp.worker_app import WorkerApplication
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)

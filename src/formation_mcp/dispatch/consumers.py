@@ -22,7 +22,7 @@ from formation_mcp.dispatch.event_writer import EventWriter, describe_failure
 from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import parse_operation_name
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from formation_mcp.errors import Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import parse_operation_name
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 from formation_mcp.operations.storable import storable_text
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,13 @@ from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import status_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from formation_mcp import paging
 from formation_mcp.changes import ChangeBus
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from formation_mcp.identity import Caller
-from formation_mcp.operations import lifecycle, paging, store
+from formation_mcp.operations import lifecycle, store
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.feeds import FeedHub, OperationDeleted
 from formation_mcp.operations.filtering import FilterError, parse_filter

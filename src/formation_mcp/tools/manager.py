@@ -18,17 +18,17 @@ from google.longrunning import operations_pb2 as lro_pb2
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from formation_mcp.auth.permissions import may_call_tool
+from formation_mcp import paging
 from formation_mcp.db.database import Database
 from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.dispatch.outbox import Pending
 from formation_mcp.errors import FmcpError, InvalidArgument, PermissionDenied
 from formation_mcp.identity import Caller
-from formation_mcp.operations import paging
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.ids import operation_name
 from formation_mcp.operations.lifecycle import OperationRecord
-from formation_mcp.operations.service import OperationService, new_record
+from formation_mcp.operations.manager import OperationService, new_record
+from formation_mcp.permissions import may_call_tool
 from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
 from formation_mcp.tools.audit import AuditLog

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 from formation_mcp.broker.factory import create_broker
+from formation_mcp.catalog import build_registry, local_driver, workload_environment
 from formation_mcp.changes import ChangeBus
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.service import OperationService
+from formation_mcp.operations.manager import OperationService
 from formation_mcp.operations.store import StoredEvent
 from formation_mcp.settings import Settings
-from formation_mcp.tools.catalog import build_registry, local_driver, workload_environment
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
 

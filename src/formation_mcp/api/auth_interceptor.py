@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from formation_mcp.api.handlers import (
+from formation_mcp.api.wrapping import (
     Context,
     StreamBehavior,
     UnaryBehavior,
@@ -15,10 +15,10 @@ from formation_mcp.api.handlers import (
     metadata_value,
     responses,
 )
-from formation_mcp.auth.permissions import METHOD_PERMISSIONS, is_public
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.errors import PermissionDenied, Unauthenticated
 from formation_mcp.identity import Caller, reset_caller, set_caller
+from formation_mcp.permissions import METHOD_PERMISSIONS, is_public
 
 AUTHORIZATION = "authorization"
 

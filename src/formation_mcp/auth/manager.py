@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from formation_mcp.auth import store
 from formation_mcp.auth.challenges import challenge_message
 from formation_mcp.auth.keys import PUBLIC_KEY_BYTES, account_name, key_id
-from formation_mcp.auth.permissions import USER
 from formation_mcp.auth.ratelimit import RateLimiter
 from formation_mcp.auth.revocations import TOPIC as REVOCATION_TOPIC
 from formation_mcp.auth.revocations import Revocations
@@ -27,6 +26,7 @@ from formation_mcp.clock import now_us, to_timestamp
 from formation_mcp.db.database import Database
 from formation_mcp.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from formation_mcp.identity import Caller
+from formation_mcp.permissions import USER
 from formation_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
