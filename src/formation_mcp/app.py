@@ -9,9 +9,9 @@ import logging
 
 from formation_mcp.api.server import GrpcServer
 from formation_mcp.auth import store as auth_store
-from formation_mcp.auth.accounts import AccountsAdmin
+from formation_mcp.auth.accounts import AccountManager
 from formation_mcp.auth.keys import load_or_create_signing_key
-from formation_mcp.auth.manager import AuthService
+from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.revocations import Revocations
 from formation_mcp.auth.tokens import KeyRing, TokenIssuer, TokenVerifier
 from formation_mcp.broker.factory import create_broker
@@ -29,13 +29,13 @@ from formation_mcp.metrics import Metrics
 from formation_mcp.operations import store
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.lifecycle import State
-from formation_mcp.operations.manager import OperationService
-from formation_mcp.operations.store import StoredEvent
+from formation_mcp.operations.manager import OperationManager
+from formation_mcp.operations.store import EventRecord
 from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
 from formation_mcp.tools.audit import AuditLog
-from formation_mcp.tools.manager import ToolsService
+from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
 
@@ -65,7 +65,7 @@ class Application:
             if self.database.is_postgres
             else ChangeBus()
         )
-        self.operations = OperationService(
+        self.operations = OperationManager(
             self.database,
             self.hub,
             self.bus,
@@ -85,7 +85,7 @@ class Application:
             settings.auth_audience,
             settings.token_cache_size,
         )
-        self.auth = AuthService(
+        self.auth = AuthManager(
             self.database,
             self.bus,
             settings,
@@ -98,7 +98,7 @@ class Application:
             self.keys,
             self.revocations,
         )
-        self.accounts = AccountsAdmin(self.database, self.bus, self.revocations)
+        self.accounts = AccountManager(self.database, self.bus, self.revocations)
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.driver = local_driver(settings, environment) if run_worker else None
@@ -123,7 +123,7 @@ class Application:
             if run_worker
             else None
         )
-        self.tools = ToolsService(
+        self.tools = ToolManager(
             self.database, self.registry, self.operations, AuditLog(self.database), self.outbox
         )
         self.broker_ready = asyncio.Event()
@@ -155,7 +155,7 @@ class Application:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
 
-    async def _load_events(self, operation_id: str, after: int, limit: int) -> list[StoredEvent]:
+    async def _load_events(self, operation_id: str, after: int, limit: int) -> list[EventRecord]:
         async with self.database.read() as conn:
             return await store.events_after(conn, operation_id, after, limit)
 

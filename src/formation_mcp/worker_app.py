@@ -10,8 +10,8 @@ from formation_mcp.changes import ChangeBus
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.manager import OperationService
-from formation_mcp.operations.store import StoredEvent
+from formation_mcp.operations.manager import OperationManager
+from formation_mcp.operations.store import EventRecord
 from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
@@ -19,7 +19,7 @@ from formation_mcp.worker.runtime import Worker
 log = logging.getLogger(__name__)
 
 
-async def _no_events(_operation_id: str, _after: int, _limit: int) -> list[StoredEvent]:
+async def _no_events(_operation_id: str, _after: int, _limit: int) -> list[EventRecord]:
     return []
 
 
@@ -36,7 +36,7 @@ class WorkerApplication:
         self.settings = settings
         self.database = Database(settings.effective_database_url)
         hub = FeedHub(_no_events, 1)
-        operations = OperationService(self.database, hub, ChangeBus(), settings.wait_max_seconds)
+        operations = OperationManager(self.database, hub, ChangeBus(), settings.wait_max_seconds)
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )

@@ -1,4 +1,4 @@
-"""OperationService.apply_events: a batch of workers' events applied in one transaction."""
+"""OperationManager.apply_events: a batch of workers' events applied in one transaction."""
 
 from __future__ import annotations
 

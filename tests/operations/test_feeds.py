@@ -9,22 +9,22 @@ from google.longrunning import operations_pb2 as lro_pb2
 from tests.helpers import DEADLINE
 
 from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.store import StoredEvent
+from formation_mcp.operations.store import EventRecord
 
 
 class Events:
     """A stand-in for the events table that counts its reads."""
 
     def __init__(self) -> None:
-        self.stored: list[StoredEvent] = []
+        self.stored: list[EventRecord] = []
         self.reads = 0
 
     def add(self, sequence: int) -> lro_pb2.Operation:
         operation = lro_pb2.Operation(name=f"operations/op-{sequence}")
-        self.stored.append(StoredEvent(sequence, operation.SerializeToString()))
+        self.stored.append(EventRecord(sequence, operation.SerializeToString()))
         return operation
 
-    async def load(self, _operation_id: str, after: int, limit: int) -> list[StoredEvent]:
+    async def load(self, _operation_id: str, after: int, limit: int) -> list[EventRecord]:
         self.reads += 1
         return [event for event in self.stored if event.sequence > after][:limit]
 
@@ -97,7 +97,7 @@ async def test_a_read_in_flight_is_not_cancelled_when_the_last_watcher_leaves() 
     """Cancelling a statement mid-way costs the database connection (it is discarded)."""
     reading, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def slow_load(_operation_id: str, _after: int, _limit: int) -> list[StoredEvent]:
+    async def slow_load(_operation_id: str, _after: int, _limit: int) -> list[EventRecord]:
         reading.set()
         await release.wait()
         finished.set()

@@ -14,8 +14,8 @@ from formation_mcp.errors import Unavailable
 from formation_mcp.identity import Caller
 from formation_mcp.operations import store
 from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.manager import OperationService
-from formation_mcp.operations.store import StoredEvent
+from formation_mcp.operations.manager import OperationManager
+from formation_mcp.operations.store import EventRecord
 
 
 def closed_port() -> int:
@@ -25,22 +25,22 @@ def closed_port() -> int:
     return port  # nothing listens here once the socket is closed
 
 
-async def no_events(_operation_id: str, _after: int, _limit: int) -> list[StoredEvent]:
+async def no_events(_operation_id: str, _after: int, _limit: int) -> list[EventRecord]:
     return []
 
 
-def service_on(database: Database) -> OperationService:
+def service_on(database: Database) -> OperationManager:
     hub = FeedHub(no_events, 16)
-    return OperationService(database, hub, ChangeBus(), wait_max=1.0)
+    return OperationManager(database, hub, ChangeBus(), wait_max=1.0)
 
 
 @pytest.fixture
-def unreachable_service() -> OperationService:
+def unreachable_service() -> OperationManager:
     return service_on(Database(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/none"))
 
 
 async def test_reads_are_unavailable_when_the_database_is_down(
-    unreachable_service: OperationService,
+    unreachable_service: OperationManager,
 ) -> None:
     with pytest.raises(Unavailable) as caught:
         await unreachable_service.get(Caller("a", frozenset()), "operations/" + "0" * 32)
@@ -48,7 +48,7 @@ async def test_reads_are_unavailable_when_the_database_is_down(
 
 
 async def test_writes_are_unavailable_when_the_database_is_down(
-    unreachable_service: OperationService,
+    unreachable_service: OperationManager,
 ) -> None:
     with pytest.raises(Unavailable):
         await unreachable_service.create("a", "test.sleep")

@@ -11,7 +11,7 @@ import pytest
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.errors import NotFound
-from formation_mcp.workloads.packs import PackStore, StoredPack
+from formation_mcp.workloads.packs import PackRecord, PackStore
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ async def store(database_url: str) -> AsyncIterator[PackStore]:
         await database.close()
 
 
-def a_pack(owner: str, **changes: str) -> StoredPack:
+def a_pack(owner: str, **changes: str) -> PackRecord:
     values = {
         "build_id": uuid.uuid4().hex,
         "owner": owner,
@@ -34,7 +34,7 @@ def a_pack(owner: str, **changes: str) -> StoredPack:
         "node": "node-a",
         **changes,
     }
-    return StoredPack(size_bytes=123, **values)
+    return PackRecord(size_bytes=123, **values)
 
 
 async def test_a_recorded_pack_is_found_by_its_owner(store: PackStore) -> None:

@@ -1,4 +1,4 @@
-"""AuthService and AccountsService: thin over `AuthService` and `AccountsAdmin`."""
+"""AuthService and AccountsService: thin over `AuthManager` and `AccountManager`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from google.protobuf import empty_pb2
 
 from formation_mcp.api.peers import client_address
 from formation_mcp.api.wrapping import Context
-from formation_mcp.auth.accounts import AccountsAdmin
-from formation_mcp.auth.manager import AuthService
+from formation_mcp.auth.accounts import AccountManager
+from formation_mcp.auth.manager import AuthManager
 from formation_mcp.identity import current_caller
 from formation_mcp.proxies import ProxyTrust
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, auth: AuthService, proxies: ProxyTrust) -> None:
+    def __init__(self, auth: AuthManager, proxies: ProxyTrust) -> None:
         self._auth = auth
         self._proxies = proxies
 
@@ -54,7 +54,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, accounts: AccountsAdmin) -> None:
+    def __init__(self, accounts: AccountManager) -> None:
         self._accounts = accounts
 
     async def ListAccounts(

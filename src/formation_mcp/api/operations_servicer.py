@@ -1,4 +1,4 @@
-"""OperationsService: thin over `OperationService`; requests in, messages out."""
+"""OperationsService: thin over `OperationManager`; requests in, messages out."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from google.protobuf import empty_pb2
 from formation_mcp.api.wrapping import Context
 from formation_mcp.identity import current_caller
 from formation_mcp.metrics import Metrics
-from formation_mcp.operations.manager import OperationService
+from formation_mcp.operations.manager import OperationManager
 
 
 class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
-    def __init__(self, operations: OperationService, metrics: Metrics) -> None:
+    def __init__(self, operations: OperationManager, metrics: Metrics) -> None:
         self._operations = operations
         self._metrics = metrics
 

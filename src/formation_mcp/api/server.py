@@ -22,14 +22,14 @@ from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
 from formation_mcp.api.request_gate import RequestGate
 from formation_mcp.api.tools_servicer import ToolsServicer
-from formation_mcp.auth.accounts import AccountsAdmin
-from formation_mcp.auth.manager import AuthService
+from formation_mcp.auth.accounts import AccountManager
+from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.listening import ListenError
 from formation_mcp.metrics import Metrics
-from formation_mcp.operations.manager import OperationService
+from formation_mcp.operations.manager import OperationManager
 from formation_mcp.proxies import ProxyTrust
-from formation_mcp.tools.manager import ToolsService
+from formation_mcp.tools.manager import ToolManager
 
 SERVICE_NAMES = (
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -44,10 +44,10 @@ class GrpcServer:
         self,
         listen: str,
         *,
-        operations: OperationService,
-        auth: AuthService,
-        tools: ToolsService,
-        accounts: AccountsAdmin,
+        operations: OperationManager,
+        auth: AuthManager,
+        tools: ToolManager,
+        accounts: AccountManager,
         verifier: TokenVerifier,
         metrics: Metrics,
         max_message_bytes: int,

@@ -1,4 +1,4 @@
-"""ToolsService: thin over `ToolsService`; JSON (Struct) in and out."""
+"""ToolsService: thin over `ToolManager`; JSON (Struct) in and out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from formation_mcp.api.wrapping import Context
 from formation_mcp.identity import current_caller
 from formation_mcp.structs import arguments_from_struct
-from formation_mcp.tools.manager import ToolsService
+from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolSpec
 
 
@@ -35,7 +35,7 @@ def to_tool_message(spec: ToolSpec) -> tools_pb2.Tool:
 
 
 class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
-    def __init__(self, tools: ToolsService) -> None:
+    def __init__(self, tools: ToolManager) -> None:
         self._tools = tools
 
     async def ListTools(

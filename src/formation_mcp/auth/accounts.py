@@ -38,7 +38,7 @@ def check_roles(roles: list[str], field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(roles))
 
 
-class AccountsAdmin:
+class AccountManager:
     def __init__(self, database: Database, bus: ChangeBus, revocations: Revocations) -> None:
         self._db = database
         self._bus = bus

@@ -19,7 +19,7 @@ from formation_mcp.auth.keys import PUBLIC_KEY_BYTES, account_name, key_id
 from formation_mcp.auth.ratelimit import RateLimiter
 from formation_mcp.auth.revocations import TOPIC as REVOCATION_TOPIC
 from formation_mcp.auth.revocations import Revocations
-from formation_mcp.auth.store import AccountRow
+from formation_mcp.auth.store import AccountRecord
 from formation_mcp.auth.tokens import KEY_REFRESH_INTERVAL, KeyRing, TokenIssuer
 from formation_mcp.changes import ChangeBus
 from formation_mcp.clock import now_us, to_timestamp
@@ -43,7 +43,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def to_account_message(row: AccountRow) -> auth_pb2.Account:
+def to_account_message(row: AccountRecord) -> auth_pb2.Account:
     return auth_pb2.Account(
         name=account_name(row.key_id),
         key_id=row.key_id,
@@ -54,7 +54,7 @@ def to_account_message(row: AccountRow) -> auth_pb2.Account:
     )
 
 
-def _usable(account: AccountRow | None, kid: str) -> AccountRow:
+def _usable(account: AccountRecord | None, kid: str) -> AccountRecord:
     """The account a proven key may get tokens for; PERMISSION_DENIED otherwise."""
     if account is None:
         raise PermissionDenied(
@@ -78,7 +78,7 @@ def check_public_key(public_key: bytes, field: str = "public_key") -> None:
         )
 
 
-class AuthService:
+class AuthManager:
     def __init__(
         self,
         database: Database,
@@ -186,7 +186,7 @@ class AuthService:
         return token, expires
 
     def _session(
-        self, account: AccountRow, refresh: tuple[str, int], issued_at: int
+        self, account: AccountRecord, refresh: tuple[str, int], issued_at: int
     ) -> auth_pb2.Session:
         access = self._issuer.issue(account_name(account.key_id), account.roles, issued_at)
         return auth_pb2.Session(

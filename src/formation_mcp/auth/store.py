@@ -19,7 +19,7 @@ from formation_mcp.db.schema import (
 
 
 @dataclass(frozen=True, slots=True)
-class AccountRow:
+class AccountRecord:
     key_id: str
     public_key: bytes
     roles: tuple[str, ...]
@@ -29,8 +29,8 @@ class AccountRow:
     update_time: int
 
 
-def _account(row: sa.Row[Any]) -> AccountRow:
-    return AccountRow(
+def _account(row: sa.Row[Any]) -> AccountRecord:
+    return AccountRecord(
         key_id=row.key_id,
         public_key=row.public_key,
         roles=tuple(r for r in row.roles.split(",") if r),
@@ -41,7 +41,7 @@ def _account(row: sa.Row[Any]) -> AccountRow:
     )
 
 
-async def get_account(conn: AsyncConnection, key_id: str) -> AccountRow | None:
+async def get_account(conn: AsyncConnection, key_id: str) -> AccountRecord | None:
     row = (await conn.execute(sa.select(accounts).where(accounts.c.key_id == key_id))).first()
     return None if row is None else _account(row)
 
@@ -74,7 +74,9 @@ async def update_account(conn: AsyncConnection, key_id: str, **values: Any) -> N
     await conn.execute(accounts.update().where(accounts.c.key_id == key_id).values(**values))
 
 
-async def list_accounts(conn: AsyncConnection, after: str | None, limit: int) -> list[AccountRow]:
+async def list_accounts(
+    conn: AsyncConnection, after: str | None, limit: int
+) -> list[AccountRecord]:
     query = sa.select(accounts).order_by(accounts.c.key_id).limit(limit)
     if after is not None:
         query = query.where(accounts.c.key_id > after)
@@ -99,13 +101,13 @@ async def insert_challenge(
 
 
 @dataclass(frozen=True, slots=True)
-class ChallengeRow:
+class ChallengeRecord:
     key_id: str
     message: bytes
     expire_time: int
 
 
-async def consume_challenge(conn: AsyncConnection, challenge_id: str) -> ChallengeRow | None:
+async def consume_challenge(conn: AsyncConnection, challenge_id: str) -> ChallengeRecord | None:
     """Delete and return the challenge: whoever deletes it first is the only one to get it,
     however many replicas race."""
     row = (
@@ -119,7 +121,7 @@ async def consume_challenge(conn: AsyncConnection, challenge_id: str) -> Challen
             )
         )
     ).first()
-    return None if row is None else ChallengeRow(row.key_id, row.message, row.expire_time)
+    return None if row is None else ChallengeRecord(row.key_id, row.message, row.expire_time)
 
 
 async def delete_expired(conn: AsyncConnection, now: int, limit: int) -> int:
@@ -158,7 +160,7 @@ async def insert_refresh_token(
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshRow:
+class RefreshTokenRecord:
     family_id: str
     key_id: str
     used: bool
@@ -166,7 +168,7 @@ class RefreshRow:
     expire_time: int
 
 
-async def get_refresh_token(conn: AsyncConnection, token_hash: str) -> RefreshRow | None:
+async def get_refresh_token(conn: AsyncConnection, token_hash: str) -> RefreshTokenRecord | None:
     row = (
         await conn.execute(
             sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
@@ -174,7 +176,7 @@ async def get_refresh_token(conn: AsyncConnection, token_hash: str) -> RefreshRo
     ).first()
     if row is None:
         return None
-    return RefreshRow(row.family_id, row.key_id, row.used, row.revoked, row.expire_time)
+    return RefreshTokenRecord(row.family_id, row.key_id, row.used, row.revoked, row.expire_time)
 
 
 async def mark_refresh_token_used(conn: AsyncConnection, token_hash: str) -> bool:

@@ -22,7 +22,7 @@ from formation_mcp.dispatch.event_writer import EventWriter, describe_failure
 from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import parse_operation_name
-from formation_mcp.operations.manager import OperationService
+from formation_mcp.operations.manager import OperationManager
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ApiConsumers:
     """Consumes events and dead letters for as long as the API server runs."""
 
     def __init__(
-        self, broker: Broker, operations: OperationService, events: EventWriter | None = None
+        self, broker: Broker, operations: OperationManager, events: EventWriter | None = None
     ) -> None:
         self._broker = broker
         self._operations = operations

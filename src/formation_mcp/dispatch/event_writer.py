@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from formation_mcp.errors import Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import parse_operation_name
-from formation_mcp.operations.manager import OperationService
+from formation_mcp.operations.manager import OperationManager
 from formation_mcp.operations.storable import storable_text
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ MAX_CAUSE_CHARS = 300
 class EventWriter:
     def __init__(
         self,
-        operations: OperationService,
+        operations: OperationManager,
         *,
         max_attempts: int = EVENT_MAX_ATTEMPTS,
         retry_backoff_seconds: float = EVENT_RETRY_BACKOFF_SECONDS,

@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from google.longrunning import operations_pb2 as lro_pb2
 
-from formation_mcp.operations.store import StoredEvent
+from formation_mcp.operations.store import EventRecord
 
 log = logging.getLogger(__name__)
 
-EventLoader = Callable[[str, int, int], Awaitable[list[StoredEvent]]]
+EventLoader = Callable[[str, int, int], Awaitable[list[EventRecord]]]
 Change = tuple[int, lro_pb2.Operation]
 """A change as watchers get it: its sequence and the operation message to send."""
 
@@ -74,7 +74,7 @@ class Feed:
         return [change for change in self.buffer if change[0] > cursor]
 
 
-def parse_snapshot(event: StoredEvent) -> lro_pb2.Operation:
+def parse_snapshot(event: EventRecord) -> lro_pb2.Operation:
     operation = lro_pb2.Operation()
     operation.ParseFromString(event.snapshot)
     return operation

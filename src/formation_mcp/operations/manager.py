@@ -35,7 +35,7 @@ TOPIC = "operation"
 _DELETED = "deleted"
 
 
-class OperationService:
+class OperationManager:
     def __init__(
         self,
         database: Database,

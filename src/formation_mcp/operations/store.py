@@ -22,7 +22,7 @@ _COLUMNS = tuple(operations.c)
 
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent:
+class EventRecord:
     sequence: int
     snapshot: bytes
 
@@ -272,10 +272,10 @@ _EVENTS_AFTER = (
 
 async def events_after(
     conn: AsyncConnection, operation_id: str, after_sequence: int, limit: int
-) -> list[StoredEvent]:
+) -> list[EventRecord]:
     parameters = {"operation_id": operation_id, "after_sequence": after_sequence, "limit": limit}
     return [
-        StoredEvent(row.sequence, row.snapshot)
+        EventRecord(row.sequence, row.snapshot)
         for row in await conn.execute(_EVENTS_AFTER, parameters)
     ]
 

@@ -27,7 +27,7 @@ from formation_mcp.identity import Caller
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.ids import operation_name
 from formation_mcp.operations.lifecycle import OperationRecord
-from formation_mcp.operations.manager import OperationService, new_record
+from formation_mcp.operations.manager import OperationManager, new_record
 from formation_mcp.permissions import may_call_tool
 from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
@@ -58,12 +58,12 @@ class Dispatcher(Protocol):
         ...
 
 
-class ToolsService:
+class ToolManager:
     def __init__(
         self,
         database: Database,
         registry: ToolRegistry,
-        operations: OperationService,
+        operations: OperationManager,
         audit_log: AuditLog,
         dispatcher: Dispatcher,
     ) -> None:

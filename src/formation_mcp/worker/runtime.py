@@ -27,7 +27,7 @@ from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import operation_name, parse_operation_name
 from formation_mcp.operations.lifecycle import OperationRecord, State
-from formation_mcp.operations.manager import OperationService
+from formation_mcp.operations.manager import OperationManager
 from formation_mcp.structs import struct_to_dict
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry
@@ -53,7 +53,7 @@ class Worker:
         self,
         broker: Broker,
         registry: ToolRegistry,
-        operations: OperationService,
+        operations: OperationManager,
         *,
         node_id: str,
         prefetch: int,

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from formation_mcp.tools.context import ToolContext
-from formation_mcp.workloads.instances import Instance, Resources
+from formation_mcp.workloads.instances import InstanceRecord, Resources
 
 
 class Action(StrEnum):
@@ -34,7 +34,7 @@ class CreateRequest:
 
 @dataclass(frozen=True, slots=True)
 class InstanceStatus:
-    instance: Instance
+    instance: InstanceRecord
     logs: list[str]
 
 
@@ -47,12 +47,16 @@ class InstanceDriver(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def create(self, context: ToolContext, request: CreateRequest) -> Instance:
+    async def create(self, context: ToolContext, request: CreateRequest) -> InstanceRecord:
         """Materialize the pack and start the instance (idempotent per operation)."""
         ...
 
-    async def control(self, context: ToolContext, instance_id: str, action: Action) -> Instance: ...
+    async def control(
+        self, context: ToolContext, instance_id: str, action: Action
+    ) -> InstanceRecord: ...
 
-    async def delete(self, context: ToolContext, instance_id: str, force: bool) -> Instance: ...
+    async def delete(
+        self, context: ToolContext, instance_id: str, force: bool
+    ) -> InstanceRecord: ...
 
     async def status(self, instance_id: str, log_lines: int) -> InstanceStatus: ...

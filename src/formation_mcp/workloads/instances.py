@@ -46,7 +46,7 @@ class Resources:
 
 
 @dataclass(frozen=True, slots=True)
-class Instance:
+class InstanceRecord:
     instance_id: str
     owner: str
     name: str
@@ -104,9 +104,9 @@ def new_instance_id() -> str:
     return uuid.uuid4().hex
 
 
-def _from_row(row: sa.Row[Any]) -> Instance:
+def _from_row(row: sa.Row[Any]) -> InstanceRecord:
     resources = json.loads(row.resources)
-    return Instance(
+    return InstanceRecord(
         instance_id=row.instance_id,
         owner=row.owner,
         name=row.name,
@@ -128,7 +128,7 @@ def _from_row(row: sa.Row[Any]) -> Instance:
     )
 
 
-def _values(instance: Instance) -> dict[str, Any]:
+def _values(instance: InstanceRecord) -> dict[str, Any]:
     return {
         "instance_id": instance.instance_id,
         "owner": instance.owner,
@@ -155,7 +155,7 @@ class InstanceStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def insert(self, instance: Instance) -> None:
+    async def insert(self, instance: InstanceRecord) -> None:
         """ALREADY_EXISTS when the owner has a live instance of that name."""
         try:
             async with self._db.write() as conn:
@@ -168,7 +168,7 @@ class InstanceStore:
                 metadata={"name": instance.name},
             ) from None
 
-    async def save(self, instance: Instance, **changes: Any) -> Instance:
+    async def save(self, instance: InstanceRecord, **changes: Any) -> InstanceRecord:
         """Write changed fields (and the update time); returns the new record."""
         updated = replace(instance, update_time=now_us(), **changes)
         async with self._db.write() as conn:
@@ -179,7 +179,7 @@ class InstanceStore:
             )
         return updated
 
-    async def get(self, instance_id: str) -> Instance | None:
+    async def get(self, instance_id: str) -> InstanceRecord | None:
         async with self._db.read() as conn:
             row = (
                 await conn.execute(
@@ -188,7 +188,7 @@ class InstanceStore:
             ).first()
         return None if row is None else _from_row(row)
 
-    async def find(self, reference: str, owner: str, *, any_owner: bool) -> Instance:
+    async def find(self, reference: str, owner: str, *, any_owner: bool) -> InstanceRecord:
         """A live instance by id, or by name among the owner's; NOT_FOUND otherwise (also for
         another owner's instance, unless `any_owner`: admins)."""
         reference = reference.removeprefix(RESOURCE_PREFIX)
@@ -207,7 +207,7 @@ class InstanceStore:
             )
         return _from_row(row)
 
-    async def list_live(self, owner: str | None, limit: int = 1000) -> list[Instance]:
+    async def list_live(self, owner: str | None, limit: int = 1000) -> list[InstanceRecord]:
         """Live instances, newest first; every owner's with `owner=None`."""
         query = sa.select(instances).where(instances.c.state != InstanceState.DELETED.value)
         if owner is not None:
@@ -216,7 +216,7 @@ class InstanceStore:
         async with self._db.read() as conn:
             return [_from_row(row) for row in (await conn.execute(query)).all()]
 
-    async def on_node(self, node: str) -> list[Instance]:
+    async def on_node(self, node: str) -> list[InstanceRecord]:
         query = sa.select(instances).where(
             instances.c.node == node, instances.c.state != InstanceState.DELETED.value
         )

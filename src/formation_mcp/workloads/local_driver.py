@@ -39,7 +39,7 @@ from formation_mcp.tools.context import ToolContext
 from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME
 from formation_mcp.workloads.driver import Action, CreateRequest, InstanceStatus
 from formation_mcp.workloads.instances import (
-    Instance,
+    InstanceRecord,
     InstanceState,
     InstanceStore,
     NodeRegistry,
@@ -247,7 +247,7 @@ class LocalDriver:
 
     # -- the driver interface -------------------------------------------------------------------
 
-    async def create(self, context: ToolContext, request: CreateRequest) -> Instance:
+    async def create(self, context: ToolContext, request: CreateRequest) -> InstanceRecord:
         instance_id = instance_id_for(context.operation)
         async with self._locks[instance_id]:
             existing = await self._store.get(instance_id)
@@ -256,7 +256,7 @@ class LocalDriver:
             archive, formfile = await self._pack(request.build_id, request.owner)
             if existing is None:
                 now = now_us()
-                existing = Instance(
+                existing = InstanceRecord(
                     instance_id=instance_id,
                     owner=request.owner,
                     name=request.name,
@@ -296,7 +296,9 @@ class LocalDriver:
                     )
                 raise
 
-    async def control(self, context: ToolContext, instance_id: str, action: Action) -> Instance:
+    async def control(
+        self, context: ToolContext, instance_id: str, action: Action
+    ) -> InstanceRecord:
         async with self._locks[instance_id]:
             instance = await self._live(instance_id)
             if action in (Action.STOP, Action.RESTART):
@@ -307,7 +309,7 @@ class LocalDriver:
                 instance = await self._start_again(instance)
             return instance
 
-    async def delete(self, context: ToolContext, instance_id: str, force: bool) -> Instance:
+    async def delete(self, context: ToolContext, instance_id: str, force: bool) -> InstanceRecord:
         async with self._locks[instance_id]:
             instance = await self._live(instance_id)
             await context.progress(20, "stopping", f"Stopping {instance.name}.")
@@ -325,7 +327,7 @@ class LocalDriver:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    async def _live(self, instance_id: str) -> Instance:
+    async def _live(self, instance_id: str) -> InstanceRecord:
         instance = await self._store.get(instance_id)
         if instance is None or instance.state is InstanceState.DELETED:
             raise NotFound(
@@ -378,7 +380,7 @@ class LocalDriver:
             ) from None
         return manifest
 
-    async def _launch(self, instance: Instance) -> Instance:
+    async def _launch(self, instance: InstanceRecord) -> InstanceRecord:
         manifest = self._manifest(instance.instance_id)
         argv = [str(part) for part in manifest.get("entrypoint") or []]
         if not argv:
@@ -446,7 +448,7 @@ class LocalDriver:
             status_message=f"running on node {self.node_id}",
         )
 
-    async def _stop(self, instance: Instance, grace: float, verb: str) -> Instance:
+    async def _stop(self, instance: InstanceRecord, grace: float, verb: str) -> InstanceRecord:
         supervised = self._running.get(instance.instance_id)
         if supervised is None:
             if instance.state is not InstanceState.RUNNING:
@@ -469,7 +471,7 @@ class LocalDriver:
             status_message=f"{verb} ({ended.describe()})",
         )
 
-    async def _start_again(self, instance: Instance) -> Instance:
+    async def _start_again(self, instance: InstanceRecord) -> InstanceRecord:
         if instance.instance_id in self._running:
             return instance
         if not (self.directory(instance.instance_id) / "root").is_dir():

@@ -31,7 +31,7 @@ from formation_mcp.workloads.build import (
     not_applied,
 )
 from formation_mcp.workloads.formfile import Formfile, FormfileError, parse_formfile
-from formation_mcp.workloads.packs import PackStore, StoredPack
+from formation_mcp.workloads.packs import PackRecord, PackStore
 from formation_mcp.workloads.sandbox import WorkloadSandbox
 from formation_mcp.workloads.staging import (
     ContextDigest,
@@ -193,7 +193,7 @@ class PackBuilder:
                 context,
             )
             await self._packs.add(
-                StoredPack(
+                PackRecord(
                     build_id=result.build_id,
                     owner=context.owner,
                     name=formfile.name,

@@ -19,7 +19,7 @@ _BY_BUILD_AND_OWNER = sa.select(packs).where(
 
 
 @dataclass(frozen=True, slots=True)
-class StoredPack:
+class PackRecord:
     build_id: str
     owner: str
     name: str
@@ -39,7 +39,7 @@ class PackStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def find(self, build_id: str, owner: str) -> StoredPack | None:
+    async def find(self, build_id: str, owner: str) -> PackRecord | None:
         """The caller's pack with this build id, or None."""
         async with self._db.read() as conn:
             row = (
@@ -47,7 +47,7 @@ class PackStore:
             ).first()
         if row is None:
             return None
-        return StoredPack(
+        return PackRecord(
             build_id=row.build_id,
             owner=row.owner,
             name=row.name,
@@ -57,7 +57,7 @@ class PackStore:
             node=row.node,
         )
 
-    async def get(self, build_id: str, owner: str) -> StoredPack:
+    async def get(self, build_id: str, owner: str) -> PackRecord:
         """The caller's pack with this build id; NOT_FOUND (PACK_NOT_FOUND) otherwise."""
         pack = await self.find(build_id, owner)
         if pack is None:
@@ -68,7 +68,7 @@ class PackStore:
             )
         return pack
 
-    async def add(self, pack: StoredPack) -> None:
+    async def add(self, pack: PackRecord) -> None:
         """Record a finished build; a build recorded already (it finished elsewhere first)
         stays as it is."""
         with contextlib.suppress(IntegrityError):
