@@ -65,10 +65,11 @@ check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/ o
 	$(BIN)/python -m formation_mcp.openapi --check --descriptor $(TMP)/generated/formation_mcp.binpb || { rm -rf $(TMP); exit 1; }
 	rm -rf $(TMP)
 
-lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict on src/, buf lint and format, envoy validate
+lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict, the import layers, buf lint and format, envoy validate
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BUF) lint
 	$(BUF) format -d --exit-code --path proto/formation
 	cd $(CURDIR) && $(BIN)/envoy --mode validate -c envoy/envoy.yaml --log-level error

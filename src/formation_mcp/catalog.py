@@ -1,18 +1,21 @@
-"""Builds the registry: the built-in workload tools, plus tools from FMCP_TOOL_MODULES (each
-module has a `register(registry)` function), so deployments and tests can add tools without
-touching the runtime."""
+"""The tool catalogue, assembled beside the composition roots (app.py, worker_app.py): the
+built-in workload tools with their environment and driver, plus tools from FMCP_TOOL_MODULES
+(each module has a `register(registry)` function), so deployments and tests can add tools
+without touching the runtime."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from formation_mcp.db.database import Database
+from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
-
-if TYPE_CHECKING:
-    from formation_mcp.workloads.driver import InstanceDriver
-    from formation_mcp.workloads.pack_tools import WorkloadEnvironment
+from formation_mcp.workloads import pack_tools, vm_tools
+from formation_mcp.workloads.driver import InstanceDriver
+from formation_mcp.workloads.local_driver import LocalDriver
+from formation_mcp.workloads.pack_tools import WorkloadEnvironment
+from formation_mcp.workloads.sandbox import WorkloadSandbox
 
 
 def build_registry(
@@ -23,8 +26,6 @@ def build_registry(
     """`driver` runs the instance tools in a process with a worker (None elsewhere)."""
     registry = ToolRegistry()
     if environment is not None:
-        from formation_mcp.workloads import pack_tools, vm_tools
-
         pack_tools.register(registry, environment)
         vm_tools.register(registry, environment, driver)
     for name in modules:
@@ -36,12 +37,8 @@ def build_registry(
     return registry
 
 
-def local_driver(settings: object, environment: WorkloadEnvironment) -> InstanceDriver:
+def local_driver(settings: Settings, environment: WorkloadEnvironment) -> InstanceDriver:
     """The driver a worker runs instances with."""
-    from formation_mcp.settings import Settings
-    from formation_mcp.workloads.local_driver import LocalDriver
-
-    assert isinstance(settings, Settings)
     return LocalDriver(
         environment,
         stop_grace_seconds=settings.instance_stop_grace_seconds,
@@ -50,14 +47,10 @@ def local_driver(settings: object, environment: WorkloadEnvironment) -> Instance
     )
 
 
-def workload_environment(settings: object, database: object, node_id: str) -> WorkloadEnvironment:
+def workload_environment(
+    settings: Settings, database: Database, node_id: str
+) -> WorkloadEnvironment:
     """The environment the built-in tools run in, from settings."""
-    from formation_mcp.db.database import Database
-    from formation_mcp.settings import Settings
-    from formation_mcp.workloads.pack_tools import WorkloadEnvironment
-    from formation_mcp.workloads.sandbox import WorkloadSandbox
-
-    assert isinstance(settings, Settings) and isinstance(database, Database)
     return WorkloadEnvironment(
         database=database,
         artifact_dir=settings.effective_artifact_dir,
