@@ -8,29 +8,27 @@ import contextlib
 import logging
 
 from formation_mcp.api.server import GrpcServer
-from formation_mcp.auth import store as auth_store
 from formation_mcp.auth.accounts import AccountManager
 from formation_mcp.auth.keys import load_or_create_signing_key
 from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.revocations import Revocations
-from formation_mcp.auth.tokens import KeyRing, TokenIssuer, TokenVerifier
-from formation_mcp.broker.factory import create_broker
+from formation_mcp.auth.tokens import TokenIssuer, TokenVerifier
+from formation_mcp.auth.upkeep import AuthUpkeep
+from formation_mcp.broker.factory import create_broker, start_when_reachable
 from formation_mcp.catalog import build_registry, local_driver, workload_environment
 from formation_mcp.changes import ChangeBus, PostgresChangeBus
-from formation_mcp.clock import now_us
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
+from formation_mcp.dispatch.gauges import refresh_gauges
 from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
 from formation_mcp.http_server import HttpSide, build_app
 from formation_mcp.listening import check_free
 from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
-from formation_mcp.operations import store
 from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.lifecycle import State
 from formation_mcp.operations.manager import OperationManager
-from formation_mcp.operations.store import EventRecord
+from formation_mcp.operations.reader import OperationReader
 from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
@@ -41,11 +39,7 @@ from formation_mcp.worker.runtime import Worker
 
 log = logging.getLogger(__name__)
 
-GAUGE_REFRESH_SECONDS = 15.0
 SNAPSHOT_CACHE_ENTRIES = 10_000
-AUTH_UPKEEP_SECONDS = 60.0
-KEY_USE_GRACE_SECONDS = 300.0
-"""A signing key stays valid this long past its access-token lifetime after its last use."""
 WATCH_RESYNC_SECONDS = 5.0
 
 
@@ -59,25 +53,36 @@ class Application:
         self.settings = settings
         self.metrics = Metrics()
         self.database = Database(settings.effective_database_url)
-        self.hub = FeedHub(self._load_events, settings.watch_buffer_events)
+        self.reader = OperationReader(self.database)
+        self.hub = FeedHub(self.reader.events_after, settings.watch_buffer_events)
         self.bus: ChangeBus = (
             PostgresChangeBus(self.database.asyncpg_dsn)
             if self.database.is_postgres
             else ChangeBus()
         )
+        self.outbox = Outbox(broker_deployment(settings))
         self.operations = OperationManager(
             self.database,
             self.hub,
             self.bus,
             settings.wait_max_seconds,
             snapshot_cache_size=SNAPSHOT_CACHE_ENTRIES,
+            on_cancel_requested=self.outbox.enqueue_cancel,
+            on_cancel_committed=self.outbox.wake,
         )
         self.sweeper = Sweeper(
             self.database, settings.operation_ttl_seconds, settings.sweep_batch_size
         )
         self.signing_key = load_or_create_signing_key(settings.effective_signing_key_file)
         self.revocations = Revocations(self.database, self.bus)
-        self.keys = KeyRing(self._load_signing_keys)
+        self.auth_upkeep = AuthUpkeep(
+            self.database,
+            self.signing_key,
+            self.revocations,
+            access_token_ttl_seconds=settings.access_token_ttl_seconds,
+            batch_size=settings.sweep_batch_size,
+        )
+        self.keys = self.auth_upkeep.keys
         self.verifier = TokenVerifier(
             self.keys,
             self.revocations,
@@ -106,16 +111,13 @@ class Application:
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
-        self.outbox = Outbox(broker_deployment(settings))
         self.relay = OutboxRelay(self.database, self.broker, self.outbox)
-        self.operations.on_cancel_requested = self.outbox.enqueue_cancel
-        self.operations.on_cancel_committed = self.outbox.wake
         self.api_consumers = ApiConsumers(self.broker, self.operations)
         self.worker = (
             Worker(
                 self.broker,
                 self.registry,
-                self.operations,
+                self.reader,
                 node_id=node_id,
                 prefetch=settings.worker_prefetch,
                 heartbeat_seconds=settings.progress_heartbeat_seconds,
@@ -155,29 +157,12 @@ class Application:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
 
-    async def _load_events(self, operation_id: str, after: int, limit: int) -> list[EventRecord]:
-        async with self.database.read() as conn:
-            return await store.events_after(conn, operation_id, after, limit)
-
-    async def _load_signing_keys(self) -> dict[str, bytes]:
-        window = self.settings.access_token_ttl_seconds + KEY_USE_GRACE_SECONDS
-        async with self.database.read() as conn:
-            return await auth_store.signing_public_keys(conn, now_us() - int(window * 1e6))
-
-    async def _publish_signing_key(self) -> None:
-        async with self.database.write() as conn:
-            await auth_store.register_signing_key(
-                conn, self.signing_key.kid, self.signing_key.public_key, now_us()
-            )
-
     async def start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(self.database)
         await self.bus.start()
-        await self._publish_signing_key()
-        await self.keys.refresh()
-        await self.revocations.load()
+        await self.auth_upkeep.start()
         await self.accounts.bootstrap_admins(settings.admin_keys)
         if self.driver is not None:
             await self.driver.start()
@@ -189,9 +174,9 @@ class Application:
             loop.create_task(self._connect_broker()),
             loop.create_task(self.relay.run()),
             loop.create_task(self.sweeper.run(settings.sweep_interval_seconds)),
-            loop.create_task(self._refresh_gauges()),
-            loop.create_task(self._resync_watches()),
-            loop.create_task(self._auth_upkeep()),
+            loop.create_task(refresh_gauges(self.database, self.metrics, self.relay)),
+            loop.create_task(self.hub.resync_every(WATCH_RESYNC_SECONDS)),
+            loop.create_task(self.auth_upkeep.run()),
         ]
         log.info(
             "serving",
@@ -234,51 +219,12 @@ class Application:
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
 
-    async def _refresh_gauges(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                async with self.database.read() as conn:
-                    counts = await store.count_by_state(conn)
-                for state in State:
-                    self.metrics.operations.labels(state.name).set(counts.get(state, 0))
-                self.metrics.outbox.set(await self.relay.pending())
-            await asyncio.sleep(GAUGE_REFRESH_SECONDS)
-
     async def _connect_broker(self) -> None:
-        """Connect (retrying with backoff while the broker is down: calls keep succeeding into
-        the outbox meanwhile), then consume events, dead letters and, with the in-process
-        worker, work."""
-        delay = 0.1
-        while True:
-            try:
-                await self.broker.start()
-                break
-            except Exception as exc:
-                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Connect (calls keep succeeding into the outbox meanwhile), then consume events,
+        dead letters and, with the in-process worker, work."""
+        await start_when_reachable(self.broker)
         await self.api_consumers.start()
         if self.worker is not None:
             await self.worker.start()
         self.broker_ready.set()
         self.outbox.wake()
-
-    async def _auth_upkeep(self) -> None:
-        """Keep our signing key published, and drop expired challenges, refresh tokens and
-        revocations."""
-        while True:
-            await asyncio.sleep(AUTH_UPKEEP_SECONDS)
-            try:
-                await self._publish_signing_key()
-                await self.keys.refresh()
-                async with self.database.write() as conn:
-                    await auth_store.delete_expired(conn, now_us(), self.settings.sweep_batch_size)
-                self.revocations.forget_expired()
-            except Exception:
-                log.exception("auth upkeep failed")
-
-    async def _resync_watches(self) -> None:
-        """A safety net under change notification: re-read watched operations now and then."""
-        while True:
-            await asyncio.sleep(WATCH_RESYNC_SECONDS)
-            self.hub.resync()

@@ -6,21 +6,14 @@ import logging
 
 from formation_mcp.broker.factory import create_broker
 from formation_mcp.catalog import build_registry, local_driver, workload_environment
-from formation_mcp.changes import ChangeBus
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
-from formation_mcp.operations.feeds import FeedHub
-from formation_mcp.operations.manager import OperationManager
-from formation_mcp.operations.store import EventRecord
+from formation_mcp.operations.reader import OperationReader
 from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
 
 log = logging.getLogger(__name__)
-
-
-async def _no_events(_operation_id: str, _after: int, _limit: int) -> list[EventRecord]:
-    return []
 
 
 class WorkerApplication:
@@ -35,8 +28,6 @@ class WorkerApplication:
             )
         self.settings = settings
         self.database = Database(settings.effective_database_url)
-        hub = FeedHub(_no_events, 1)
-        operations = OperationManager(self.database, hub, ChangeBus(), settings.wait_max_seconds)
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
@@ -46,7 +37,7 @@ class WorkerApplication:
         self.worker = Worker(
             self.broker,
             registry or build_registry(settings.tool_modules, environment, self.driver),
-            operations,
+            OperationReader(self.database),
             node_id=node_id,
             prefetch=settings.worker_prefetch,
             heartbeat_seconds=settings.progress_heartbeat_seconds,

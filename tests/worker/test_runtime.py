@@ -29,7 +29,7 @@ class DatabaseDownFor:
     def __init__(self, app: Application, failures: int) -> None:
         self.failures = failures
         self.reads = 0
-        self._record = app.operations.record
+        self._record = app.reader.record
 
     async def __call__(self, operation_id: str) -> OperationRecord | None:
         self.reads += 1
@@ -44,7 +44,7 @@ async def test_work_that_arrives_while_the_database_is_down_runs_once_it_is_back
     app = await start_app(broker_url="memory://", max_attempts=MAX_ATTEMPTS)
     await asyncio.wait_for(app.broker_ready.wait(), DEADLINE)
     outage = DatabaseDownFor(app, failures=MAX_ATTEMPTS + 1)
-    monkeypatch.setattr(app.operations, "record", outage)
+    monkeypatch.setattr(app.reader, "record", outage)  # what the worker reads with
     async with grpc.aio.insecure_channel(app.grpc.address) as channel:
         metadata = bearer((await login(channel, Ed25519PrivateKey.generate())).access_token)
         started = await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(

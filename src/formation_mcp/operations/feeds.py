@@ -150,6 +150,13 @@ class FeedHub:
             feed.dirty = True
             self._schedule(feed)
 
+    async def resync_every(self, seconds: float) -> None:
+        """A safety net under change notification (runs until cancelled): re-read watched
+        operations now and then."""
+        while True:
+            await asyncio.sleep(seconds)
+            self.resync()
+
     def _schedule(self, feed: Feed) -> None:
         if feed.primed and (feed.refresh_task is None or feed.refresh_task.done()):
             feed.refresh_task = asyncio.get_running_loop().create_task(self._refresh(feed))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -44,12 +45,16 @@ class OperationManager:
         wait_max: float,
         *,
         snapshot_cache_size: int = 0,
+        on_cancel_requested: CancelHook | None = None,
+        on_cancel_committed: Callable[[], None] | None = None,
     ) -> None:
         """`snapshot_cache_size` > 0 caches what callers read; only for servers whose bus
-        delivers every replica's changes (never in a worker process)."""
-        self.on_cancel_requested: CancelHook | None = None
+        delivers every replica's changes (never in a worker process). `on_cancel_requested`
+        runs in the transaction that flags a running operation's cancellation, and
+        `on_cancel_committed` after it commits (the outbox: enqueue the cancel, then send it)."""
+        self._on_cancel_requested = on_cancel_requested
+        self._on_cancel_committed = on_cancel_committed
         self._snapshots = SnapshotCache(snapshot_cache_size, SNAPSHOT_TTL_SECONDS)
-        self.on_cancel_committed: Callable[[], None] | None = None
         self._db = database
         self._hub = hub
         self._bus = bus
@@ -91,22 +96,24 @@ class OperationManager:
         """A new PENDING operation. Pass `conn` to write it in the caller's transaction."""
         record = new_record(owner, tool, request_id)
         if conn is not None:
-            await self.insert_many(conn, [record])
+            await store.insert_many(conn, [record])
             return record
         async with self._db.write() as own:
-            await self.insert_many(own, [record])
+            await store.insert_many(own, [record])
         return record
 
-    @staticmethod
-    async def insert_many(conn: AsyncConnection, records: Sequence[OperationRecord]) -> None:
-        """Operations made by `new_record`, in the caller's transaction."""
-        await store.insert_many(conn, records)
-
-    def inserted(self, created: Sequence[tuple[OperationRecord, lro_pb2.Operation]]) -> None:
-        """The transaction that inserted these operations (each with `to_operation` of it)
-        committed, and nothing can have changed them yet (their work is not handed to the
-        broker before this returns): the waits and reads that follow a call start from the
-        snapshot cache."""
+    @contextlib.asynccontextmanager
+    async def admitting(
+        self, created: Sequence[tuple[OperationRecord, lro_pb2.Operation]]
+    ) -> AsyncIterator[AsyncConnection]:
+        """One transaction that writes these new operations (made by `new_record`, each with
+        `to_operation` of it); the caller writes what goes with them on the connection it
+        gets. Once that commits, and before the caller hands their work to the broker (so
+        nothing can have changed them yet), the waits and reads that follow a call start
+        from the snapshot cache."""
+        async with self._db.write() as conn:
+            await store.insert_many(conn, [record for record, _operation in created])
+            yield conn
         for record, operation in created:
             self._snapshots.put(record, operation)
 
@@ -240,8 +247,8 @@ class OperationManager:
         )
         if record is None:
             raise _not_found(operation_id)
-        if record.cancel_requested and not record.done and self.on_cancel_committed is not None:
-            self.on_cancel_committed()
+        if record.cancel_requested and not record.done and self._on_cancel_committed is not None:
+            self._on_cancel_committed()
         return to_operation(record)
 
     async def delete(self, caller: Caller, name: str) -> None:
@@ -342,8 +349,8 @@ class OperationManager:
 
     async def _cancel_requested(self, conn: AsyncConnection, change: Change) -> None:
         """A running operation was flagged: tell its worker, in the same transaction."""
-        if self.on_cancel_requested is not None and not change.record.done:
-            await self.on_cancel_requested(conn, change.record.id)
+        if self._on_cancel_requested is not None and not change.record.done:
+            await self._on_cancel_requested(conn, change.record.id)
 
     async def _mutate(
         self,

@@ -60,7 +60,7 @@ class AuditLog:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def record(self, row: dict[str, Any]) -> None:
+    async def write(self, row: dict[str, Any]) -> None:
         """One row made by `entry`, in a transaction of its own."""
         async with self._db.write() as conn:
             await self.insert_many(conn, [row])

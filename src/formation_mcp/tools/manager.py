@@ -113,7 +113,7 @@ class ToolManager:
         tool = self._registry.resolve_resource(name)
         spec = tool.spec
         checked = await check_arguments(spec, arguments, size)
-        record: dict[str, Any] = {
+        audit_fields: dict[str, Any] = {
             "account": caller.account,
             "tool": spec.name,
             "arguments_sha256": checked.digest,
@@ -122,7 +122,7 @@ class ToolManager:
         if not may_call_tool(
             caller.permissions, read_only=spec.read_only, admin_only=spec.admin_only
         ):
-            await self._audit.record(audit.entry(**record, outcome=audit.DENIED))
+            await self._audit.write(audit.entry(**audit_fields, outcome=audit.DENIED))
             raise PermissionDenied(
                 f"the caller's roles ({', '.join(sorted(caller.roles))}) may not call {spec.name}",
                 reason="MISSING_PERMISSION",
@@ -133,36 +133,36 @@ class ToolManager:
                 "request_id", "1 to 128 characters of A-Z a-z 0-9 - _ (a UUID is ideal)"
             )
         if request_id and (existing := await self._existing(caller, request_id, spec)):
-            await self._audit.record(
-                audit.entry(**record, outcome=audit.DUPLICATE, operation_id=existing.id)
+            await self._audit.write(
+                audit.entry(**audit_fields, outcome=audit.DUPLICATE, operation_id=existing.id)
             )
             return to_operation(existing)
         if checked.invalid is not None:
-            await self._audit.record(
-                audit.entry(**record, outcome=audit.INVALID, detail=checked.invalid.message)
+            await self._audit.write(
+                audit.entry(**audit_fields, outcome=audit.INVALID, detail=checked.invalid.message)
             )
             raise checked.invalid
         if validate_only:
-            await self._audit.record(audit.entry(**record, outcome=audit.VALIDATED))
+            await self._audit.write(audit.entry(**audit_fields, outcome=audit.VALIDATED))
             return _validated(spec)
         placement = None
         if spec.placement is not None:
             try:
                 placement = await spec.placement(caller, arguments)
             except FmcpError as error:
-                await self._audit.record(
-                    audit.entry(**record, outcome=audit.REJECTED, detail=error.message)
+                await self._audit.write(
+                    audit.entry(**audit_fields, outcome=audit.REJECTED, detail=error.message)
                 )
                 raise
         if spec.long_running or placement is not None:
             operation = await self._dispatch(
-                caller, tool, arguments, checked, request_id, record, placement
+                caller, tool, arguments, checked, request_id, audit_fields, placement
             )
             if not spec.long_running and not operation.done:
                 # A quick tool placed on a node: answer with its result, as for any quick tool.
                 return await self._operations.wait(caller, operation.name, PLACED_QUICK_WAIT)
             return operation
-        return await self._run_inline(caller, tool, arguments, checked, request_id, record)
+        return await self._run_inline(caller, tool, arguments, checked, request_id, audit_fields)
 
     async def _existing(
         self, caller: Caller, request_id: str, spec: ToolSpec
@@ -181,7 +181,7 @@ class ToolManager:
         arguments: dict[str, Any],
         checked: CheckedArguments,
         request_id: str,
-        record: dict[str, Any],
+        audit_fields: dict[str, Any],
     ) -> lro_pb2.Operation:
         try:
             created = await self._operations.create(
@@ -203,7 +203,9 @@ class ToolManager:
         final = await self._operations.record(created.id)
         assert final is not None
         outcome = audit.SUCCEEDED if final.error is None else audit.FAILED
-        await self._audit.record(audit.entry(**record, outcome=outcome, operation_id=created.id))
+        await self._audit.write(
+            audit.entry(**audit_fields, outcome=outcome, operation_id=created.id)
+        )
         return to_operation(final)
 
     async def _apply(self, event: queue_pb2.OperationEvent) -> None:
@@ -216,7 +218,7 @@ class ToolManager:
         arguments: dict[str, Any],
         checked: CheckedArguments,
         request_id: str,
-        record: dict[str, Any],
+        audit_fields: dict[str, Any],
         placement: Placement | None,
     ) -> lro_pb2.Operation:
         """The operation, its work item in the outbox and the audit entry, written in one
@@ -224,7 +226,7 @@ class ToolManager:
         created = new_record(caller.account, tool.spec.name, request_id or None)
         order = WorkOrder(operation_name(created.id), tool.spec.name, caller.account, placement)
         item = await work_item(order, arguments, checked)
-        entry = audit.entry(**record, outcome=audit.ACCEPTED, operation_id=created.id)
+        entry = audit.entry(**audit_fields, outcome=audit.ACCEPTED, operation_id=created.id)
         admission = _Admission(created, to_operation(created), item, entry)
         try:
             await self._admissions.submit(admission)
@@ -235,11 +237,10 @@ class ToolManager:
         return admission.snapshot
 
     async def _admit(self, admissions: Sequence[_Admission]) -> None:
-        async with self._db.write() as conn:
-            await self._operations.insert_many(conn, [a.record for a in admissions])
+        created = [(a.operation, a.snapshot) for a in admissions]
+        async with self._operations.admitting(created) as conn:
             pending = await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
             await self._audit.insert_many(conn, [a.audit for a in admissions])
-        self._operations.inserted([(a.record, a.snapshot) for a in admissions])
         self._dispatcher.committed(pending)
 
 
@@ -247,7 +248,7 @@ class ToolManager:
 class _Admission:
     """What one transaction writes for an accepted long-running call."""
 
-    record: OperationRecord
+    operation: OperationRecord
     snapshot: lro_pb2.Operation
     """The operation as the caller gets it (and the snapshot cache keeps it)."""
     work: queue_pb2.WorkItem

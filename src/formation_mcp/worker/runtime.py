@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf.message import DecodeError
@@ -27,13 +28,19 @@ from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import operation_name, parse_operation_name
 from formation_mcp.operations.lifecycle import OperationRecord, State
-from formation_mcp.operations.manager import OperationManager
 from formation_mcp.structs import struct_to_dict
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.tools.runner import run_tool
 
 log = logging.getLogger(__name__)
+
+
+class OperationReader(Protocol):
+    """All a worker reads of operations: whether a piece of work is done already."""
+
+    async def record(self, operation_id: str) -> OperationRecord | None: ...
+
 
 PUBLISH_RETRY_MAX_SECONDS = 5.0
 DATABASE_RETRY_FIRST_SECONDS = 0.1
@@ -53,7 +60,7 @@ class Worker:
         self,
         broker: Broker,
         registry: ToolRegistry,
-        operations: OperationManager,
+        operations: OperationReader,
         *,
         node_id: str,
         prefetch: int,
