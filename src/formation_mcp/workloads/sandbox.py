@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Final
 
 from formation_mcp.errors import FailedPrecondition
+from formation_mcp.workloads.scripts import LAUNCHER_SCRIPT
 
 BWRAP_SEARCH_PATH: Final = "/usr/bin:/bin:/usr/local/bin"
 """Where bwrap is looked for: fixed, never the caller's PATH."""
@@ -68,7 +69,7 @@ class RunAsIdentity:
     groups: tuple[int, ...]
 
     def to_spec(self) -> dict[str, object]:
-        """As the launchers (build LAUNCHER, instance supervisor) take it."""
+        """As the scripts (`scripts/launcher.py`, `scripts/supervisor_process.py`) take it."""
         return {"name": self.name, "uid": self.uid, "gid": self.gid, "groups": list(self.groups)}
 
 
@@ -113,29 +114,9 @@ def check_reachable(path: Path, who: RunAsIdentity) -> None:
 
 # -- the launcher --------------------------------------------------------------------------------
 
-# Runs in a fresh, single-threaded interpreter: limits first (as the worker's user, so any
-# value up to its hard limit is allowed), then the identity, then the command in its place
-# (bwrap, which then starts the workload). Not `preexec_fn`: the server is multi-threaded
-# (gRPC), and Python code between fork and exec in such a process can deadlock or crash the
-# child (it did: SIGSEGV in the end-to-end tool test).
-LAUNCHER: Final = """
-import json, os, resource, sys
-spec = json.loads(sys.argv[1])
-for kind, value in spec["limits"]:
-    resource.setrlimit(kind, (value, value))
-who = spec["user"]
-if who is not None:
-    try:
-        os.setgroups(who["groups"])
-        os.setresgid(who["gid"], who["gid"], who["gid"])
-        os.setresuid(who["uid"], who["uid"], who["uid"])
-    except OSError as exc:
-        print(f"formation: cannot run as {who['name']}: {exc}", file=sys.stderr, flush=True)
-        sys.exit(126)
-if not spec["lc_ctype"]:
-    os.environ.pop("LC_CTYPE", None)  # added by Python's C-locale coercion (PEP 538)
-os.execv(spec["argv"][0], spec["argv"])
-"""
+# `scripts/launcher.py` runs in a fresh, single-threaded interpreter: limits first, then the
+# identity, then the command in its place (bwrap, which then starts the workload). Not
+# `preexec_fn`: see `formation_mcp.workloads.scripts`.
 
 
 def launcher_argv(
@@ -153,7 +134,7 @@ def launcher_argv(
         "argv": list(argv),
         "lc_ctype": "LC_CTYPE" in env,
     }
-    return [sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(spec)]
+    return [sys.executable, "-I", "-S", str(LAUNCHER_SCRIPT), json.dumps(spec)]
 
 
 # -- the sandbox ---------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Runs one instance's entrypoint as a supervised process group, and finds it again later.
 
-Each instance gets a small supervisor process (`SUPERVISOR`, run by this interpreter with
--I -S in a session of its own). It forks the entrypoint into a process group of its own with
-the instance's rlimits, CPU affinity and identity, copies the entrypoint's output into a
-size-capped log (`output.log`, rotated once to `output.log.1`), waits for it, kills whatever
-is left in its group, and writes `exit.json` (exit code, or minus the signal number) before
-it exits. So:
+Each instance gets a small supervisor process (`scripts/supervisor_process.py`, run by this
+interpreter with -I -S in a session of its own). It forks the entrypoint into a process group
+of its own with the instance's rlimits, CPU affinity and identity, copies the entrypoint's
+output into a size-capped log (`output.log`, rotated once to `output.log.1`), waits for it,
+kills whatever is left in its group, and writes `exit.json` (exit code, or minus the signal
+number) before it exits. So:
 
 - the exit status is recorded even when the worker is not running at that moment (a worker
   restart finds it: reconciliation);
@@ -37,120 +37,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from formation_mcp.errors import FailedPrecondition
+from formation_mcp.workloads.scripts import SUPERVISOR_SCRIPT
 
-PID_FILE: Final = "pid"
+PID_FILE: Final = "pid"  # the file names the supervisor script writes (it keeps its own copy)
 EXIT_FILE: Final = "exit.json"
 LOG_FILE: Final = "output.log"
 START_TIMEOUT_SECONDS: Final = 10.0
-
-SUPERVISOR: Final = r"""
-import errno, json, os, resource, select, signal, sys, time
-spec = json.loads(sys.argv[1])
-home = spec["dir"]
-
-def write_atomically(name, text):
-    tmp = os.path.join(home, name + ".tmp")
-    with open(tmp, "w") as out:
-        out.write(text)
-    os.replace(tmp, os.path.join(home, name))
-
-for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(signum, lambda *_: None)  # the worker signals the workload's group, not us
-wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-signal.signal(signal.SIGCHLD, lambda *_: None)
-signal.set_wakeup_fd(wake_w)
-out_r, out_w = os.pipe2(os.O_CLOEXEC)
-pid = os.fork()
-if pid == 0:
-    try:
-        os.setpgid(0, 0)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
-        # Sandboxed, bwrap ignores stop signals (they reach the workload, which gets them back
-        # at their defaults inside): so it lives until the workload has ended, and reports how.
-        stop = signal.SIG_IGN if spec["sandboxed"] else signal.SIG_DFL
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, stop)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        for kind, value in spec["limits"]:
-            resource.setrlimit(kind, (value, value))
-        if spec["cpus"]:
-            os.sched_setaffinity(0, spec["cpus"])
-        program = spec["argv"][0]
-        if "/" not in program:  # looked up here: os.execvpe imports modules, which the
-            for folder in spec["env"].get("PATH", "").split(":"):  # user may not read
-                candidate = os.path.join(folder or ".", program)
-                if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                    program = candidate
-                    break
-        who = spec["user"]
-        if who is not None:
-            os.setgroups(who["groups"])
-            os.setresgid(who["gid"], who["gid"], who["gid"])
-            os.setresuid(who["uid"], who["uid"], who["uid"])
-        os.chdir(spec["cwd"])
-        os.execve(program, spec["argv"], spec["env"])
-    except BaseException as exc:
-        os.write(2, f"formation: cannot start {spec['argv'][0]!r}: {exc}\n".encode())
-    os._exit(127)
-os.close(out_w)
-write_atomically("pid", str(pid))
-cap = max(spec["log_bytes"] // 2, 4096)
-log_path = os.path.join(home, "output.log")
-log = open(log_path, "ab", buffering=0)
-status = None
-
-def record(data):
-    global log
-    if log.tell() + len(data) > cap:
-        log.close()
-        os.replace(log_path, log_path + ".1")
-        log = open(log_path, "ab", buffering=0)
-    log.write(data[-cap:])
-
-def reap():
-    global status
-    if status is None:
-        done, code = os.waitpid(pid, os.WNOHANG)
-        if done:
-            status = code
-
-open_fds = [out_r, wake_r]
-while True:
-    reap()
-    if status is not None and out_r not in open_fds:
-        break
-    timeout = 0.2 if status is not None else None  # leftovers may hold the pipe open
-    try:
-        ready, _, _ = select.select(open_fds, [], [], timeout)
-    except InterruptedError:
-        continue
-    if not ready and status is not None:
-        break
-    if wake_r in ready:
-        try:
-            os.read(wake_r, 512)
-        except BlockingIOError:
-            pass
-    if out_r in ready:
-        data = os.read(out_r, 65536)
-        if data:
-            record(data)
-        else:
-            open_fds.remove(out_r)
-try:
-    os.killpg(pid, signal.SIGKILL)  # nothing of the instance outlives it
-except (ProcessLookupError, PermissionError):
-    pass
-code = os.waitstatus_to_exitcode(status)
-if spec["sandboxed"] and 128 < code <= 192:  # bwrap: 128 + N for a workload killed by signal N
-    code = 128 - code  # as WorkloadSandbox.exit_code
-ended = {"exit_code": code, "end_time_us": time.time_ns() // 1000}
-write_atomically("exit.json", json.dumps(ended))
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +164,7 @@ async def launch(spec: LaunchSpec) -> Supervised:
         sys.executable,
         "-I",
         "-S",
-        "-c",
-        SUPERVISOR,
+        str(SUPERVISOR_SCRIPT),
         spec.to_json(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
