@@ -110,7 +110,9 @@ class TokenSource:
     async def login(self, channel: grpc.aio.Channel) -> auth_pb2.Session:
         """A new login with the key, whatever is cached."""
         if self._key is None:
-            raise Unauthenticated("logging in needs an Ed25519 key, not a token", reason="NO_KEY")
+            raise Unauthenticated(
+                "logging in needs an Ed25519 key, not a token", reason="NO_KEY", client_side=True
+            )
         async with self._lock:
             return await self._login(channel)
 
