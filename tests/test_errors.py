@@ -11,20 +11,27 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from formation_mcp.errors import (
+    ERROR_CLASSES,
     ERROR_DOMAIN,
     Aborted,
     AlreadyExists,
+    Cancelled,
+    DataLoss,
+    DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     FmcpError,
     Internal,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
     Unimplemented,
+    Unknown,
+    error_from_status,
 )
 
 CLASSES: list[tuple[type[FmcpError], grpc.StatusCode, int, str]] = [
@@ -60,8 +67,37 @@ CLASSES: list[tuple[type[FmcpError], grpc.StatusCode, int, str]] = [
     (Unavailable, grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE, "UNAVAILABLE"),
     (Unimplemented, grpc.StatusCode.UNIMPLEMENTED, code_pb2.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
     (Internal, grpc.StatusCode.INTERNAL, code_pb2.INTERNAL, "INTERNAL"),
+    (Cancelled, grpc.StatusCode.CANCELLED, code_pb2.CANCELLED, "CANCELLED"),
+    (Unknown, grpc.StatusCode.UNKNOWN, code_pb2.UNKNOWN, "UNKNOWN"),
+    (
+        DeadlineExceeded,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        code_pb2.DEADLINE_EXCEEDED,
+        "DEADLINE_EXCEEDED",
+    ),
+    (OutOfRange, grpc.StatusCode.OUT_OF_RANGE, code_pb2.OUT_OF_RANGE, "OUT_OF_RANGE"),
+    (DataLoss, grpc.StatusCode.DATA_LOSS, code_pb2.DATA_LOSS, "DATA_LOSS"),
 ]
 CLASS_IDS = [cls.__name__ for cls, *_ in CLASSES]
+ENVOY_HTTP_STATUSES = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+    "INTERNAL": 500,
+    "UNKNOWN": 500,
+    "DATA_LOSS": 500,
+}
+"""The HTTP status Envoy's gRPC-JSON transcoder answers for each gRPC code (grpcToHttpStatus)."""
 T = TypeVar("T", bound=Message)
 DETAIL_TYPES = (
     error_details_pb2.ErrorInfo,
@@ -139,6 +175,65 @@ def test_error_can_be_raised_and_caught_as_fmcp_error() -> None:
     with pytest.raises(FmcpError) as info:
         raise Unavailable("down")
     assert isinstance(info.value, Unavailable)
+
+
+def test_every_grpc_error_code_has_one_class() -> None:
+    assert set(ERROR_CLASSES) == set(grpc.StatusCode) - {grpc.StatusCode.OK}
+    assert all(cls.code is code for code, cls in ERROR_CLASSES.items())
+
+
+@pytest.mark.parametrize("code", list(ERROR_CLASSES), ids=lambda code: code.name)
+def test_class_http_status_is_the_one_envoy_answers(code: grpc.StatusCode) -> None:
+    assert ERROR_CLASSES[code].http_status == ENVOY_HTTP_STATUSES[code.name]
+
+
+def test_the_base_class_is_an_unknown_error_as_500() -> None:
+    assert (FmcpError.code, FmcpError.http_status) == (grpc.StatusCode.UNKNOWN, 500)
+
+
+# --------------------------------------------------------------------------- received statuses
+
+
+def test_a_received_status_becomes_the_same_class_with_its_details() -> None:
+    sent = ResourceExhausted(
+        "slow down",
+        reason="RATE_LIMITED",
+        metadata={"limit": "30"},
+        field_violations=[FieldViolation("arguments.x", "too big", "TOO_BIG")],
+        retry_after_seconds=1.5,
+    )
+    received = error_from_status(sent.to_status("req-1"))
+    assert type(received) is ResourceExhausted
+    assert (received.message, received.reason, received.domain, received.metadata) == (
+        "slow down",
+        "RATE_LIMITED",
+        ERROR_DOMAIN,
+        {"limit": "30"},
+    )
+    assert received.field_violations == (FieldViolation("arguments.x", "too big", "TOO_BIG"),)
+    assert received.retry_after_seconds == received.retry_delay_seconds == 1.5
+
+
+def test_a_received_status_without_error_info_has_no_reason_or_domain() -> None:
+    received = error_from_status(status_pb2.Status(code=code_pb2.UNAVAILABLE, message="down"))
+    assert (type(received), received.reason, received.domain) == (Unavailable, "", "")
+
+
+def test_an_unknown_received_code_is_unknown() -> None:
+    received = error_from_status(status_pb2.Status(code=99, message="what"))
+    assert (type(received), received.code) == (Unknown, grpc.StatusCode.UNKNOWN)
+
+
+def test_a_received_error_names_its_code_reason_and_operation() -> None:
+    status = NotFound("no such pack", reason="PACK_NOT_FOUND").to_status()
+    received = error_from_status(status, operation="operations/abc")
+    assert received.operation == "operations/abc"
+    assert str(received) == "NOT_FOUND (PACK_NOT_FOUND) [operations/abc]: no such pack"
+
+
+def test_a_received_error_without_reason_is_named_by_its_code() -> None:
+    received = error_from_status(status_pb2.Status(code=code_pb2.CANCELLED, message="stopped"))
+    assert str(received) == "CANCELLED: stopped"
 
 
 # --------------------------------------------------------------------------- ErrorInfo

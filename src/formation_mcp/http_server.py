@@ -37,7 +37,9 @@ def build_app(
         try:
             await check_health()
         except Unavailable as exc:
-            return JSONResponse({"status": "unavailable", "reason": exc.message}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "reason": exc.message}, status_code=exc.http_status
+            )
         return JSONResponse({"status": "ok"})
 
     async def openapi(_request: Request) -> Response:

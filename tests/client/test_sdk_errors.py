@@ -14,9 +14,11 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from tests.conftest import free_port
 
+from formation_mcp import errors
 from formation_mcp.app import Application
 from formation_mcp.client import (
     Client,
+    FmcpClientError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -61,6 +63,13 @@ def test_status_details_are_read_into_the_exception() -> None:
         {"limit": "30"},
     )
     assert error.retry_delay_seconds == 2.0
+
+
+@pytest.mark.parametrize("code", list(ERROR_CLASSES))
+def test_the_sdk_classes_are_the_servers(code: grpc.StatusCode) -> None:
+    sdk_class = ERROR_CLASSES[code]
+    assert getattr(errors, sdk_class.__name__) is sdk_class is errors.ERROR_CLASSES[code]
+    assert issubclass(sdk_class, FmcpClientError) and FmcpClientError is errors.FmcpError
 
 
 async def test_an_unknown_tool_is_not_found_with_its_reason(client: Client) -> None:

@@ -181,6 +181,7 @@ def upgrade() -> None:
 def mcp_command(target: str | None, key_file: str | None) -> None:
     """Serve the tools to an MCP host over stdio (stdout carries only MCP; logs go to stderr),
     as the account of your key file, through the API at FMCP_TARGET."""
+    from formation_mcp.cli.common import make_client
     from formation_mcp.client.config import ClientConfig
     from formation_mcp.mcp_server.stdio import serve_stdio
 
@@ -191,7 +192,7 @@ def mcp_command(target: str | None, key_file: str | None) -> None:
     config = ClientConfig.resolve(target, key_file)
     if not config.key_file.exists():
         raise click.ClickException(f"no key at {config.key_file}: run `fmcp keygen` first")
-    asyncio.run(serve_stdio(config))
+    asyncio.run(serve_stdio(make_client(config), config.key_file))
 
 
 main.add_command(keygen)

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from formation_mcp.client.errors import FmcpClientError, error_from_rpc
+from formation_mcp.client.errors import FmcpClientError
 
 EXIT_CODES = {
     grpc.StatusCode.INVALID_ARGUMENT: 3,
@@ -80,8 +80,3 @@ def fail_with_client_error(error: FmcpClientError) -> NoReturn:
     for violation in error.field_violations:
         click.echo(f"  {violation.field}: {violation.description}", err=True)
     sys.exit(exit_code(error.code))
-
-
-def fail_with_rpc_error(error: grpc.aio.AioRpcError) -> NoReturn:
-    """A raw gRPC error, printed and mapped as the SDK's (`fail_with_client_error`)."""
-    fail_with_client_error(error_from_rpc(error))

@@ -192,7 +192,7 @@ class Client:
                 continue
             retryable = idempotent or not sent
             if isinstance(error, Unavailable) and retryable and attempt < self.retry.max_attempts:
-                await asyncio.sleep(self.retry.delay(attempt, error.retry_delay_seconds))
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_after_seconds))
                 continue
             raise error
 
@@ -211,7 +211,7 @@ class Client:
                 attempt += 1
                 if attempt >= self.retry.max_attempts:
                     raise
-                await asyncio.sleep(self.retry.delay(attempt, unavailable.retry_delay_seconds))
+                await asyncio.sleep(self.retry.delay(attempt, unavailable.retry_after_seconds))
                 continue
             call = stub.WatchOperation(
                 operations_pb2.WatchOperationRequest(name=name, after_sequence=last),
@@ -237,7 +237,7 @@ class Client:
                 continue
             attempt += 1
             if isinstance(error, Unavailable) and attempt < self.retry.max_attempts:
-                await asyncio.sleep(self.retry.delay(attempt, error.retry_delay_seconds))
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_after_seconds))
                 continue
             raise error
 
@@ -322,6 +322,7 @@ class Client:
             raise DeadlineExceeded(
                 f"{operation.name} was not done after {timeout:g}s; it keeps running",
                 operation=operation.name,
+                client_side=True,
             ) from None
 
     # -- workloads -----------------------------------------------------------------------------
@@ -514,7 +515,9 @@ def result_of(operation: Operation) -> dict[str, Any]:
     if error is not None:
         raise error
     if not operation.done:
-        raise FmcpClientError(f"{operation.name} is not done", operation=operation.name)
+        raise FmcpClientError(
+            f"{operation.name} is not done", operation=operation.name, client_side=True
+        )
     return operation.result or {}
 
 

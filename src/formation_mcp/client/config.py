@@ -34,17 +34,6 @@ class ClientConfig:
     def session_file(self) -> Path:
         return config_dir() / "sessions.json"
 
-    @property
-    def session_key(self) -> str:
-        """Sessions are cached per server and per key: another key never reuses one."""
-        from formation_mcp.auth.keys import key_id, load_private_key, public_bytes
-
-        try:
-            kid = key_id(public_bytes(load_private_key(self.key_file)))
-        except (OSError, ValueError):
-            kid = "no-key"
-        return f"{self.target}|{kid}"
-
 
 def write_private_json(path: Path, data: dict[str, Any]) -> None:
     """Written atomically with mode 0600: it holds tokens."""

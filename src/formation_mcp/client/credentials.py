@@ -1,8 +1,11 @@
 """Where the SDK's access tokens come from: an Ed25519 key (logged in on first use, refreshed
 before expiry, logged in again when the refresh token no longer works) or a fixed token.
 
-A key-based session can be cached in a `SessionStore` (the CLI's sessions.json) under
-`target|key_id`, the key `ClientConfig.session_key` uses, so `fmcp login` and the SDK share it.
+This is the one place sessions are renewed: the SDK's `Client`, the CLI (through it) and
+`fmcp mcp` (through it too) all get their tokens here. A key-based session can be cached in a
+`SessionStore` (sessions.json) under `session_key(target, key)`, so `fmcp login`, the SDK and
+`fmcp mcp` share it; with a store, the store's entry is the session (another process may have
+refreshed it, rotating its refresh token, or forgotten it at logout), read before every use.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
 
-from formation_mcp.auth.keys import key_id, load_private_key, public_bytes
+from formation_mcp.auth.keys import load_private_key
 from formation_mcp.client.auth import login
 from formation_mcp.client.errors import Unauthenticated, error_from_rpc
-from formation_mcp.client.session import SessionStore
+from formation_mcp.client.session import SessionStore, session_key
 
 REFRESH_MARGIN_SECONDS = 60.0
 """Refresh this long before the access token expires (tokens live at most 15 minutes)."""
@@ -68,18 +71,17 @@ class TokenSource:
         self._key = key
         self._token = token
         self._store = store
-        self._cache_key = f"{target}|{key_id(public_bytes(key))}" if key is not None else ""
+        self._cache_key = session_key(target, key) if key is not None else ""
         self._clock = clock
         self._margin = refresh_margin_seconds
         self._session: auth_pb2.Session | None = None
         self._lock = asyncio.Lock()
-        if store is not None and key is not None:
-            self._session = store.load(self._cache_key)
 
     @property
     def session(self) -> auth_pb2.Session | None:
-        """The current key-based session (None before the first call, or with a token)."""
-        return self._session
+        """The key-based session: the cached one (with a store), else the one last used (None
+        before the first call, or with a token)."""
+        return self._current()
 
     @property
     def can_renew(self) -> bool:
@@ -93,7 +95,7 @@ class TokenSource:
             assert self._token is not None
             return self._token
         async with self._lock:
-            session = self._session
+            session = self._current()
             if session is None or not self._fresh(session):
                 session = await self._renew(channel, session)
             return session.access_token
@@ -103,14 +105,17 @@ class TokenSource:
         if self._key is None:
             return
         async with self._lock:
-            if self._session is not None and self._session.access_token != refused:
-                return  # another call renewed it meanwhile
-            await self._renew(channel, self._session)
+            session = self._current()
+            if session is not None and session.access_token != refused:
+                return  # another call (or process) renewed it meanwhile
+            await self._renew(channel, session)
 
     async def login(self, channel: grpc.aio.Channel) -> auth_pb2.Session:
         """A new login with the key, whatever is cached."""
         if self._key is None:
-            raise Unauthenticated("logging in needs an Ed25519 key, not a token", reason="NO_KEY")
+            raise Unauthenticated(
+                "logging in needs an Ed25519 key, not a token", reason="NO_KEY", client_side=True
+            )
         async with self._lock:
             return await self._login(channel)
 
@@ -118,6 +123,12 @@ class TokenSource:
         self._session = None
         if self._store is not None and self._cache_key:
             self._store.forget(self._cache_key)
+
+    def _current(self) -> auth_pb2.Session | None:
+        """The session to use: the store's when there is one, else the one kept here."""
+        if self._store is not None and self._cache_key:
+            self._session = self._store.load(self._cache_key)
+        return self._session
 
     async def _renew(
         self, channel: grpc.aio.Channel, session: auth_pb2.Session | None

@@ -25,6 +25,3 @@ class RetryPolicy:
             return min(server_hint, self.max_seconds)
         ceiling = min(self.max_seconds, self.initial_seconds * self.multiplier ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-NO_RETRY = RetryPolicy(max_attempts=1)

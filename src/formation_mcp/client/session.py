@@ -1,29 +1,40 @@
-"""A client's authenticated session: cached per target, refreshed before it expires, and
-re-established with the key when the refresh token no longer works."""
+"""sessions.json: the key-based sessions clients cache, one per server and key (mode 0600).
+
+The CLI, the SDK's `Client.from_config` and `fmcp mcp` share it, so one login serves them all;
+`credentials.TokenSource` is the one code that renews what is cached here.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
-import grpc
-from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from formation.mcp.v1 import auth_pb2
 
-from formation_mcp.auth.keys import load_private_key
-from formation_mcp.client.auth import bearer, login
-from formation_mcp.client.config import ClientConfig, read_json, write_private_json
+from formation_mcp.auth.keys import key_id, public_bytes
+from formation_mcp.client.config import read_json, write_private_json
 
-REFRESH_MARGIN_SECONDS = 60
+_FileSignature = tuple[int, int, int]
+
+
+def session_key(target: str, key: Ed25519PrivateKey) -> str:
+    """Sessions are cached per server and per key (`target|key_id`): another key never reuses
+    one."""
+    return f"{target}|{key_id(public_bytes(key))}"
 
 
 class SessionStore:
-    """sessions.json: one entry per server and key (`ClientConfig.session_key`)."""
+    """One entry per `session_key`. Another process may refresh or forget a session at any
+    time, so token sources read the store before every use: the file is parsed again only when
+    it changed (its inode, size or modification time), which makes that read a `stat`."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._read: tuple[_FileSignature, dict[str, Any]] | None = None
 
     def load(self, key: str) -> auth_pb2.Session | None:
-        entry = read_json(self._path).get(key)
+        entry = self._entries().get(key)
         if not isinstance(entry, str):
             return None
         session = auth_pb2.Session()
@@ -40,46 +51,12 @@ class SessionStore:
         if data.pop(key, None) is not None:
             write_private_json(self._path, data)
 
-
-def _fresh(session: auth_pb2.Session) -> bool:
-    return session.expire_time.seconds - REFRESH_MARGIN_SECONDS > time.time()
-
-
-async def log_in_with_key(
-    channel: grpc.aio.Channel, config: ClientConfig, store: SessionStore
-) -> auth_pb2.Session:
-    session = await login(channel, load_private_key(config.key_file))
-    store.save(config.session_key, session)
-    return session
-
-
-async def ensure_session(
-    channel: grpc.aio.Channel, config: ClientConfig, store: SessionStore
-) -> auth_pb2.Session:
-    """The cached session; refreshed near expiry; a new login with the key if that fails."""
-    session = store.load(config.session_key)
-    if session is not None and _fresh(session):
-        return session
-    if session is not None and session.refresh_token:
+    def _entries(self) -> dict[str, Any]:
         try:
-            refreshed: auth_pb2.Session = await auth_pb2_grpc.AuthServiceStub(channel).RefreshToken(
-                auth_pb2.RefreshTokenRequest(refresh_token=session.refresh_token)
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() is not grpc.StatusCode.UNAUTHENTICATED:
-                raise
-        else:
-            store.save(config.session_key, refreshed)
-            return refreshed
-    if not config.key_file.exists():
-        raise FileNotFoundError(
-            f"no session for {config.target} and no key at {config.key_file}: run `fmcp keygen` "
-            "and `fmcp login`, or set FMCP_KEY_FILE"
-        )
-    return await log_in_with_key(channel, config, store)
-
-
-async def auth_metadata(
-    channel: grpc.aio.Channel, config: ClientConfig, store: SessionStore
-) -> tuple[tuple[str, str], ...]:
-    return bearer((await ensure_session(channel, config, store)).access_token)
+            status = self._path.stat()
+        except FileNotFoundError:
+            return {}
+        signature = (status.st_ino, status.st_size, status.st_mtime_ns)
+        if self._read is None or self._read[0] != signature:
+            self._read = (signature, read_json(self._path))
+        return self._read[1]

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
+from google.longrunning import operations_pb2 as lro_pb2
+
 from formation_mcp.client.client import Client, ProgressCallback
+from formation_mcp.client.config import ClientConfig
+from formation_mcp.client.credentials import TokenSource
 from formation_mcp.client.models import Account, Operation, Tool
+from formation_mcp.client.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -55,14 +61,25 @@ async def _next(iterator: AsyncIterator[T]) -> T:
 
 class SyncClient:
     """The same API as `Client`, blocking. Use as `with SyncClient(...) as client:`; the
-    arguments are `Client`'s."""
+    arguments are `Client`'s. (tests/client/test_sdk_sync.py fails when a public member of
+    `Client`, `client.tools` or `client.operations` has no counterpart here.)"""
 
     def __init__(self, target: str, **options: Any) -> None:
+        self._open(lambda: Client(target, **options))
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, **options: Any) -> SyncClient:
+        """`Client.from_config`, blocking: the CLI's target, key file and cached sessions."""
+        client = cls.__new__(cls)
+        client._open(lambda: Client.from_config(config, **options))
+        return client
+
+    def _open(self, make_client: Callable[[], Client]) -> None:
         self._thread = _LoopThread()
         self._closed = False
 
         async def make() -> Client:
-            return Client(target, **options)
+            return make_client()
 
         try:
             self._client = self._thread.run(make())
@@ -91,6 +108,66 @@ class SyncClient:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._thread.run(coroutine)
 
+    @property
+    def target(self) -> str:
+        return self._client.target
+
+    @property
+    def deadline(self) -> float:
+        return self._client.deadline
+
+    @deadline.setter
+    def deadline(self, seconds: float) -> None:
+        self._client.deadline = seconds
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._client.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self._client.retry = policy
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The client's grpc.aio channel, for stubs whose calls go through `unary`: it belongs
+        to the SDK's loop thread, where `unary` runs them."""
+
+        async def opened() -> grpc.aio.Channel:
+            return self._client.channel
+
+        return self._run(opened())
+
+    @property
+    def token_source(self) -> TokenSource:
+        """The client's token source (its `session`; its coroutines belong to the loop thread)."""
+        return self._client.token_source
+
+    def unary(
+        self,
+        call: Callable[..., Awaitable[T]],
+        request: Any,
+        *,
+        idempotent: bool,
+        timeout: float | None = None,
+        authenticated: bool = True,
+    ) -> T:
+        """`Client.unary`, for a method of a stub made on `channel`."""
+
+        async def unary() -> T:
+            return await self._client.unary(
+                call,
+                request,
+                idempotent=idempotent,
+                timeout=timeout,
+                authenticated=authenticated,
+            )
+
+        return self._run(unary())
+
+    def stream_operations(self, name: str, after_sequence: int = 0) -> Iterator[lro_pb2.Operation]:
+        return self._thread.iterate(self._client.stream_operations(name, after_sequence))
+
     def login(self) -> Account:
         return self._run(self._client.login())
 
@@ -110,11 +187,24 @@ class SyncClient:
         *,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """`on_progress` runs in the SDK's loop thread: keep it quick."""
         return self._run(
-            self._client.call_and_wait(tool, arguments, on_progress=on_progress, timeout=timeout)
+            self._client.call_and_wait(
+                tool, arguments, on_progress=on_progress, timeout=timeout, request_id=request_id
+            )
         )
+
+    def follow(
+        self,
+        operation: Operation,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> Operation:
+        """`on_progress` runs in the SDK's loop thread: keep it quick."""
+        return self._run(self._client.follow(operation, on_progress=on_progress, timeout=timeout))
 
     def build_workload(
         self,
@@ -123,10 +213,11 @@ class SyncClient:
         *,
         exclude: tuple[str, ...] = (),
         on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         return self._run(
             self._client.build_workload(
-                formfile, context_dir, exclude=exclude, on_progress=on_progress
+                formfile, context_dir, exclude=exclude, on_progress=on_progress, timeout=timeout
             )
         )
 
@@ -137,10 +228,11 @@ class SyncClient:
         vm_config: dict[str, Any] | None = None,
         *,
         on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         return self._run(
             self._client.deploy_workload(
-                build_id, instance_name, vm_config, on_progress=on_progress
+                build_id, instance_name, vm_config, on_progress=on_progress, timeout=timeout
             )
         )
 

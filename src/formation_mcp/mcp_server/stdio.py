@@ -1,58 +1,52 @@
 """`fmcp mcp`: the MCP server over stdio, for hosts that launch it as a subprocess.
 
-stdout carries only MCP messages (logs go to stderr). The caller is the user of the key file:
-the same cached, auto-refreshed session as the CLI's `fmcp login` (FMCP_TARGET, FMCP_KEY_FILE).
+stdout carries only MCP messages (logs go to stderr). The caller is the user of the key file,
+through the SDK's `Client` for the CLI's configuration (FMCP_TARGET, FMCP_KEY_FILE): the same
+cached session as `fmcp login`, refreshed and renewed by the same code.
 """
 
 from __future__ import annotations
 
-import asyncio
+from pathlib import Path
 
 import grpc
 from mcp.server.stdio import stdio_server
 
 from formation_mcp.client.auth import bearer
-from formation_mcp.client.config import ClientConfig
-from formation_mcp.client.session import SessionStore, ensure_session
+from formation_mcp.client.client import Client
+from formation_mcp.client.errors import FmcpClientError
 from formation_mcp.mcp_server.bridge import Context, CredentialsError, Metadata, ToolBridge
 
 
-class _SessionBackend:
-    """Our API at FMCP_TARGET, as the key file's account. One refresh at a time: refresh
+class _ClientBackend:
+    """Our API as the client's account. Its token source renews one session at a time: refresh
     tokens rotate on use, and presenting a used one twice would revoke the whole session."""
 
-    def __init__(self, config: ClientConfig) -> None:
-        self._config = config
-        self._store = SessionStore(config.session_file)
-        self._lock = asyncio.Lock()
-        self._channel: grpc.aio.Channel | None = None
+    def __init__(self, client: Client, key_file: Path) -> None:
+        self._client = client
+        self._key_file = key_file
 
     def channel(self) -> grpc.aio.Channel:
-        if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._config.target)
-        return self._channel
+        return self._client.channel
 
     async def credentials(self, _ctx: Context) -> Metadata:
         try:
-            async with self._lock:
-                session = await ensure_session(self.channel(), self._config, self._store)
-        except FileNotFoundError as error:
-            raise CredentialsError(str(error)) from None
-        except grpc.aio.AioRpcError as error:
+            token = await self._client.access_token()
+        except FmcpClientError as error:
             raise CredentialsError(
-                f"logging in to {self._config.target} with {self._config.key_file} failed: "
-                f"{error.code().name}: {error.details()}"
+                f"logging in to {self._client.target} with {self._key_file} "
+                f"failed: {error.code.name}: {error.message}"
             ) from None
-        return bearer(session.access_token)
+        return bearer(token)
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        await self._client.close()
 
 
-async def serve_stdio(config: ClientConfig) -> None:
-    """Serve one host over stdin/stdout until it closes stdin."""
-    backend = _SessionBackend(config)
+async def serve_stdio(client: Client, key_file: Path) -> None:
+    """Serve one host over stdin/stdout until it closes stdin, as `client` (made with the key in
+    `key_file`), then close it."""
+    backend = _ClientBackend(client, key_file)
     server = ToolBridge(backend).server()
     try:
         async with stdio_server() as (read_stream, write_stream):
