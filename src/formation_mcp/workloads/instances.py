@@ -9,7 +9,6 @@ A deleted instance's name can be used again; the row stays (state `deleted`) for
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -98,10 +97,6 @@ class InstanceRecord:
 
 def _rfc3339(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
-
-
-def new_instance_id() -> str:
-    return uuid.uuid4().hex
 
 
 def _from_row(row: sa.Row[Any]) -> InstanceRecord:
