@@ -35,6 +35,7 @@ local REST_MESSAGES = {
     ["requestId"] = "",
     ["validate_only"] = "",
     ["validateOnly"] = "",
+    ["wait"] = "",
   },
   ["formation.mcp.v1.CancelOperationRequest"] = {
     ["name"] = "",

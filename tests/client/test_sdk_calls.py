@@ -219,3 +219,42 @@ async def test_calls_run_concurrently_on_one_client(client: Client) -> None:
         *(client.tools.call("test.echo", {"text": str(i)}) for i in range(5))
     )
     assert [r.result for r in results] == [{"echo": str(i)} for i in range(5)]
+
+
+def watch_calls(app: Application) -> float:
+    method = "/formation.mcp.v1.OperationsService/WatchOperation"
+    value = app.metrics.registry.get_sample_value(
+        "fmcp_grpc_calls_total", {"method": method, "code": "OK"}
+    )
+    return value or 0.0
+
+
+async def test_call_and_wait_takes_one_call_when_the_work_is_done_within_it(
+    client: Client, tools_app: Application
+) -> None:
+    before = watch_calls(tools_app)
+    output = await client.call_and_wait("test.sleep", {"steps": 2, "delay_ms": 1}, timeout=DEADLINE)
+    assert output == {"steps": 2}
+    assert watch_calls(tools_app) == before  # answered by CallTool's wait, nothing watched
+
+
+async def test_call_and_wait_reports_progress_from_the_start_after_its_first_wait(
+    client: Client,
+) -> None:
+    seen: list[Operation] = []
+    await client.call_and_wait(
+        "test.sleep", {"steps": 4, "delay_ms": 400}, on_progress=seen.append, timeout=DEADLINE
+    )
+    percents = [operation.metadata.progress_percent for operation in seen]
+    assert percents[-1] == 100
+    assert 25 in percents  # reached in the first wait, delivered all the same
+
+
+async def test_call_and_wait_with_progress_follows_the_operation(
+    client: Client, tools_app: Application
+) -> None:
+    before = watch_calls(tools_app)
+    await client.call_and_wait(
+        "test.sleep", {"steps": 2, "delay_ms": 1500}, on_progress=lambda _op: None, timeout=60
+    )
+    assert watch_calls(tools_app) > before  # the counter this file's one-call test reads

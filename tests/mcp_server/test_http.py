@@ -233,3 +233,19 @@ async def test_an_unknown_tool_is_a_protocol_error(mcp_url: str, token: str) -> 
             await client.call_tool("no.such.tool", {})
     assert raised.value.code == types.INVALID_PARAMS
     assert "no.such.tool" in raised.value.message
+
+
+async def test_a_long_call_without_a_progress_token_is_answered_within_one_call_tool(
+    mcp_url: str, token: str, app: Application
+) -> None:
+    method = "/formation.mcp.v1.OperationsService/WatchOperation"
+
+    def watches() -> float:
+        labels = {"method": method, "code": "OK"}
+        return app.metrics.registry.get_sample_value("fmcp_grpc_calls_total", labels) or 0.0
+
+    before = watches()
+    async with http_client(mcp_url, token) as client:
+        result = await client.call_tool("test_sleep", {"steps": 2, "delay_ms": 1})
+    assert result.is_error is False and result.structured_content == {"steps": 2}
+    assert watches() == before

@@ -7,6 +7,7 @@ from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
 
 from formation_mcp.api.wrapping import Context
+from formation_mcp.errors import InvalidArgument
 from formation_mcp.identity import current_caller
 from formation_mcp.structs import arguments_from_struct
 from formation_mcp.tools.manager import ToolManager
@@ -53,6 +54,12 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
         self, request: tools_pb2.CallToolRequest, context: Context
     ) -> lro_pb2.Operation:
         arguments, size = arguments_from_struct(request.arguments)
+        wait = request.wait.ToTimedelta().total_seconds()
+        if wait < 0:
+            raise InvalidArgument.for_field("wait", "must not be negative (0 answers at once)")
+        remaining = context.time_remaining()
+        if wait > 0 and remaining is not None:  # answer before the caller's deadline passes
+            wait = min(wait, max(remaining - 0.05, 0.001))
         return await self._tools.call(
             current_caller(),
             request.name,
@@ -60,4 +67,5 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
             request.request_id,
             request.validate_only,
             size=size,
+            wait=wait,
         )

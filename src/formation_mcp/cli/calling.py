@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from formation_mcp.cli.following import follow_with_progress
-from formation_mcp.client.client import Client, result_of
+from formation_mcp.client.client import FIRST_WAIT_SECONDS, Client, result_of
 from formation_mcp.client.models import Operation
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,8 +68,12 @@ async def call_tool(
     timeout: float | None = None,
 ) -> Operation:
     """Call `tool` (with a request id, so the SDK may retry it) and, unless `wait` is False,
-    follow it to its end; a failed operation raises its error class."""
-    operation = await client.tools.call(tool, arguments, request_id=str(uuid.uuid4()))
+    follow it to its end; a failed operation raises its error class. The call itself waits a
+    moment (FIRST_WAIT_SECONDS): work done by then takes one RPC and shows no progress bar."""
+    first_wait = FIRST_WAIT_SECONDS if timeout is None else min(FIRST_WAIT_SECONDS, timeout)
+    operation = await client.tools.call(
+        tool, arguments, request_id=str(uuid.uuid4()), wait=first_wait if wait else 0.0
+    )
     if not wait:
         return operation
     if not operation.done:

@@ -36,7 +36,7 @@ async def follow_with_progress(
     interrupted = asyncio.Event()
     handling = _on_interrupt(loop, interrupted)
     watching = asyncio.ensure_future(
-        client.follow(operation, on_progress=display.update, timeout=timeout)
+        client.follow(operation, on_progress=display.update, timeout=timeout, from_start=True)
     )
     waiting = asyncio.ensure_future(interrupted.wait())
     try:

@@ -291,9 +291,21 @@ class Client:
         (e.g. `FailedPrecondition`) with `operation` set; a cancelled one raises `Cancelled`.
         `timeout` bounds the whole wait (`DeadlineExceeded`; the operation keeps running).
         """
-        operation = await self.tools.call(tool, arguments, request_id=request_id or _request_id())
-        final = await self.follow(operation, on_progress=on_progress, timeout=timeout)
-        return result_of(final)
+        started = time.monotonic()
+        wait = FIRST_WAIT_SECONDS if on_progress is not None else LONGEST_WAIT_SECONDS
+        if timeout is not None:
+            wait = min(wait, timeout)
+        operation = await self.tools.call(
+            tool, arguments, request_id=request_id or _request_id(), wait=wait
+        )
+        if not operation.done:
+            remaining = None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            operation = await self.follow(
+                operation, on_progress=on_progress, timeout=remaining, from_start=True
+            )
+        elif on_progress is not None:
+            await _notify(on_progress, operation)
+        return result_of(operation)
 
     async def follow(
         self,
@@ -301,15 +313,19 @@ class Client:
         *,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        from_start: bool = False,
     ) -> Operation:
-        """Watch `operation` until it is done (calling `on_progress` on each snapshot)."""
+        """Watch `operation` until it is done (calling `on_progress` on each snapshot). With
+        `from_start`, every change since the operation was created is delivered (for an
+        operation that ran a while before it is followed), else its current snapshot first."""
         if operation.done:
             await _notify(on_progress, operation)
             return operation
+        after = CREATED_SEQUENCE if from_start else 0
 
         async def watch() -> Operation:
             last = operation
-            async for snapshot in self.operations.watch(operation.name):
+            async for snapshot in self.operations.watch(operation.name, after):
                 last = snapshot
                 await _notify(on_progress, snapshot)
             if not last.done:  # the stream ended early: ask once more
@@ -404,16 +420,23 @@ class ToolsAPI:
         *,
         request_id: str | None = None,
         validate_only: bool = False,
+        wait: float = 0.0,
     ) -> Operation:
-        """Call a tool; a quick tool's operation comes back done, a long-running one PENDING.
-        With a `request_id` the call is retried when the server is unavailable (a repeated id
-        returns the first call's operation)."""
+        """Call a tool; a quick tool's operation comes back done, a long-running one PENDING
+        (or, with `wait` seconds, done when it finished within them: the server caps the
+        wait at its FMCP_WAIT_MAX). With a `request_id` the call is retried when the server
+        is unavailable (a repeated id returns the first call's operation)."""
         request = tools_pb2.CallToolRequest(
             name=tool_resource(name), request_id=request_id or "", validate_only=validate_only
         )
         json_format.ParseDict(arguments or {}, request.arguments)
+        if wait > 0:
+            request.wait.FromNanoseconds(int(wait * 1e9))
         operation: lro_pb2.Operation = await self._client.unary(
-            self._stub().CallTool, request, idempotent=bool(request_id)
+            self._stub().CallTool,
+            request,
+            idempotent=bool(request_id),
+            timeout=max(self._client.deadline, wait + WAIT_SLACK_SECONDS),
         )
         return Operation.from_proto(operation)
 
@@ -527,6 +550,17 @@ async def _notify(callback: ProgressCallback | None, operation: Operation) -> No
     outcome = callback(operation)
     if asyncio.iscoroutine(outcome):
         await outcome
+
+
+FIRST_WAIT_SECONDS = 1.0
+"""call_and_wait with a progress callback: the call waits this long, then the operation is
+followed with its progress (a call done by then takes one RPC)."""
+LONGEST_WAIT_SECONDS = 55.0
+"""call_and_wait without one: one call waits up to this (the server's FMCP_WAIT_MAX is 60 s
+by default), then the operation is followed."""
+WAIT_SLACK_SECONDS = 10.0
+CREATED_SEQUENCE = 1
+"""The change that created an operation: following after it replays every later one."""
 
 
 def _request_id() -> str:

@@ -202,9 +202,14 @@ class SyncClient:
         *,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        from_start: bool = False,
     ) -> Operation:
         """`on_progress` runs in the SDK's loop thread: keep it quick."""
-        return self._run(self._client.follow(operation, on_progress=on_progress, timeout=timeout))
+        return self._run(
+            self._client.follow(
+                operation, on_progress=on_progress, timeout=timeout, from_start=from_start
+            )
+        )
 
     def build_workload(
         self,
@@ -254,10 +259,11 @@ class _SyncTools:
         *,
         request_id: str | None = None,
         validate_only: bool = False,
+        wait: float = 0.0,
     ) -> Operation:
         return self._owner._run(
             self._owner._client.tools.call(
-                name, arguments, request_id=request_id, validate_only=validate_only
+                name, arguments, request_id=request_id, validate_only=validate_only, wait=wait
             )
         )
 

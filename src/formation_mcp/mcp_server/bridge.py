@@ -41,6 +41,9 @@ Context = ServerRequestContext[Any, Any]
 
 UNARY_TIMEOUT_SECONDS = 60.0
 """ListTools and CallTool (a quick tool runs inline within the call)."""
+CALL_WAIT_SECONDS = 50.0
+"""A call without a progress token waits this long within CallTool (one RPC for work done by
+then; under UNARY_TIMEOUT_SECONDS and the server's default FMCP_WAIT_MAX), then is followed."""
 CANCEL_TIMEOUT_SECONDS = 10.0
 LIST_PAGE_SIZE = 100
 
@@ -135,6 +138,8 @@ class ToolBridge:
             return error_result(str(error))
         request = tools_pb2.CallToolRequest(name=TOOL_PREFIX + params.name)
         json_format.ParseDict(params.arguments or {}, request.arguments)
+        if not _wants_progress(ctx):  # nothing to report meanwhile: wait within the call
+            request.wait.FromSeconds(int(CALL_WAIT_SECONDS))
         try:
             operation: lro_pb2.Operation = await self._tools().CallTool(
                 request, metadata=metadata, timeout=UNARY_TIMEOUT_SECONDS
@@ -204,6 +209,10 @@ class ToolBridge:
             )
         except Exception as exc:  # the cancel is best effort; the operation stays watchable
             log.warning("could not cancel %s after the MCP request was cancelled: %s", name, exc)
+
+
+def _wants_progress(ctx: Context) -> bool:
+    return bool(ctx.meta and ctx.meta.get("progress_token") is not None)
 
 
 def package_version() -> str:

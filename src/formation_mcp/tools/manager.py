@@ -107,9 +107,27 @@ class ToolManager:
         validate_only: bool,
         *,
         size: StructSize | None = None,
+        wait: float = 0.0,
     ) -> lro_pb2.Operation:
         """`size`: what `structs.arguments_from_struct` measured of `arguments` (big ones
-        are checked off the event loop, see `tools.checks`)."""
+        are checked off the event loop, see `tools.checks`). `wait` > 0: a long-running
+        call's answer waits that long at most (capped by the operations' wait limit) for
+        the operation to finish (call-and-wait in one RPC)."""
+        operation = await self._call(caller, name, arguments, request_id, validate_only, size=size)
+        if wait > 0 and not operation.done:
+            return await self._operations.wait(caller, operation.name, wait)
+        return operation
+
+    async def _call(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any],
+        request_id: str,
+        validate_only: bool,
+        *,
+        size: StructSize | None,
+    ) -> lro_pb2.Operation:
         tool = self._registry.resolve_resource(name)
         spec = tool.spec
         checked = await check_arguments(spec, arguments, size)
@@ -188,7 +206,7 @@ class ToolManager:
                 caller.account, tool.spec.name, request_id=request_id or None
             )
         except IntegrityError:  # the same request_id raced in: answer with the first call's
-            return await self.call(
+            return await self._call(
                 caller, tool.spec.resource_name, arguments, request_id, False, size=checked.size
             )
         context = ToolContext(
@@ -231,7 +249,7 @@ class ToolManager:
         try:
             await self._admissions.submit(admission)
         except IntegrityError:  # the same request_id raced in: answer with the first call's
-            return await self.call(
+            return await self._call(
                 caller, tool.spec.resource_name, arguments, request_id, False, size=checked.size
             )
         return admission.snapshot

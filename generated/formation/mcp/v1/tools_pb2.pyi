@@ -5,6 +5,7 @@ Tools: what agents, programs and engineers can do on the Formation network."""
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -209,6 +210,7 @@ class CallToolRequest(_message.Message):
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The tool, `tools/{tool}`; aliases resolve."""
     request_id: _builtins.str
@@ -221,6 +223,14 @@ class CallToolRequest(_message.Message):
     def arguments(self) -> _struct_pb2.Struct:
         """Arguments, validated against the tool's input schema."""
 
+    @_builtins.property
+    def wait(self) -> _duration_pb2.Duration:
+        """Wait up to this long (at most the server's FMCP_WAIT_MAX) for a
+        long-running call's operation to finish before answering: the done
+        operation, or the pending one when the wait ends first. Zero, the default,
+        answers at once; call-and-wait in one RPC.
+        """
+
     def __init__(
         self,
         *,
@@ -228,10 +238,11 @@ class CallToolRequest(_message.Message):
         arguments: _struct_pb2.Struct | None = ...,
         request_id: _builtins.str = ...,
         validate_only: _builtins.bool = ...,
+        wait: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "request_id", b"request_id", "validate_only", b"validate_only", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
