@@ -48,8 +48,15 @@ class Application:
     `start()` then `stop()`; or `async with Application(...)`."""
 
     def __init__(
-        self, settings: Settings, *, registry: ToolRegistry | None = None, run_worker: bool = True
+        self,
+        settings: Settings,
+        *,
+        registry: ToolRegistry | None = None,
+        run_worker: bool = True,
+        shared_ports: bool = False,
     ) -> None:
+        """`shared_ports`: one of several processes serving the same ports (SO_REUSEPORT;
+        `fmcp serve --processes`, whose parent checked the ports are free)."""
         self.settings = settings
         self.metrics = Metrics()
         self.database = Database(settings.effective_database_url)
@@ -130,8 +137,9 @@ class Application:
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
-        check_free("FMCP_GRPC_LISTEN", settings.grpc_listen)
-        check_free("FMCP_HTTP_LISTEN", settings.http_listen)
+        if not shared_ports:
+            check_free("FMCP_GRPC_LISTEN", settings.grpc_listen)
+            check_free("FMCP_HTTP_LISTEN", settings.http_listen)
         self.grpc = GrpcServer(
             settings.grpc_listen,
             operations=self.operations,
@@ -142,6 +150,7 @@ class Application:
             metrics=self.metrics,
             max_message_bytes=settings.max_message_bytes,
             proxies=proxies,
+            reuse_port=shared_ports,
         )
         self.mcp = McpHttpEndpoint(
             self.verifier,
@@ -153,6 +162,7 @@ class Application:
         self.http = HttpSide(
             settings.http_listen,
             build_app(self.metrics, self.database.ping, routes=self.mcp.routes()),
+            reuse_port=shared_ports,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False

@@ -68,10 +68,10 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpSide:
-    def __init__(self, listen: str, app: Starlette) -> None:
+    def __init__(self, listen: str, app: Starlette, *, reuse_port: bool = False) -> None:
         host, _, port = listen.rpartition(":")
         try:
-            self._socket = socket.create_server((host, int(port)), reuse_port=False)
+            self._socket = socket.create_server((host, int(port)), reuse_port=reuse_port)
         except OSError as exc:
             raise ListenError("FMCP_HTTP_LISTEN", listen, describe(exc)) from None
         # Accepted connections inherit this: without it a response written as two small

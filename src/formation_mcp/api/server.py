@@ -52,6 +52,7 @@ class GrpcServer:
         metrics: Metrics,
         max_message_bytes: int,
         proxies: ProxyTrust,
+        reuse_port: bool = False,
     ) -> None:
         self.health = health.aio.HealthServicer()
         options = [
@@ -62,7 +63,8 @@ class GrpcServer:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_timeout_ms", 20_000),
-            ("grpc.so_reuseport", 0),
+            # Exclusive unless several processes serve this port on purpose (--processes).
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
         # Outermost first: errors become statuses; bad requests are refused before auth.
         self.server = grpc.aio.server(
