@@ -33,14 +33,14 @@ const EXIT_CODES: ReadonlyMap<number, number> = new Map([
 const USAGE = `usage: npm run demo -- [--target HOST:PORT | --rest http://HOST:PORT] [--key-file KEY.pem] --tool NAME [--args JSON]
   --target    the server's gRPC address (FMCP_TARGET, default 127.0.0.1:50051)
   --rest      Envoy's REST address instead of gRPC
-  --key-file  an Ed25519 key as \`fmcp keygen\` writes it (FMCP_KEY_FILE)
+  --key-file  an Ed25519 key as \`fmcp keygen\` writes it (FMCP_KEY_FILE, default ~/.config/fmcp/key.pem)
   --tool      the tool to call (test.echo, pack.build, ...)
   --args      its arguments, a JSON object (default {})`;
 
 interface DemoArguments {
   readonly target: string;
   readonly rest: string | undefined;
-  readonly keyFile: string | undefined;
+  readonly keyFile: string;
   readonly tool: string;
   readonly args: JsonObject;
 }
@@ -73,7 +73,7 @@ export function parseDemoArguments(argv: readonly string[], env: NodeJS.ProcessE
   return {
     target: values.target ?? env["FMCP_TARGET"] ?? "127.0.0.1:50051",
     rest: values.rest,
-    keyFile: values["key-file"] ?? env["FMCP_KEY_FILE"],
+    keyFile: values["key-file"] ?? env["FMCP_KEY_FILE"] ?? "~/.config/fmcp/key.pem",
     tool: values.tool,
     args: args as JsonObject,
   };

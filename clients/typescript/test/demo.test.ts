@@ -2,7 +2,9 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { dirname, resolve } from "node:path";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -61,4 +63,46 @@ test("the demo refuses arguments that are not a JSON object", async () => {
   const { code, stderr } = await outcome(process.execPath, [DEMO, ...args]);
   assert.equal(code, 2);
   assert.match(stderr, /--args must be a JSON object/);
+});
+
+test("the README's demo block prints what it says", async () => {
+  const { grpc, envoy, keyFile } = servers();
+  const readme = readFileSync(resolve(PACKAGE, "../../README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Use from TypeScript"));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+  const expected = [...block.matchAll(/^#> (.+)$/gm)].map((match) => match[1] ?? "");
+  assert.ok(expected.length >= 4, block);
+  const home = mkdtempSync(join(tmpdir(), "fmcp-readme-"));
+  mkdirSync(join(home, ".config/fmcp"), { recursive: true });
+  copyFileSync(keyFile, join(home, ".config/fmcp/key.pem")); // as `fmcp keygen` would have
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, GRPC: grpc, ENVOY: new URL(envoy).host };
+  delete env["FMCP_KEY_FILE"];
+  const { stdout, stderr } = await run("bash", ["-euo", "pipefail", "-c", block], {
+    cwd: resolve(PACKAGE, "../.."),
+    env,
+    timeout: 60_000,
+  });
+  const output = stdout + stderr;
+  assert.deepEqual(
+    expected.filter((text) => !output.includes(text)),
+    [],
+    output,
+  );
+});
+
+test("the README's TypeScript sample is examples/quickstart.ts, and it runs", async () => {
+  const { grpc, keyFile } = servers();
+  const readme = readFileSync(resolve(PACKAGE, "../../README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Use from TypeScript"));
+  const sample = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.equal(sample, readFileSync(resolve(PACKAGE, "examples/quickstart.ts"), "utf8"));
+  const example = resolve(here, "../examples/quickstart.js");
+  const { stdout } = await run(process.execPath, [example], {
+    env: { ...process.env, FMCP_TARGET: grpc, FMCP_KEY_FILE: keyFile },
+    timeout: 60_000,
+  });
+  assert.match(stdout, /^logged in as accounts\//);
+  assert.match(stdout, /\ntools: .*test\.sleep/);
+  assert.match(stdout, /\n\[100%\] SUCCEEDED\nresult: \{"steps":3\}\n/);
+  assert.match(stdout, /\nARGUMENTS_INVALID \[ 'arguments\.count: 99 is greater than the maximum of 10' \]\n$/);
 });
