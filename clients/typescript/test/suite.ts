@@ -13,6 +13,7 @@ import {
   type BaseClient,
   Cancelled,
   type ClientOptions,
+  DeadlineExceeded,
   FailedPrecondition,
   InvalidArgument,
   NotFound,
@@ -182,6 +183,19 @@ export function clientSuite(door: Door): void {
       await assert.rejects(waiting, (error: unknown) => error instanceof Cancelled && error.operation === name);
       const final = await client.operations.wait(name, { timeoutMs: 20_000 });
       assert.equal(final.metadata.state, "CANCELLED");
+    });
+
+    test("callAndWait's timeout is DeadlineExceeded and the operation keeps running", async () => {
+      let name = "";
+      const waiting = client.callAndWait(
+        "test.sleep",
+        { steps: 1000, delay_ms: 50 },
+        { timeoutMs: 300, onProgress: (op) => void (name = op.name) },
+      );
+      await assert.rejects(waiting, (error: unknown) => error instanceof DeadlineExceeded && error.operation === name);
+      const running = await client.operations.get(name);
+      assert.equal(running.done, false);
+      assert.equal((await client.operations.cancel(name)).metadata.cancelRequested, true);
     });
 
     test("a dropped watch resumes without losing or repeating a change", async () => {
