@@ -9,7 +9,7 @@
 
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { anyUnpack, durationFromMs, type Any, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type CallOptions as ConnectCallOptions, type Client as ConnectClient } from "@connectrpc/connect";
+import { ConnectError, createClient, type CallOptions as ConnectCallOptions, type Client as ConnectClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import {
@@ -32,7 +32,6 @@ import type { Backend, CallOptions, CallToolRequest, ListRequest } from "./backe
 import { BaseClient, type ClientOptions } from "./client_base.js";
 import {
   Cancelled,
-  DeadlineExceeded,
   errorFromStatus,
   type FieldViolation,
   FmcpError,
@@ -201,9 +200,6 @@ export function grpcError(error: unknown, signal: AbortSignal | undefined): Fmcp
   }
   if (connectionFailed(connectError)) {
     return new Unavailable(`the connection failed: ${connectError.rawMessage}`, { cause: error });
-  }
-  if (connectError.code === Code.DeadlineExceeded && connectError.metadata.get("grpc-status") === null) {
-    return new DeadlineExceeded(connectError.rawMessage, { cause: error });
   }
   return errorFromStatus(statusOfError(connectError), undefined, error);
 }

@@ -8,10 +8,22 @@ import { createPrivateKey, createPublicKey, sign, type KeyObject } from "node:cr
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 
-/** A private key from a `KeyObject` or PEM text; throws unless it is Ed25519. */
+/** PKCS #8 DER of an Ed25519 private key, up to its 32-byte seed (RFC 8410). */
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** A private key from a `KeyObject`, PEM (text or bytes) or the 32-byte seed; throws unless
+ * it is Ed25519. */
 export function loadKey(key: KeyObject | string | Uint8Array): KeyObject {
-  const object =
-    typeof key === "string" || key instanceof Uint8Array ? createPrivateKey({ key: Buffer.from(key), format: "pem" }) : key;
+  let object: KeyObject;
+  if (typeof key === "string") {
+    object = createPrivateKey({ key, format: "pem" });
+  } else if (key instanceof Uint8Array && key.length === 32) {
+    object = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, key]), format: "der", type: "pkcs8" });
+  } else if (key instanceof Uint8Array) {
+    object = createPrivateKey({ key: Buffer.from(key), format: "pem" });
+  } else {
+    object = key;
+  }
   if (object.type !== "private" || object.asymmetricKeyType !== "ed25519") {
     throw new TypeError("not an Ed25519 private key");
   }
