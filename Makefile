@@ -10,6 +10,9 @@ BUF := $(TOOLS)/node_modules/.bin/buf
 BUF_VERSION := 1.75.0
 PROTO_FILES := $(shell find proto/formation -name '*.proto' | sort)
 DESCRIPTOR := generated/formation_mcp.binpb
+# The TypeScript client; its node_modules (from its lock file) hold protoc-gen-es too.
+TS := clients/typescript
+TS_DEPS := $(TS)/node_modules/.package-lock.json
 
 .PHONY: help setup bwrap proto check-generated lint format run test test-fast bench clean
 
@@ -38,9 +41,14 @@ bwrap:
 	  echo "note: workloads need bubblewrap: sudo apt-get install bubblewrap" >&2; \
 	fi
 
-setup: $(BIN)/fmcp $(BUF) bwrap ## Install everything into .venv, buf into .tools, bubblewrap
+$(TS_DEPS): $(TS)/package.json $(TS)/package-lock.json
+	npm ci --prefix $(TS) --no-audit --no-fund --loglevel=warn
+	touch $@
 
-# Regenerates into $(1): messages, gRPC stubs, mypy stubs and the descriptor set Envoy loads.
+setup: $(BIN)/fmcp $(BUF) $(TS_DEPS) bwrap ## Install everything: .venv, buf into .tools, the TypeScript client's node_modules, bubblewrap
+
+# Regenerates into $(1): messages, gRPC stubs, mypy stubs and the descriptor set Envoy loads;
+# TypeScript into $(1)/ts (buf.gen.yaml: protoc-gen-es, ES modules).
 define generate
 	rm -rf $(1) && mkdir -p $(1)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iproto \
@@ -52,20 +60,22 @@ define generate
 	for d in $(1)/formation $(1)/formation/mcp $(1)/formation/mcp/v1 $(1)/formation/mcp/internal $(1)/formation/mcp/internal/v1; do touch $$d/__init__.py; done
 	touch $(1)/formation/py.typed
 	$(BIN)/python -m formation_mcp.rest_bodies --descriptor $(1)/formation_mcp.binpb --output $(1)/rest_bodies.lua
+	$(BUF) generate --template buf.gen.yaml --output $(dir $(1))
+	echo '{"type": "module"}' > $(1)/ts/package.json
 endef
 
-proto: $(BIN)/fmcp ## Wipe and regenerate generated/ from proto/, and the OpenAPI document
+proto: $(BIN)/fmcp $(BUF) $(TS_DEPS) ## Wipe and regenerate generated/ (Python, TypeScript) from proto/, and the OpenAPI document
 	$(call generate,generated)
 	$(BIN)/python -m formation_mcp.openapi
 
-check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/ or the OpenAPI document
+check-generated: $(BIN)/fmcp $(BUF) $(TS_DEPS) ## Fail when regenerating would change generated/ or the OpenAPI document
 	$(eval TMP := $(shell mktemp -d))
 	$(call generate,$(TMP)/generated)
 	diff -r -x __pycache__ generated $(TMP)/generated || { echo "generated/ is stale: run 'make proto' and commit" >&2; rm -rf $(TMP); exit 1; }
 	$(BIN)/python -m formation_mcp.openapi --check --descriptor $(TMP)/generated/formation_mcp.binpb || { rm -rf $(TMP); exit 1; }
 	rm -rf $(TMP)
 
-lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict, the import layers, buf lint and format, envoy validate
+lint: $(BIN)/fmcp $(BUF) $(TS_DEPS) ## ruff, mypy --strict, the import layers, buf lint and format, envoy validate, tsc --noEmit (strict)
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
@@ -73,6 +83,7 @@ lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict, the import layers, buf lint and
 	$(BUF) lint
 	$(BUF) format -d --exit-code --path proto/formation
 	cd $(CURDIR) && $(BIN)/envoy --mode validate -c envoy/envoy.yaml --log-level error
+	npm --prefix $(TS) run typecheck
 
 format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
 	$(BIN)/ruff check --fix src tests bench
@@ -82,7 +93,7 @@ format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
 run: $(BIN)/fmcp bwrap ## Run the whole system on embedded defaults: API, worker, Envoy on :8080
 	$(BIN)/fmcp serve --envoy
 
-test: $(BIN)/fmcp bwrap ## Run every test tier (needs RabbitMQ and PostgreSQL)
+test: $(BIN)/fmcp $(TS_DEPS) bwrap ## Run every test tier (needs RabbitMQ and PostgreSQL), the TypeScript client's included
 	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/fmcp bwrap ## Unit and in-process tests on SQLite only
@@ -93,4 +104,4 @@ bench: $(BIN)/fmcp ## Run the benchmarks in bench/ and print figures
 	$(BIN)/python -m bench
 
 clean: ## Remove the venv, tools and caches
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache $(TS)/node_modules $(TS)/dist

@@ -1,0 +1,55 @@
+/**
+ * What a client needs from a door to the server: one method per RPC, taking and returning the
+ * plain values of model.ts and throwing the classes of errors.ts. `GrpcBackend` (grpc.ts) goes
+ * through the generated stubs and connect-node; `RestBackend` (rest_backend.ts) through Envoy's
+ * REST with `fetch`. The shared behaviour (tokens, retries, resuming watches, following
+ * operations) lives once, in client_base.ts. Types only.
+ */
+
+import type { Account, Challenge, JsonObject, Operation, Page, Session, Tool } from "./model.js";
+
+/** Per call: the bearer token (none for login), a time limit and the caller's abort signal. */
+export interface CallOptions {
+  readonly token?: string;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface ListRequest {
+  readonly filter: string;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+export interface CallToolRequest {
+  readonly name: string;
+  readonly arguments: JsonObject;
+  readonly requestId: string;
+  readonly validateOnly: boolean;
+}
+
+export interface Backend {
+  /** Where calls go, for messages (`127.0.0.1:50051`, `http://127.0.0.1:8080`). */
+  readonly target: string;
+
+  createChallenge(publicKey: Uint8Array, options: CallOptions): Promise<Challenge>;
+  login(challengeId: string, publicKey: Uint8Array, signature: Uint8Array, options: CallOptions): Promise<Session>;
+  refreshToken(refreshToken: string, options: CallOptions): Promise<Session>;
+  revokeToken(refreshToken: string, options: CallOptions): Promise<void>;
+  getCurrentAccount(options: CallOptions): Promise<Account>;
+
+  listTools(request: ListRequest, options: CallOptions): Promise<Page<Tool>>;
+  getTool(name: string, options: CallOptions): Promise<Tool>;
+  callTool(request: CallToolRequest, options: CallOptions): Promise<Operation>;
+
+  getOperation(name: string, options: CallOptions): Promise<Operation>;
+  listOperations(request: ListRequest, options: CallOptions): Promise<Page<Operation>>;
+  cancelOperation(name: string, options: CallOptions): Promise<Operation>;
+  deleteOperation(name: string, options: CallOptions): Promise<void>;
+  waitOperation(name: string, timeoutSeconds: number, options: CallOptions): Promise<Operation>;
+  /** One WatchOperation stream; it may end or throw before the operation is done. */
+  watchOperation(name: string, afterSequence: number, options: CallOptions): AsyncIterable<Operation>;
+
+  /** Release connections. */
+  close(): Promise<void>;
+}
