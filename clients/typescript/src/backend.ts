@@ -26,6 +26,8 @@ export interface CallToolRequest {
   readonly arguments: JsonObject;
   readonly requestId: string;
   readonly validateOnly: boolean;
+  /** Wait up to this long for a long-running call's operation to finish (0: answer at once). */
+  readonly waitMs: number;
 }
 
 export interface Backend {

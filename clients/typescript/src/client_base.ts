@@ -48,6 +48,11 @@ export interface ClientOptions {
 
 export type ProgressCallback = (operation: Operation) => unknown;
 
+/** callAndWait without a progress callback: one call waits up to this (the server's
+ * FMCP_WAIT_MAX is 60 s by default), then the operation is followed. */
+const LONGEST_WAIT_MS = 55_000;
+const WAIT_SLACK_MS = 10_000;
+
 export interface FollowOptions {
   /** Called with every snapshot the watch delivers (may return a promise, which is awaited). */
   readonly onProgress?: ProgressCallback | undefined;
@@ -159,11 +164,20 @@ export class BaseClient {
   /** Call a tool and follow its operation to the end; the tool's output. A failed operation
    * throws the class of its error code with `operation` set (`Cancelled` when cancelled). */
   async callAndWait(tool: string, args: JsonObject = {}, options: CallAndWaitOptions = {}): Promise<JsonObject> {
+    // Without a progress callback: one RPC when the work is done within the call's wait. With
+    // one, no wait: the callback gets every change from the first.
+    const started = Date.now();
+    let waitMs = options.onProgress === undefined ? LONGEST_WAIT_MS : 0;
+    if (options.timeoutMs !== undefined) {
+      waitMs = Math.min(waitMs, options.timeoutMs);
+    }
     const operation = await this.tools.call(tool, args, {
       requestId: options.requestId ?? crypto.randomUUID(),
       signal: options.signal,
+      waitMs,
     });
-    return resultOf(await this.follow(operation, options));
+    const timeoutMs = options.timeoutMs === undefined ? undefined : Math.max(options.timeoutMs - (Date.now() - started), 0);
+    return resultOf(await this.follow(operation, { ...options, timeoutMs }));
   }
 
   /** Watch `operation` until it is done: `onProgress` gets `operation` itself, then every
@@ -304,6 +318,9 @@ export interface CallToolOptions {
   readonly requestId?: string | undefined;
   /** Only check the arguments; start nothing. */
   readonly validateOnly?: boolean | undefined;
+  /** Wait up to this long (the server caps it at its FMCP_WAIT_MAX) for a long-running
+   * call to finish: the done operation when it did, else the pending one (one RPC). */
+  readonly waitMs?: number | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -337,10 +354,12 @@ export class ToolsApi {
       arguments: args,
       requestId: options.requestId ?? "",
       validateOnly: options.validateOnly ?? false,
+      waitMs: options.waitMs ?? 0,
     };
     return this.client.unary((call) => this.client.backend.callTool(request, call), {
       idempotent: Boolean(options.requestId),
       signal: options.signal,
+      timeoutMs: Math.max(this.client.deadlineMs, request.waitMs + WAIT_SLACK_MS),
     });
   }
 }

@@ -120,7 +120,14 @@ export class GrpcBackend implements Backend {
   }
 
   async callTool(request: CallToolRequest, options: CallOptions): Promise<Operation> {
-    return operation(await this.unary(() => this.toolsStub.callTool(request, connectOptions(options))));
+    const message = {
+      name: request.name,
+      arguments: request.arguments,
+      requestId: request.requestId,
+      validateOnly: request.validateOnly,
+      ...(request.waitMs > 0 ? { wait: durationFromMs(request.waitMs) } : {}),
+    };
+    return operation(await this.unary(() => this.toolsStub.callTool(message, connectOptions(options))));
   }
 
   async getOperation(name: string, options: CallOptions): Promise<Operation> {

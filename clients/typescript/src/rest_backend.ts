@@ -97,6 +97,7 @@ export class RestBackend implements Backend {
       arguments: request.arguments,
       request_id: request.requestId,
       validate_only: request.validateOnly,
+      ...(request.waitMs > 0 ? { wait: `${request.waitMs / 1000}s` } : {}),
     };
     return operation(await this.request("POST", `/v1/${path(request.name)}:call`, options, body));
   }

@@ -195,7 +195,10 @@ export function clientSuite(door: Door): void {
       await assert.rejects(waiting, (error: unknown) => error instanceof DeadlineExceeded && error.operation === name);
       const running = await client.operations.get(name);
       assert.equal(running.done, false);
-      assert.equal((await client.operations.cancel(name)).metadata.cancelRequested, true);
+      const cancelled = await client.operations.cancel(name);
+      // Flagged for its worker when it runs; cancelled at once when it is still pending (a
+      // busy machine may not have started it within the timeout).
+      assert.ok(cancelled.metadata.cancelRequested || cancelled.metadata.state === "CANCELLED");
     });
 
     test("a dropped watch resumes without losing or repeating a change", async () => {
