@@ -66,8 +66,8 @@ check-generated: $(BIN)/fmcp ## Fail when regenerating would change generated/ o
 	rm -rf $(TMP)
 
 lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict, the import layers, buf lint and format, envoy validate
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BUF) lint
@@ -75,8 +75,8 @@ lint: $(BIN)/fmcp $(BUF) ## ruff, mypy --strict, the import layers, buf lint and
 	cd $(CURDIR) && $(BIN)/envoy --mode validate -c envoy/envoy.yaml --log-level error
 
 format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench examples
+	$(BIN)/ruff format src tests bench examples
 	$(BUF) format -w --path proto/formation
 
 run: $(BIN)/fmcp bwrap ## Run the whole system on embedded defaults: API, worker, Envoy on :8080

@@ -8,12 +8,13 @@ from datetime import UTC
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
-from tests.helpers import Worker, field_violations, metadata_of, new_operation
+from tests.support.auth import Md
+from tests.support.errors import field_violations
+from tests.support.operations import Worker, metadata_of, new_operation
 
 from formation_mcp.app import Application
 
 Stub = operations_pb2_grpc.OperationsServiceStub
-Md = tuple[tuple[str, str], ...]
 
 
 async def list_all(stub: Stub, md: Md, filter_text: str = "", page_size: int = 0) -> list[str]:

@@ -9,20 +9,14 @@ import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
-from tests.helpers import (
-    Worker,
-    error_info,
-    field_violations,
-    metadata_of,
-    new_operation,
-    output_of,
-)
+from tests.support.auth import Md
+from tests.support.errors import error_info, field_violations
+from tests.support.operations import Worker, metadata_of, new_operation, output_of
 
 from formation_mcp.app import Application
 from formation_mcp.identity import Caller
 
 Stub = operations_pb2_grpc.OperationsServiceStub
-Md = tuple[tuple[str, str], ...]
 State = operations_pb2.OperationMetadata
 
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, tools_pb2, tools_pb2_grpc
 from google.protobuf.message import DecodeError
-from tests.helpers import error_info, field_violations
+from tests.support.errors import error_info, field_violations
 
 from formation_mcp.api.request_gate import why_undecodable
 from formation_mcp.client.auth import bearer

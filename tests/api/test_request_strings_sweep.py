@@ -26,8 +26,8 @@ from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
-from tests.conftest import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
-from tests.helpers import error_info, field_violations
+from tests.support.errors import error_info, field_violations
+from tests.support.servers import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
 
 from formation_mcp.api.request_strings import REASON, TEXT_FIELDS, key_segment
 from formation_mcp.api.server import SERVICE_NAMES

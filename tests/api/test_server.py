@@ -14,7 +14,7 @@ import httpx
 import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.helpers import error_info
+from tests.support.errors import error_info
 
 from formation_mcp.api.server import SERVICE_NAMES
 from formation_mcp.app import Application

@@ -8,12 +8,14 @@ import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
-from tests.helpers import DEADLINE, Worker, eventually, field_violations, metadata_of, new_operation
+from tests.support.auth import Md
+from tests.support.errors import field_violations
+from tests.support.operations import Worker, metadata_of, new_operation
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 
 Stub = operations_pb2_grpc.OperationsServiceStub
-Md = tuple[tuple[str, str], ...]
 State = operations_pb2.OperationMetadata
 
 

@@ -17,9 +17,9 @@ from formation.mcp.v1 import (
 )
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.auth.conftest import AdminServer
-from tests.auth.support import AuthStub, Gate, Md, check_refusal, refused, who_am_i
-from tests.helpers import error_info, new_operation
+from tests.support.auth import AdminServer, AuthStub, Gate, Md, who_am_i
+from tests.support.errors import check_refusal, error_info, refused
+from tests.support.operations import new_operation
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import public_bytes

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 from formation_mcp import errors
 from formation_mcp.app import Application

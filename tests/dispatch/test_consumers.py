@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import pytest
@@ -23,7 +23,9 @@ from formation.mcp.v1 import (
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
-from tests.helpers import DEADLINE, metadata_of, output_of, struct
+from tests.support.operations import metadata_of, output_of, struct
+from tests.support.servers import StartApp
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.broker.base import Delivery
@@ -31,9 +33,8 @@ from formation_mcp.client.auth import bearer, login
 from formation_mcp.dispatch.event_writer import EVENT_MAX_ATTEMPTS
 
 ESCAPED = "nul\\x00 esc\\x1b[31m cr\\x0d del\\x7f c1\\x9b bell\\x07"
-"""tests.tool_fixtures.CONTROL_CHARACTERS as stored."""
+"""tests.support.tools.CONTROL_CHARACTERS as stored."""
 POISON = "poisoned"
-StartApp = Callable[..., "asyncio.Future[Application]"]
 Metadata = tuple[tuple[str, str], ...]
 
 

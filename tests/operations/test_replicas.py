@@ -8,7 +8,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
-from tests.helpers import DEADLINE, Worker, eventually, metadata_of, new_operation
+from tests.support.operations import Worker, metadata_of, new_operation
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tests.helpers import new_operation
+from tests.support.operations import new_operation
 
 from formation_mcp.app import Application
 from formation_mcp.identity import Caller

@@ -18,15 +18,17 @@ from formation.mcp.v1 import (
     tools_pb2_grpc,
 )
 from google.rpc import code_pb2
-from tests.helpers import DEADLINE, error_info, field_violations, metadata_of, output_of, struct
-from tests.latency import LOOP_STALL_LIMIT, cheap_calls_during
+from tests.support.auth import Md
+from tests.support.errors import error_info, field_violations
+from tests.support.latency import LOOP_STALL_LIMIT, cheap_calls_during
+from tests.support.operations import metadata_of, output_of, struct
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.db.schema import audit_log
 
 Tools = tools_pb2_grpc.ToolsServiceStub
-Md = tuple[tuple[str, str], ...]
 State = operations_pb2.OperationMetadata
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from formation.mcp.internal.v1 import queue_pb2
 from formation.mcp.v1 import operations_pb2
-from tests.workloads.conftest import WORKLOAD_USER
+from tests.support.workloads import WORKLOAD_USER
 
 from formation_mcp.errors import FailedPrecondition, InvalidArgument
 from formation_mcp.tools.context import ToolContext
