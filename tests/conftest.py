@@ -200,7 +200,7 @@ def account(session: auth_pb2.Session) -> str:
 
 
 @pytest.fixture
-def operations_stub(channel: grpc.aio.Channel) -> operations_pb2_grpc.OperationsServiceStub:
+def operations_stub(channel: grpc.aio.Channel) -> operations_pb2_grpc.OperationsServiceAsyncStub:
     return operations_pb2_grpc.OperationsServiceStub(channel)
 
 

@@ -95,7 +95,7 @@ async def test_a_missing_token_is_refused(auth_stub: AuthStub) -> None:
 
 
 async def test_a_missing_token_is_refused_by_the_operations_service(
-    operations_stub: operations_pb2_grpc.OperationsServiceStub,
+    operations_stub: operations_pb2_grpc.OperationsServiceAsyncStub,
 ) -> None:
     await refused(
         operations_stub.ListOperations(operations_pb2.ListOperationsRequest()),

@@ -55,14 +55,15 @@ class Outcomes:
 
 
 def retry_delay_of(error: grpc.aio.AioRpcError) -> float | None:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     if status is None:
         return None
     for detail in status.details:
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)
-            return info.retry_delay.ToNanoseconds() / 1e9
+            seconds: float = info.retry_delay.ToNanoseconds() / 1e9
+            return seconds
     return None
 
 
@@ -248,7 +249,9 @@ async def test_every_call_accepted_around_a_postgres_crash_runs_to_success(
     assert states == {"SUCCEEDED": len(outcomes.accepted)}
 
 
-async def final_state(channel: grpc.aio.Channel, metadata: Metadata, name: str) -> int:
+async def final_state(
+    channel: grpc.aio.Channel, metadata: Metadata, name: str
+) -> operations_pb2.OperationMetadata.State.ValueType:
     """The operation's state once it is done (waiting up to OUTAGE_DEADLINE)."""
     stub = operations_pb2_grpc.OperationsServiceStub(channel)
     async with asyncio.timeout(OUTAGE_DEADLINE):

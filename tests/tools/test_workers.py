@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -89,7 +89,7 @@ class WorkerProcess:
 @pytest.fixture
 async def workers(
     database_url: str, shared: dict[str, object], tmp_path: Path
-) -> AsyncIterator[Callable[[], asyncio.Future[WorkerProcess]]]:
+) -> AsyncIterator[Callable[[], Awaitable[WorkerProcess]]]:
     started: list[WorkerProcess] = []
 
     async def start() -> WorkerProcess:
@@ -98,7 +98,7 @@ async def workers(
         await worker.start()
         return worker
 
-    yield start  # type: ignore[misc]
+    yield start
     for worker in started:
         await worker.stop()
     nodes = [Settings(data_dir=worker.data_dir).effective_node_id for worker in started]
@@ -139,7 +139,7 @@ async def wait_done(
 async def test_a_killed_worker_has_its_work_redelivered_and_completed(
     start_app: StartApp,
     shared: dict[str, object],
-    workers: Callable[[], asyncio.Future[WorkerProcess]],
+    workers: Callable[[], Awaitable[WorkerProcess]],
 ) -> None:
     api = await start_app(run_worker=False, **shared)
     channel, md = await client(api)
@@ -156,7 +156,7 @@ async def test_a_killed_worker_has_its_work_redelivered_and_completed(
 async def test_poison_work_dead_letters_and_fails_the_operation(
     start_app: StartApp,
     shared: dict[str, object],
-    workers: Callable[[], asyncio.Future[WorkerProcess]],
+    workers: Callable[[], Awaitable[WorkerProcess]],
 ) -> None:
     api = await start_app(run_worker=False, max_attempts=3, **shared)
     channel, md = await client(api)

@@ -186,4 +186,4 @@ async def test_instance_arguments_are_checked_against_the_schema(
             metadata=as_account,
         )
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert "operation" in refused.value.details()
+    assert "operation" in (refused.value.details() or "")
