@@ -76,8 +76,8 @@ check-generated: $(BIN)/fmcp $(BUF) $(TS_DEPS) ## Fail when regenerating would c
 	rm -rf $(TMP)
 
 lint: $(BIN)/fmcp $(BUF) $(TS_DEPS) ## ruff, mypy --strict, the import layers, buf lint and format, envoy validate, tsc --noEmit (strict)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BUF) lint
@@ -86,8 +86,8 @@ lint: $(BIN)/fmcp $(BUF) $(TS_DEPS) ## ruff, mypy --strict, the import layers, b
 	npm --prefix $(TS) run typecheck
 
 format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench examples
+	$(BIN)/ruff format src tests bench examples
 	$(BUF) format -w --path proto/formation
 
 run: $(BIN)/fmcp bwrap ## Run the whole system on embedded defaults: API, worker, Envoy on :8080

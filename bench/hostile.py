@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from formation.mcp.v1 import (
@@ -47,6 +48,8 @@ from bench import identity
 from bench.common import LOAD_CORE, SERVER_CORE, figure, heading, percentile, ratio
 from bench.identity import Identity
 from bench.processes import fmcp_server, running
+
+T = TypeVar("T")
 
 IDLE_CALLS = 300
 REPEATS = int(os.environ.get("FMCP_BENCH_HOSTILE_REPEATS", "5"))
@@ -172,7 +175,7 @@ class _Prober:
         await self._stub.GetTool(request, metadata=self._caller.metadata, timeout=ANSWER_DEADLINE)
         return time.perf_counter() - began
 
-    async def during(self, work: asyncio.Task[float]) -> list[float]:
+    async def during(self, work: asyncio.Future[T]) -> list[float]:
         latencies = [await self.once()]
         while not work.done():
             latencies.append(await self.once())
@@ -184,7 +187,9 @@ async def _answer(
 ) -> tuple[float, grpc.StatusCode]:
     """One hostile call: seconds from sending it to its answer (a build: to done), and the
     answer's code."""
-    call = channel.unary_unary(CALL_TOOL, response_deserializer=lro_pb2.Operation.FromString)
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, lro_pb2.Operation] = channel.unary_unary(
+        CALL_TOOL, response_deserializer=lro_pb2.Operation.FromString
+    )
     began = time.perf_counter()
     code = grpc.StatusCode.OK
     try:

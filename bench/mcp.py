@@ -1,7 +1,7 @@
 """`mcp`: a quick tool's round trip as MCP `tools/call` over Streamable HTTP, against the same
 call as gRPC `CallTool`, on one server in one run.
 
-One `fmcp serve` (SQLite, the embedded default, the test tools loaded for `test.echo`, a quick
+One `fmcp serve` (SQLite, the embedded default, the demo tools loaded for `test.echo`, a quick
 tool that runs inline) is pinned to core 0 with Envoy (the deployed config, `--concurrency 1`)
 beside it. The client, this process, moves to core 1 while it measures. Three targets, one
 call in flight at a time, taking turns in blocks so other load on the machine hits them alike:
@@ -57,9 +57,9 @@ MODERN = "MCP tools/call 2026-07-28, through Envoy"
 
 
 def _server(data_dir: Path) -> ServerProcess:
-    """`fmcp serve` with the test tools (`test.echo`: quick, inline)."""
+    """`fmcp serve` with the demo tools (`test.echo`: quick, inline)."""
     env = fmcp_env(data_dir, None)
-    env.update(FMCP_TOOL_MODULES="tests.tool_fixtures", PYTHONPATH=str(ROOT))
+    env.update(FMCP_TOOL_MODULES="examples.demo_tools", PYTHONPATH=str(ROOT))
     return ServerProcess(
         [FMCP, "serve"], log_path=data_dir / "fmcp.log", ready=FMCP_READY, env=env, core=SERVER_CORE
     )

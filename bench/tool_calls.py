@@ -42,8 +42,8 @@ def _env(data_dir: Path, database_url: str, prefix: str) -> dict[str, str]:
 
 
 async def _call_until_done(
-    tools: tools_pb2_grpc.ToolsServiceStub,
-    ops: operations_pb2_grpc.OperationsServiceStub,
+    tools: tools_pb2_grpc.ToolsServiceAsyncStub,
+    ops: operations_pb2_grpc.OperationsServiceAsyncStub,
     metadata: tuple[tuple[str, str], ...],
 ) -> float:
     started = time.perf_counter()

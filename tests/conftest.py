@@ -7,12 +7,8 @@ Outside CI a missing PostgreSQL skips those tests; under CI=true it fails them l
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -20,16 +16,20 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, operations_pb2_grpc
+from tests.support.servers import (
+    IN_CI,
+    LOGIN_RATE_FOR_SHARED_SERVERS,
+    POSTGRES_ADMIN_DSN,
+    RABBITMQ_URL,
+    StartApp,
+    delete_broker_topology,
+    free_port,
+    make_settings,
+)
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.envoy import EnvoyProcess, write_config
-from formation_mcp.settings import Settings
-
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "FMCP_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="session")
@@ -63,29 +63,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return url
 
 
-TEST_TOOL_MODULES = ("tests.tool_fixtures",)
-LOGIN_RATE_FOR_SHARED_SERVERS = 100_000
-"""Logins per minute per key (x4 per address) on servers every test shares: all their logins
-come from 127.0.0.1. Rate limiting itself is tested on servers of its own."""
-RABBITMQ_URL = os.environ.get("FMCP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
-    """A test server's settings. Each has a proxy secret of its own, as `fmcp serve --envoy`
-    makes up: an Envoy put in front of it with that secret is its trusted front door."""
-    base = Settings(
-        grpc_listen="127.0.0.1:0",
-        http_listen="127.0.0.1:0",
-        data_dir=data_dir,
-        database_url=database_url,
-        shutdown_grace_seconds=1.0,
-        log_level="WARNING",
-        tool_modules=TEST_TOOL_MODULES,
-        proxy_secret=secrets.token_urlsafe(32),
-    )
-    return replace(base, **overrides)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 async def app(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -104,13 +81,6 @@ async def app(
         yield application
     finally:
         await application.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -187,16 +157,8 @@ async def tools_app(
         await delete_broker_topology(application)
 
 
-async def delete_broker_topology(application: Application) -> None:
-    delete = getattr(application.broker, "delete_topology", None)
-    if delete is not None and application.settings.broker_prefix.startswith("fmcp-test-"):
-        await delete()
-
-
 @pytest.fixture
-async def start_app(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., asyncio.Future[Application]]]:
+async def start_app(database_url: str, tmp_path: Path) -> AsyncIterator[StartApp]:
     """Start extra servers with their own settings; all are stopped after the test."""
     started: list[Application] = []
 
@@ -212,7 +174,7 @@ async def start_app(
         started.append(application)
         return application
 
-    yield start  # type: ignore[misc]
+    yield start
     for application in reversed(started):
         await application.stop()
     for application in started:
@@ -238,7 +200,7 @@ def account(session: auth_pb2.Session) -> str:
 
 
 @pytest.fixture
-def operations_stub(channel: grpc.aio.Channel) -> operations_pb2_grpc.OperationsServiceStub:
+def operations_stub(channel: grpc.aio.Channel) -> operations_pb2_grpc.OperationsServiceAsyncStub:
     return operations_pb2_grpc.OperationsServiceStub(channel)
 
 

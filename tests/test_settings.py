@@ -97,7 +97,7 @@ def test_unrelated_variables_are_ignored() -> None:
 def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.log_level = "DEBUG"  # type: ignore[misc]
+        settings.log_level = "DEBUG"  # type: ignore[misc]  # the point: frozen settings refuse it
 
 
 def test_settings_error_is_a_value_error() -> None:

@@ -7,7 +7,7 @@ import math
 import grpc
 import pytest
 from google.protobuf import struct_pb2
-from tests.helpers import struct
+from tests.support.operations import struct
 
 from formation_mcp.errors import InvalidArgument, ResourceExhausted
 from formation_mcp.structs import (

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC
+from typing import TypeAlias, TypedDict
 
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
-from tests.helpers import Worker, field_violations, metadata_of, new_operation
+from tests.support.auth import Md
+from tests.support.errors import field_violations
+from tests.support.operations import Worker, metadata_of, new_operation
 
 from formation_mcp.app import Application
 
-Stub = operations_pb2_grpc.OperationsServiceStub
-Md = tuple[tuple[str, str], ...]
+Stub: TypeAlias = "operations_pb2_grpc.OperationsServiceAsyncStub"
+
+
+class ListFields(TypedDict, total=False):
+    """Fields of a ListOperationsRequest."""
+
+    filter: str
+    page_size: int
+    page_token: str
 
 
 async def list_all(stub: Stub, md: Md, filter_text: str = "", page_size: int = 0) -> list[str]:
@@ -137,12 +147,12 @@ async def test_create_time_filter_compares_timestamps(
     ],
 )
 async def test_bad_list_requests_name_the_field(
-    operations_stub: Stub, as_account: Md, request_fields: dict[str, object], field: str
+    operations_stub: Stub, as_account: Md, request_fields: ListFields, field: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await operations_stub.ListOperations(
             operations_pb2.ListOperationsRequest(**request_fields),
-            metadata=as_account,  # type: ignore[arg-type]
+            metadata=as_account,
         )
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == [field]

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeAlias
 
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
-from tests.helpers import (
-    Worker,
-    error_info,
-    field_violations,
-    metadata_of,
-    new_operation,
-    output_of,
-)
+from tests.support.auth import Md
+from tests.support.errors import error_info, field_violations
+from tests.support.operations import Worker, metadata_of, new_operation, output_of
 
 from formation_mcp.app import Application
 from formation_mcp.identity import Caller
 
-Stub = operations_pb2_grpc.OperationsServiceStub
-Md = tuple[tuple[str, str], ...]
+Stub: TypeAlias = "operations_pb2_grpc.OperationsServiceAsyncStub"
 State = operations_pb2.OperationMetadata
 
 
@@ -221,7 +216,8 @@ async def test_cancel_another_owners_operation_is_not_found(
             operations_pb2.CancelOperationRequest(name=name), metadata=as_account
         )
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
-    assert (await app.operations.record(name.split("/")[1])).state.name == "PENDING"  # type: ignore[union-attr]
+    record = await app.operations.record(name.split("/")[1])
+    assert record is not None and record.state.name == "PENDING"
 
 
 async def test_delete_running_operation_is_failed_precondition(

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, tools_pb2, tools_pb2_grpc
 from google.protobuf.message import DecodeError
-from tests.helpers import error_info, field_violations
+from tests.support.errors import error_info, field_violations
 
 from formation_mcp.api.request_gate import why_undecodable
 from formation_mcp.client.auth import bearer
@@ -47,7 +47,9 @@ async def unary_raw(
     channel: grpc.aio.Channel, method: str, data: bytes, metadata: Any = ()
 ) -> grpc.aio.AioRpcError:
     """Send `data` as the request of `method` as it is; the call must fail."""
-    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        method, request_serializer=None, response_deserializer=None
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(data, metadata=metadata)
     return caught.value
@@ -87,7 +89,7 @@ async def test_nesting_past_the_protobuf_limit_is_invalid_argument(
     data = length_delimited(1, b"tools/test.echo") + length_delimited(2, nested_struct(200))
     error = await unary_raw(channel, CALL_TOOL, data, as_account)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details().startswith(
+    assert (error.details() or "").startswith(
         "the request is not a valid formation.mcp.v1.CallToolRequest message: messages are "
         "nested deeper than the protobuf decoder allows"
     )
@@ -96,7 +98,7 @@ async def test_nesting_past_the_protobuf_limit_is_invalid_argument(
 async def test_a_streaming_method_refuses_an_undecodable_request(
     channel: grpc.aio.Channel, as_account: Any
 ) -> None:
-    call = channel.unary_stream(
+    call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
         WATCH_OPERATION, request_serializer=None, response_deserializer=None
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:

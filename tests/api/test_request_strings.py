@@ -3,7 +3,7 @@ is named (the sweep over every RPC and tool on a real server is test_request_str
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, tools_pb2
@@ -14,6 +14,7 @@ from google.protobuf import (
     json_format,
     message_factory,
 )
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
@@ -23,8 +24,14 @@ from formation_mcp.errors import InvalidArgument
 CONTROL_CHARACTERS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
 
 
+def descriptor_of(message: Message) -> Descriptor:
+    """`message.DESCRIPTOR` as `checker_for` takes it: the stubs type the pure-Python and the upb
+    descriptor classes apart, but at run time upb's is a `Descriptor` (its metaclass says so)."""
+    return cast(Descriptor, message.DESCRIPTOR)
+
+
 def refusal(message: Message) -> InvalidArgument:
-    check = checker_for(message.DESCRIPTOR)
+    check = checker_for(descriptor_of(message))
     assert check is not None
     with pytest.raises(InvalidArgument) as caught:
         check(message)
@@ -39,7 +46,7 @@ def refused_field(message: Message) -> str:
 
 
 def passes(message: Message) -> None:
-    check = checker_for(message.DESCRIPTOR)
+    check = checker_for(descriptor_of(message))
     assert check is not None
     check(message)
 
@@ -170,8 +177,9 @@ def test_key_segment_is_dotted_for_plain_names_and_quoted_otherwise() -> None:
     assert key_segment("é") == '["\\u00e9"]'
 
 
-def _recursive_type() -> type[Message]:
-    """`Node { string label = 1; repeated Node children = 2; map<string, Node> named = 3; }`"""
+def _recursive_type() -> type[Any]:
+    """`Node { string label = 1; repeated Node children = 2; map<string, Node> named = 3; }`, a
+    class made at run time (its fields are unknown to the type checker)."""
     file = descriptor_pb2.FileDescriptorProto(name="probe/node.proto", package="probe")
     node = file.message_type.add(name="Node")
     string, message = (

@@ -26,8 +26,8 @@ from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
-from tests.conftest import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
-from tests.helpers import error_info, field_violations
+from tests.support.errors import error_info, field_violations
+from tests.support.servers import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
 
 from formation_mcp.api.request_strings import REASON, TEXT_FIELDS, key_segment
 from formation_mcp.api.server import SERVICE_NAMES
@@ -173,13 +173,19 @@ def _inside(name: str, repeated: bool, inner: Plant) -> Plant:
     return plant
 
 
+def _message_type(field: FieldDescriptor) -> Descriptor:
+    """The type of a message field (the stubs allow None: a scalar field has none)."""
+    assert field.message_type is not None, f"{field.full_name} is not a message field"
+    return field.message_type
+
+
 def _map_spots(field: FieldDescriptor) -> Iterator[Spot]:
-    entry = field.message_type
+    entry = _message_type(field)
     key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
     if key.type == FieldDescriptor.TYPE_STRING:
         sample: Any = "x" if value.type == FieldDescriptor.TYPE_STRING else 0
         if value.type == FieldDescriptor.TYPE_MESSAGE:
-            sample = message_factory.GetMessageClass(value.message_type)
+            sample = message_factory.GetMessageClass(_message_type(value))
         yield Spot(f"{field.name}[key]", (field.name, "*key*"), _map_key(field.name, sample))
     if value.type == FieldDescriptor.TYPE_STRING:
         yield Spot(f"{field.name}.sweep", (field.name, "sweep"), _map_value(field.name))
@@ -197,7 +203,7 @@ def request_spots(descriptor: Descriptor, depth: int = 0) -> Iterator[Spot]:
             continue
         if field.type != FieldDescriptor.TYPE_MESSAGE:
             continue
-        inner_type = field.message_type
+        inner_type = _message_type(field)
         if inner_type.full_name == "google.protobuf.Struct":
             yield Spot(f"{name}.sweep", (name, "sweep"), _json_value(name))
             yield Spot(f"{name}[key]", (name, "*key*"), _json_key(name))
@@ -356,7 +362,10 @@ async def answer(
     serialize = type(request).SerializeToString
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(path, serialize, None)(request, metadata=metadata)
+            streaming: grpc.aio.UnaryStreamMultiCallable[Message, bytes] = channel.unary_stream(
+                path, serialize, None
+            )
+            stream = streaming(request, metadata=metadata)
             async for _ in stream:
                 stream.cancel()  # one message says it works; a watch would not end by itself
                 break

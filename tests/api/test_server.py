@@ -6,7 +6,6 @@ import asyncio
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -14,7 +13,8 @@ import httpx
 import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.helpers import error_info
+from tests.support.errors import error_info
+from tests.support.servers import StartApp
 
 from formation_mcp.api.server import SERVICE_NAMES
 from formation_mcp.app import Application
@@ -37,7 +37,7 @@ async def test_health_reports_each_service_serving(channel: grpc.aio.Channel, se
 
 
 async def test_shutdown_turns_health_not_serving_before_stopping(
-    start_app: Callable[..., asyncio.Future[Application]],
+    start_app: StartApp,
 ) -> None:
     app = await start_app(shutdown_grace_seconds=5.0)
     async with grpc.aio.insecure_channel(app.grpc.address) as channel:
@@ -101,7 +101,7 @@ async def test_grpcurl_call_with_a_token_reports_the_error_code(
 
 async def test_unexpected_errors_become_internal_with_the_request_id(
     app: Application,
-    operations_stub: operations_pb2_grpc.OperationsServiceStub,
+    operations_stub: operations_pb2_grpc.OperationsServiceAsyncStub,
     monkeypatch: pytest.MonkeyPatch,
     as_account: tuple[tuple[str, str], ...],
 ) -> None:
@@ -122,7 +122,7 @@ async def test_unexpected_errors_become_internal_with_the_request_id(
 
 async def test_metrics_count_calls_by_method_and_code(
     app: Application,
-    operations_stub: operations_pb2_grpc.OperationsServiceStub,
+    operations_stub: operations_pb2_grpc.OperationsServiceAsyncStub,
     as_account: tuple[tuple[str, str], ...],
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError):

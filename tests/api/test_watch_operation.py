@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeAlias, cast
 
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
-from tests.helpers import DEADLINE, Worker, eventually, field_violations, metadata_of, new_operation
+from tests.support.auth import Md
+from tests.support.errors import field_violations
+from tests.support.operations import Worker, metadata_of, new_operation
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 
-Stub = operations_pb2_grpc.OperationsServiceStub
-Md = tuple[tuple[str, str], ...]
+Stub: TypeAlias = "operations_pb2_grpc.OperationsServiceAsyncStub"
+WatchCall: TypeAlias = (
+    "grpc.aio.UnaryStreamCall[operations_pb2.WatchOperationRequest, lro_pb2.Operation]"
+)
 State = operations_pb2.OperationMetadata
 
 
-def watch(stub: Stub, name: str, md: Md, after: int = 0) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
+def watch(stub: Stub, name: str, md: Md, after: int = 0) -> WatchCall:
     return stub.WatchOperation(
         operations_pb2.WatchOperationRequest(name=name, after_sequence=after), metadata=md
     )
 
 
-async def collect(call: grpc.aio.UnaryStreamCall) -> list[lro_pb2.Operation]:  # type: ignore[type-arg]
+async def collect(call: WatchCall) -> list[lro_pb2.Operation]:
     """Every remaining message, until the server ends the stream."""
     messages = []
     async with asyncio.timeout(DEADLINE):
-        while (message := await call.read()) is not grpc.aio.EOF:
+        while isinstance(message := await call.read(), lro_pb2.Operation):
             messages.append(message)
     return messages
 
@@ -39,10 +45,10 @@ async def run_to_success(worker: Worker, progress_steps: int) -> None:
     await worker.succeed({"steps": progress_steps})
 
 
-async def first_message(call: grpc.aio.UnaryStreamCall) -> lro_pb2.Operation:  # type: ignore[type-arg]
+async def first_message(call: WatchCall) -> lro_pb2.Operation:
+    """The next message (grpc.aio.EOF if the stream has ended: the stubs type it `object`)."""
     async with asyncio.timeout(DEADLINE):
-        message: lro_pb2.Operation = await call.read()
-        return message
+        return cast(lro_pb2.Operation, await call.read())
 
 
 async def test_watch_sends_the_snapshot_then_every_change_then_ends_on_done(

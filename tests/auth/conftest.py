@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from formation.mcp.v1 import (
-    accounts_pb2,
-    accounts_pb2_grpc,
-    auth_pb2,
-    auth_pb2_grpc,
-    operations_pb2_grpc,
-)
-from google.protobuf import field_mask_pb2
-from tests.auth.support import Md, StartApp
+from formation.mcp.v1 import accounts_pb2_grpc, auth_pb2_grpc
+from tests.support.auth import AdminServer, Connect, StartAdmin
+from tests.support.servers import LOGIN_RATE_FOR_SHARED_SERVERS, StartApp
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import b64url, public_bytes
-from formation_mcp.client.auth import bearer, login
-
-Connect = Callable[[Application], grpc.aio.Channel]
-
-LOGIN_RATE_FOR_SHARED_SERVER = 100_000
+from formation_mcp.client.auth import login
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +27,7 @@ async def app(app: Application) -> AsyncIterator[Application]:
     application = Application(
         replace(
             app.settings,
-            login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVER,
+            login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVERS,
             node_id=f"auth-tests-{uuid.uuid4().hex[:8]}",  # the root server holds its node id
         )
     )
@@ -55,12 +45,12 @@ def postgres_only(database_url: str) -> None:
 
 
 @pytest.fixture
-def auth_stub(channel: grpc.aio.Channel) -> auth_pb2_grpc.AuthServiceStub:
+def auth_stub(channel: grpc.aio.Channel) -> auth_pb2_grpc.AuthServiceAsyncStub:
     return auth_pb2_grpc.AuthServiceStub(channel)
 
 
 @pytest.fixture
-def accounts_stub(channel: grpc.aio.Channel) -> accounts_pb2_grpc.AccountsServiceStub:
+def accounts_stub(channel: grpc.aio.Channel) -> accounts_pb2_grpc.AccountsServiceAsyncStub:
     return accounts_pb2_grpc.AccountsServiceStub(channel)
 
 
@@ -77,52 +67,6 @@ async def connect() -> AsyncIterator[Connect]:
     yield open_channel
     for channel in channels:
         await channel.close()
-
-
-@dataclass(frozen=True, slots=True)
-class AdminServer:
-    """A server started with one admin key, and a channel to it with the admin logged in."""
-
-    app: Application
-    channel: grpc.aio.Channel
-    key: Ed25519PrivateKey
-    session: auth_pb2.Session
-
-    @property
-    def md(self) -> Md:
-        return bearer(self.session.access_token)
-
-    @property
-    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
-        return auth_pb2_grpc.AuthServiceStub(self.channel)
-
-    @property
-    def accounts(self) -> accounts_pb2_grpc.AccountsServiceStub:
-        return accounts_pb2_grpc.AccountsServiceStub(self.channel)
-
-    @property
-    def operations(self) -> operations_pb2_grpc.OperationsServiceStub:
-        return operations_pb2_grpc.OperationsServiceStub(self.channel)
-
-    async def new_user(self) -> tuple[Ed25519PrivateKey, auth_pb2.Session]:
-        """A fresh key logged in on this server (open sign-up: role `user`)."""
-        key = Ed25519PrivateKey.generate()
-        return key, await login(self.channel, key)
-
-    async def update(
-        self, name: str, paths: list[str], roles: list[str] | None = None, disabled: bool = False
-    ) -> auth_pb2.Account:
-        account: auth_pb2.Account = await self.accounts.UpdateAccount(
-            accounts_pb2.UpdateAccountRequest(
-                account=auth_pb2.Account(name=name, roles=roles or [], disabled=disabled),
-                update_mask=field_mask_pb2.FieldMask(paths=paths),
-            ),
-            metadata=self.md,
-        )
-        return account
-
-
-StartAdmin = Callable[..., Awaitable[AdminServer]]
 
 
 @pytest.fixture

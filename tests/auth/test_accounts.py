@@ -7,9 +7,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import accounts_pb2, auth_pb2
 from google.protobuf import field_mask_pb2
-from tests.auth.conftest import AdminServer
-from tests.auth.support import challenge_for, refused, signed_login
-from tests.helpers import error_info, field_violations
+from tests.support.auth import AdminServer, challenge_for, signed_login
+from tests.support.errors import error_info, field_violations, refused
 
 from formation_mcp.auth.keys import key_id, public_bytes
 

@@ -11,18 +11,19 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
-from tests.auth.conftest import AdminServer, Connect, StartAdmin
-from tests.auth.support import (
+from tests.support.auth import (
+    AdminServer,
     AuthStub,
-    StartApp,
+    Connect,
+    StartAdmin,
     challenge_for,
-    check_refusal,
-    refused,
     signed_login,
     token_header,
     who_am_i,
 )
-from tests.helpers import DEADLINE, error_info, eventually
+from tests.support.errors import check_refusal, error_info, refused
+from tests.support.servers import StartApp
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import public_bytes

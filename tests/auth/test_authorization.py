@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -17,9 +17,9 @@ from formation.mcp.v1 import (
 )
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.auth.conftest import AdminServer
-from tests.auth.support import AuthStub, Gate, Md, check_refusal, refused, who_am_i
-from tests.helpers import error_info, new_operation
+from tests.support.auth import AdminServer, AuthStub, Gate, Md, who_am_i
+from tests.support.errors import check_refusal, error_info, refused
+from tests.support.operations import new_operation
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import public_bytes
@@ -28,7 +28,7 @@ from formation_mcp.client.auth import bearer, login
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
-OpsStub = operations_pb2_grpc.OperationsServiceStub
+OpsStub: TypeAlias = "operations_pb2_grpc.OperationsServiceAsyncStub"
 
 
 async def make_viewer(admin: AdminServer) -> tuple[auth_pb2.Session, auth_pb2.Session]:
@@ -190,7 +190,7 @@ async def login_other(app: Application) -> auth_pb2.Session:
 
 
 def _account_calls(
-    stub: accounts_pb2_grpc.AccountsServiceStub, account: str, md: Md
+    stub: accounts_pb2_grpc.AccountsServiceAsyncStub, account: str, md: Md
 ) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {
         "ListAccounts": lambda: stub.ListAccounts(accounts_pb2.ListAccountsRequest(), metadata=md),
@@ -216,7 +216,7 @@ def _account_calls(
 
 @pytest.mark.parametrize("rpc", ["ListAccounts", "GetAccount", "CreateAccount", "UpdateAccount"])
 async def test_a_user_cannot_call_the_accounts_service(
-    accounts_stub: accounts_pb2_grpc.AccountsServiceStub,
+    accounts_stub: accounts_pb2_grpc.AccountsServiceAsyncStub,
     auth_stub: AuthStub,
     session: auth_pb2.Session,
     as_account: Md,
@@ -235,7 +235,7 @@ async def test_a_user_cannot_call_the_accounts_service(
 
 @pytest.mark.parametrize("rpc", ["ListAccounts", "GetAccount", "CreateAccount", "UpdateAccount"])
 async def test_the_accounts_service_wants_a_token(
-    accounts_stub: accounts_pb2_grpc.AccountsServiceStub, account: str, rpc: str
+    accounts_stub: accounts_pb2_grpc.AccountsServiceAsyncStub, account: str, rpc: str
 ) -> None:
     await refused(
         _account_calls(accounts_stub, account, ())[rpc](), UNAUTHENTICATED, "TOKEN_MISSING"

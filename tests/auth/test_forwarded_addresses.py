@@ -10,8 +10,9 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
-from tests.auth.conftest import Connect
-from tests.auth.support import AuthStub, Md, StartApp, refused
+from tests.support.auth import AuthStub, Connect, Md
+from tests.support.errors import refused
+from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import public_bytes

@@ -13,19 +13,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import accounts_pb2, auth_pb2, auth_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from tests.auth.conftest import Connect, StartAdmin
-from tests.auth.support import (
+from tests.support.auth import (
     AuthStub,
-    StartApp,
+    Connect,
+    StartAdmin,
     challenge_for,
-    check_refusal,
     message_fields,
-    refused,
     signed_login,
-    wait_until,
     who_am_i,
 )
-from tests.helpers import field_violations
+from tests.support.errors import check_refusal, field_violations, refused
+from tests.support.servers import StartApp
+from tests.support.waiting import wait_until
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import b64url_decode, key_id, public_bytes

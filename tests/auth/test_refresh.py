@@ -9,23 +9,21 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
-from tests.auth.conftest import AdminServer, Connect
-from tests.auth.support import (
+from tests.support.auth import (
+    AdminServer,
     AuthStub,
+    Connect,
     Gate,
-    StartApp,
-    bearer_md,
     challenge_for,
-    check_refusal,
-    refused,
     signed_login,
     token_claims,
-    wait_until,
     who_am_i,
 )
-from tests.helpers import error_info, field_violations
+from tests.support.errors import check_refusal, error_info, field_violations, refused
+from tests.support.servers import StartApp
+from tests.support.waiting import wait_until
 
-from formation_mcp.client.auth import login
+from formation_mcp.client.auth import bearer, login
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -41,7 +39,7 @@ async def refresh(stub: AuthStub, refresh_token: str) -> auth_pb2.Session:
 async def revoke(stub: AuthStub, session: auth_pb2.Session, refresh_token: str = "") -> None:
     await stub.RevokeToken(
         auth_pb2.RevokeTokenRequest(refresh_token=refresh_token or session.refresh_token),
-        metadata=bearer_md(session.access_token),
+        metadata=bearer(session.access_token),
     )
 
 

@@ -10,15 +10,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc, operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
-from tests.auth.conftest import Connect
-from tests.auth.support import (
+from tests.support.auth import (
     AuthStub,
+    Connect,
     Md,
-    StartApp,
     claims_for,
     eddsa_token,
     hs256_token,
-    refused,
     server_token,
     tamper,
     token_claims,
@@ -26,6 +24,8 @@ from tests.auth.support import (
     unsigned_token,
     who_am_i,
 )
+from tests.support.errors import refused
+from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import b64url, b64url_decode, jwk_thumbprint
@@ -95,7 +95,7 @@ async def test_a_missing_token_is_refused(auth_stub: AuthStub) -> None:
 
 
 async def test_a_missing_token_is_refused_by_the_operations_service(
-    operations_stub: operations_pb2_grpc.OperationsServiceStub,
+    operations_stub: operations_pb2_grpc.OperationsServiceAsyncStub,
 ) -> None:
     await refused(
         operations_stub.ListOperations(operations_pb2.ListOperationsRequest()),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.cli.fmcp_runner import Fmcp
-from tests.conftest import make_settings
+from tests.support.cli import Fmcp
+from tests.support.servers import make_settings
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import write_private_key

@@ -6,11 +6,12 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
 
@@ -25,7 +26,7 @@ class Result:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., asyncio.Future[Result]]:
+def cli(tmp_path: Path) -> Callable[..., Awaitable[Result]]:
     """Run `fmcp` with its own config dir (keys, sessions) under tmp_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FMCP_")}
     env["FMCP_CONFIG_DIR"] = str(tmp_path / "config")
@@ -43,7 +44,7 @@ def cli(tmp_path: Path) -> Callable[..., asyncio.Future[Result]]:
         assert process.returncode is not None
         return Result(process.returncode, out.decode(), err.decode())
 
-    return run  # type: ignore[return-value]
+    return run
 
 
 def field(output: str, name: str) -> str:
@@ -51,7 +52,7 @@ def field(output: str, name: str) -> str:
 
 
 async def test_keygen_writes_a_private_key_readable_only_by_its_owner(
-    cli: Callable[..., asyncio.Future[Result]], tmp_path: Path
+    cli: Callable[..., Awaitable[Result]], tmp_path: Path
 ) -> None:
     result = await cli("keygen")
     key_file = tmp_path / "config" / "key.pem"
@@ -61,7 +62,7 @@ async def test_keygen_writes_a_private_key_readable_only_by_its_owner(
 
 
 async def test_keygen_refuses_to_overwrite_without_force(
-    cli: Callable[..., asyncio.Future[Result]],
+    cli: Callable[..., Awaitable[Result]],
 ) -> None:
     await cli("keygen")
     again = await cli("keygen")
@@ -69,7 +70,7 @@ async def test_keygen_refuses_to_overwrite_without_force(
 
 
 async def test_login_then_whoami_prints_the_account_as_json(
-    cli: Callable[..., asyncio.Future[Result]], app: Application
+    cli: Callable[..., Awaitable[Result]], app: Application
 ) -> None:
     key_id = field((await cli("keygen")).out, "key id:")
     login = await cli("login", target=app.grpc.address)
@@ -80,7 +81,7 @@ async def test_login_then_whoami_prints_the_account_as_json(
 
 
 async def test_a_user_administering_accounts_gets_the_permission_exit_code(
-    cli: Callable[..., asyncio.Future[Result]], app: Application
+    cli: Callable[..., Awaitable[Result]], app: Application
 ) -> None:
     await cli("keygen")
     result = await cli("account", "list", target=app.grpc.address)
@@ -89,14 +90,14 @@ async def test_a_user_administering_accounts_gets_the_permission_exit_code(
 
 
 async def test_no_key_and_no_session_is_a_clear_error(
-    cli: Callable[..., asyncio.Future[Result]], app: Application
+    cli: Callable[..., Awaitable[Result]], app: Application
 ) -> None:
     result = await cli("whoami", target=app.grpc.address)
     assert result.code == 1 and "fmcp keygen" in result.err
 
 
 async def test_logout_revokes_the_session(
-    cli: Callable[..., asyncio.Future[Result]], app: Application, tmp_path: Path
+    cli: Callable[..., Awaitable[Result]], app: Application, tmp_path: Path
 ) -> None:
     await cli("keygen")
     await cli("login", target=app.grpc.address)
@@ -108,8 +109,8 @@ async def test_logout_revokes_the_session(
 
 
 async def test_an_admin_registers_and_disables_an_account(
-    cli: Callable[..., asyncio.Future[Result]],
-    start_app: Callable[..., asyncio.Future[Application]],
+    cli: Callable[..., Awaitable[Result]],
+    start_app: StartApp,
     tmp_path: Path,
 ) -> None:
     admin_public = field((await cli("keygen")).out, "public key:")
@@ -135,7 +136,7 @@ async def test_an_admin_registers_and_disables_an_account(
 
 
 async def test_register_with_a_malformed_key_is_a_usage_error(
-    cli: Callable[..., asyncio.Future[Result]], app: Application
+    cli: Callable[..., Awaitable[Result]], app: Application
 ) -> None:
     await cli("keygen")
     result = await cli("account", "register", "not-a-key", target=app.grpc.address)
@@ -143,7 +144,7 @@ async def test_register_with_a_malformed_key_is_a_usage_error(
 
 
 async def test_token_prints_an_access_token_that_the_server_accepts(
-    cli: Callable[..., asyncio.Future[Result]], app: Application
+    cli: Callable[..., Awaitable[Result]], app: Application
 ) -> None:
     await cli("keygen")
     result = await cli("token", target=app.grpc.address)
@@ -152,7 +153,7 @@ async def test_token_prints_an_access_token_that_the_server_accepts(
 
 
 async def test_sign_refuses_stdin_that_is_not_a_challenge(
-    cli: Callable[..., asyncio.Future[Result]],
+    cli: Callable[..., Awaitable[Result]],
 ) -> None:
     await cli("keygen")
     result = await cli("sign")  # stdin is empty
@@ -160,7 +161,7 @@ async def test_sign_refuses_stdin_that_is_not_a_challenge(
 
 
 async def test_sign_message_signs_with_the_key_pubkey_prints(
-    cli: Callable[..., asyncio.Future[Result]],
+    cli: Callable[..., Awaitable[Result]],
 ) -> None:
     import base64
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.cli.fmcp_runner import Fmcp
-from tests.helpers import eventually
+from tests.support.cli import Fmcp
+from tests.support.waiting import eventually
 
 from formation_mcp.client.models import Operation
 

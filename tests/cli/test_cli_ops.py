@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.fmcp_runner import Fmcp
+from tests.support.cli import Fmcp
 
 
 async def _start(fmcp: Fmcp, *args: str) -> str:

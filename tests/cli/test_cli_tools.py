@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.fmcp_runner import Fmcp
-from tests.conftest import free_port
+from tests.support.cli import Fmcp
+from tests.support.servers import free_port
 
 
 async def test_tools_list_json_is_one_parseable_document(fmcp: Fmcp) -> None:

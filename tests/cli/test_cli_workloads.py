@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.cli.fmcp_runner import Fmcp
+from tests.support.cli import Fmcp
 
 from formation_mcp.client import FormfileBuilder, NotFound
 

@@ -13,8 +13,8 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.conftest import free_port
-from tests.helpers import eventually
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 from formation_mcp.db import migrate
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import free_port
-from tests.helpers import eventually
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 FMCP = str(Path(sys.executable).parent / "fmcp")
 

@@ -4,15 +4,15 @@ retries and renewals the client does before giving up."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
-from tests.conftest import free_port
+from tests.support.servers import StartApp, free_port
 
 from formation_mcp import errors
 from formation_mcp.app import Application
@@ -30,9 +30,9 @@ from formation_mcp.client import (
 from formation_mcp.client.errors import ERROR_CLASSES, error_from_status
 
 
-def _any(message: object) -> any_pb2.Any:
+def _any(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)
     return packed
 
 
@@ -118,7 +118,7 @@ class _SignallingPolicy(RetryPolicy):
 
 
 async def test_unavailable_is_retried_until_the_server_is_up(
-    start_app: Callable[..., asyncio.Future[Application]],
+    start_app: StartApp,
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
     _SignallingPolicy.signal = asyncio.Event()
@@ -167,7 +167,7 @@ async def test_a_refused_token_is_renewed_once_and_the_call_repeated(
 
 
 async def test_too_many_logins_are_resource_exhausted_with_a_retry_delay(
-    start_app: Callable[..., asyncio.Future[Application]], key: Ed25519PrivateKey
+    start_app: StartApp, key: Ed25519PrivateKey
 ) -> None:
     server = await start_app(login_rate_per_minute=2)  # a login is a challenge + a login
     async with Client(server.grpc.address, key=key) as client:
@@ -179,7 +179,7 @@ async def test_too_many_logins_are_resource_exhausted_with_a_retry_delay(
 
 
 async def test_a_watch_resumes_after_the_server_comes_back(
-    start_app: Callable[..., asyncio.Future[Application]], key: Ed25519PrivateKey
+    start_app: StartApp, key: Ed25519PrivateKey
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
     first = await start_app(grpc_listen=address)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from tests.helpers import DEADLINE
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.db.group_commit import GroupCommit
 

@@ -14,7 +14,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.support.servers import POSTGRES_ADMIN_DSN
 
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database

@@ -70,8 +70,9 @@ def test_errors_of_the_statement_are_not_outages(driver_error: Exception) -> Non
 
 def test_an_interface_error_the_driver_raises_for_a_bad_value_is_not_an_outage() -> None:
     """asyncpg's DataError is an InterfaceError: SQLAlchemy wraps it as InterfaceError."""
-    error = sa.exc.InterfaceError("INSERT", None, Exception("invalid input"))
-    error.orig.__cause__ = asyncpg.exceptions.DataError("invalid input for query argument $1")
+    driver_error = Exception("invalid input")
+    driver_error.__cause__ = asyncpg.exceptions.DataError("invalid input for query argument $1")
+    error = sa.exc.InterfaceError("INSERT", None, driver_error)
     assert not is_outage(error)
 
 

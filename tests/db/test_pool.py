@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
-from tests.helpers import DEADLINE
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.db.database import Database
 from formation_mcp.errors import Unavailable

@@ -1,7 +1,7 @@
 """PostgreSQL shutting down under load: every call that fails says UNAVAILABLE with a retry
 delay (never INTERNAL or UNKNOWN), and the server serves again once PostgreSQL is back.
 
-Runs on a private cluster (tests/db/private_postgres.py): the shared PostgreSQL serves every
+Runs on a private cluster (tests/support/postgres.py): the shared PostgreSQL serves every
 other test."""
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, too
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from tests.conftest import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
-from tests.db.private_postgres import PrivatePostgres, StopMode, private_postgres  # noqa: F401
-from tests.helpers import eventually, metadata_of, struct
+from tests.support.operations import metadata_of, struct
+from tests.support.postgres import PrivatePostgres, StopMode
+from tests.support.servers import LOGIN_RATE_FOR_SHARED_SERVERS, make_settings
+from tests.support.waiting import eventually
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
@@ -54,14 +55,15 @@ class Outcomes:
 
 
 def retry_delay_of(error: grpc.aio.AioRpcError) -> float | None:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     if status is None:
         return None
     for detail in status.details:
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)
-            return info.retry_delay.ToNanoseconds() / 1e9
+            seconds: float = info.retry_delay.ToNanoseconds() / 1e9
+            return seconds
     return None
 
 
@@ -82,7 +84,7 @@ async def keep_calling(kind: str, call: Call, outcomes: Outcomes, stop: asyncio.
 
 @pytest.fixture
 async def server(
-    private_postgres: PrivatePostgres,  # noqa: F811
+    private_postgres: PrivatePostgres,
     tmp_path: Path,
 ) -> AsyncIterator[Application]:
     await private_postgres.create_database("fmcp")
@@ -218,7 +220,7 @@ async def through_an_outage(
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_postgres_stopping_under_load_gives_only_unavailable_and_the_server_recovers(
     server: Application,
-    private_postgres: PrivatePostgres,  # noqa: F811
+    private_postgres: PrivatePostgres,
     mode: StopMode,
 ) -> None:
     async with grpc.aio.insecure_channel(server.grpc.address) as channel:
@@ -230,7 +232,7 @@ async def test_postgres_stopping_under_load_gives_only_unavailable_and_the_serve
 
 async def test_every_call_accepted_around_a_postgres_crash_runs_to_success(
     server: Application,
-    private_postgres: PrivatePostgres,  # noqa: F811
+    private_postgres: PrivatePostgres,
 ) -> None:
     async with grpc.aio.insecure_channel(server.grpc.address) as channel:
         session = await login(channel, Ed25519PrivateKey.generate())
@@ -247,7 +249,9 @@ async def test_every_call_accepted_around_a_postgres_crash_runs_to_success(
     assert states == {"SUCCEEDED": len(outcomes.accepted)}
 
 
-async def final_state(channel: grpc.aio.Channel, metadata: Metadata, name: str) -> int:
+async def final_state(
+    channel: grpc.aio.Channel, metadata: Metadata, name: str
+) -> operations_pb2.OperationMetadata.State.ValueType:
     """The operation's state once it is done (waiting up to OUTAGE_DEADLINE)."""
     stub = operations_pb2_grpc.OperationsServiceStub(channel)
     async with asyncio.timeout(OUTAGE_DEADLINE):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import pytest
@@ -22,18 +22,20 @@ from formation.mcp.v1 import (
 )
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import duration_pb2
-from google.rpc import code_pb2
-from tests.helpers import DEADLINE, metadata_of, output_of, struct
+from google.rpc import code_pb2, status_pb2
+from tests.support.operations import metadata_of, output_of, struct
+from tests.support.servers import StartApp
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.broker.base import Delivery
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.dispatch.event_writer import EVENT_MAX_ATTEMPTS
+from formation_mcp.operations.lifecycle import OperationRecord
 
 ESCAPED = "nul\\x00 esc\\x1b[31m cr\\x0d del\\x7f c1\\x9b bell\\x07"
-"""tests.tool_fixtures.CONTROL_CHARACTERS as stored."""
+"""tests.support.tools.CONTROL_CHARACTERS as stored."""
 POISON = "poisoned"
-StartApp = Callable[..., "asyncio.Future[Application]"]
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -166,11 +168,17 @@ class FailingFinish:
         self.calls: Counter[str] = Counter()
         self._finish = app.operations.finish
 
-    async def __call__(self, operation_id: str, **outcome: object) -> object:
+    async def __call__(
+        self,
+        operation_id: str,
+        *,
+        result: queue_pb2.OperationEvent.Succeeded | None = None,
+        error: status_pb2.Status | None = None,
+    ) -> OperationRecord | None:
         self.calls[operation_id] += 1
         if operation_id == next(iter(self.calls)):
             raise RuntimeError("injected: this operation cannot be finished")
-        return await self._finish(operation_id, **outcome)  # type: ignore[arg-type]
+        return await self._finish(operation_id, result=result, error=error)
 
 
 async def test_a_dead_letter_that_cannot_be_applied_is_dropped_not_handed_back(

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from formation.mcp.internal.v1 import queue_pb2
-from tests.helpers import eventually
+from tests.support.waiting import eventually
 
 from formation_mcp.broker.base import BrokerUnavailable, Delivery
 from formation_mcp.broker.memory import MemoryBroker

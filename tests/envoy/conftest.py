@@ -19,15 +19,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
-from tests.conftest import free_port, make_settings
-from tests.envoy.support import StartEnvoy
+from tests.support.envoy import StartEnvoy
+from tests.support.servers import LOGIN_RATE_FOR_SHARED_SERVERS, free_port, make_settings
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import b64url, public_bytes
 from formation_mcp.client.auth import login
 from formation_mcp.envoy import EnvoyProcess, write_config
-
-LOGIN_RATE_FOR_SHARED_SERVER = 100_000
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +45,7 @@ async def app(
         data_dir,
         database_url,
         admin_keys=(b64url(public_bytes(admin_key)),),
-        login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVER,
+        login_rate_per_minute=LOGIN_RATE_FOR_SHARED_SERVERS,
     )
     application = Application(settings)
     await application.start()

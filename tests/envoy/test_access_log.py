@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import Json, StartEnvoy, auth
-from tests.helpers import eventually
+from tests.support.envoy import Json, StartEnvoy, auth
+from tests.support.waiting import eventually
 
 from formation_mcp.app import Application
 

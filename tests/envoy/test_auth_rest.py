@@ -9,7 +9,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import assert_error, auth, b64, rest_login, url
+from tests.support.envoy import assert_error, auth, b64, rest_login, url
 
 from formation_mcp.auth.keys import key_id, public_bytes
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
-from tests.envoy.support import StartApp, StartEnvoy, assert_error, b64
+from tests.support.envoy import StartEnvoy, assert_error, b64
+from tests.support.servers import StartApp
 
 from formation_mcp.api import auth_servicer
 from formation_mcp.api.peers import client_address, metadata_values

@@ -11,17 +11,9 @@ from __future__ import annotations
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import (
-    StartApp,
-    StartEnvoy,
-    assert_error,
-    auth,
-    b64,
-    details,
-    field_violations,
-    url,
-)
-from tests.helpers import Worker, new_operation
+from tests.support.envoy import StartEnvoy, assert_error, auth, b64, details, field_violations, url
+from tests.support.operations import Worker, new_operation
+from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import public_bytes

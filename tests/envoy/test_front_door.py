@@ -15,8 +15,9 @@ from formation.mcp.v1 import (
 )
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import struct_pb2
-from tests.envoy.support import DEADLINE, assert_error, auth, field_violations
-from tests.helpers import Worker, metadata_of, new_operation
+from tests.support.envoy import assert_error, auth, field_violations
+from tests.support.operations import Worker, metadata_of, new_operation
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import assert_error, auth, field_violations, url
+from tests.support.envoy import assert_error, auth, field_violations, url
 
 JSON = {"content-type": "application/json"}
 NOT_A = "the request is not a valid {} message: {}"

@@ -11,8 +11,9 @@ import grpc
 import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
-from tests.envoy.support import DEADLINE
-from tests.helpers import Worker, error_info, metadata_of, new_operation, output_of
+from tests.support.errors import error_info
+from tests.support.operations import Worker, metadata_of, new_operation, output_of
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import assert_error, auth, field_violations, state, url
-from tests.helpers import Worker, new_operation
+from tests.support.envoy import assert_error, auth, field_violations, state, url
+from tests.support.operations import Worker, new_operation
 
 from formation_mcp.app import Application
 

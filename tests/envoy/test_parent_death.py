@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.conftest import free_port
-from tests.helpers import eventually
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 STARTER = """
 import asyncio, sys

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import DEADLINE
-from tests.helpers import Worker, new_operation
+from tests.support.operations import Worker, new_operation
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import write_private_key

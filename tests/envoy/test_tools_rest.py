@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import assert_error, auth, field_violations, url
+from tests.support.envoy import assert_error, auth, field_violations, url
 
 
 async def test_list_tools_with_a_filter(

@@ -8,7 +8,7 @@ import json
 
 import httpx
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import assert_error, auth, field_violations
+from tests.support.envoy import assert_error, auth, field_violations
 
 JSON = {"content-type": "application/json"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from formation.mcp.v1 import auth_pb2
-from tests.envoy.support import END, sequence, state, watch
-from tests.helpers import Worker, new_operation
+from tests.support.envoy import END, sequence, state, watch
+from tests.support.operations import Worker, new_operation
 
 from formation_mcp.app import Application
 

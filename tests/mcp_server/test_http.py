@@ -10,20 +10,14 @@ import pytest
 from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
 from google.rpc import code_pb2
 from mcp.shared.exceptions import MCPError
-from tests.helpers import DEADLINE, eventually, metadata_of
-from tests.mcp_server.support import (
-    LEGACY,
-    MODERN,
-    ProgressLog,
-    http_client,
-    operation_of,
-    text_of,
-)
+from tests.support.auth import Md
+from tests.support.mcp import LEGACY, MODERN, ProgressLog, http_client, operation_of, text_of
+from tests.support.operations import metadata_of
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 from formation_mcp.tools.registry import HOST_SAFE_NAME
 
-Md = tuple[tuple[str, str], ...]
 FORMFILE = (
     "NAME mcp-hello\nRUN echo one > one.txt\nRUN echo two && cp app.py out.py\nRUN echo three\n"
 )

@@ -3,20 +3,17 @@ lead to the RFC 9728 metadata, and browser origins checked (through real Envoy).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import grpc
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
+from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
 from formation_mcp.auth.tokens import TokenIssuer
 from formation_mcp.client.auth import login
 from formation_mcp.settings import Settings, SettingsError
-
-StartApp = Callable[..., Awaitable[Application]]
 
 INITIALIZE = {
     "jsonrpc": "2.0",

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
-from tests.mcp_server.support import LEGACY, ProgressLog, operation_of
+from tests.support.mcp import LEGACY, ProgressLog, operation_of
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import key_id, public_bytes, write_private_key

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, tools_pb2
-from google.api import annotations_pb2  # type: ignore[import-untyped]
-from grpc_tools import protoc  # type: ignore[import-untyped]
+from google.api import annotations_pb2
+from grpc_tools import protoc
 from openapi_spec_validator import validate
 
 from formation_mcp import openapi

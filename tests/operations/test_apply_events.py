@@ -12,7 +12,8 @@ from formation.mcp.internal.v1 import queue_pb2
 from formation.mcp.v1 import operations_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import code_pb2, status_pb2
-from tests.helpers import DEADLINE, eventually, metadata_of, new_operation, output_of
+from tests.support.operations import metadata_of, new_operation, output_of
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 from formation_mcp.identity import Caller

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from google.longrunning import operations_pb2 as lro_pb2
-from tests.helpers import DEADLINE
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.store import EventRecord

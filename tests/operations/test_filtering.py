@@ -182,7 +182,7 @@ def test_filter_of_exactly_max_length_is_accepted() -> None:
 def test_comparison_is_frozen() -> None:
     comparison = Comparison("done", "=", True)
     with pytest.raises(AttributeError):
-        comparison.op = "!="  # type: ignore[misc]
+        comparison.op = "!="  # type: ignore[misc]  # the point: a frozen field refuses it
 
 
 def test_filter_error_is_a_value_error_with_message_and_position() -> None:

@@ -57,8 +57,10 @@ def _progress(
     return event
 
 
-def _line(text: str, stream: int = operations_pb2.LogLine.STDOUT) -> operations_pb2.LogLine:
-    return operations_pb2.LogLine(text=text, stream=stream)  # type: ignore[arg-type]
+def _line(
+    text: str, stream: operations_pb2.LogLine.Stream.ValueType = operations_pb2.LogLine.STDOUT
+) -> operations_pb2.LogLine:
+    return operations_pb2.LogLine(text=text, stream=stream)
 
 
 def _logs(*texts: str, attempt: int = 1, sequence: int = 2) -> Event:

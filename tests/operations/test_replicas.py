@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import grpc
 import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
-from tests.helpers import DEADLINE, Worker, eventually, metadata_of, new_operation
-
-from formation_mcp.app import Application
+from google.longrunning import operations_pb2 as lro_pb2
+from tests.support.operations import Worker, metadata_of, new_operation
+from tests.support.servers import StartApp
+from tests.support.waiting import DEADLINE, eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -23,7 +23,7 @@ def postgres_only(database_url: str) -> None:
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_a_watch_on_one_replica_sees_events_applied_through_another(
-    start_app: Callable[..., asyncio.Future[Application]],
+    start_app: StartApp,
     account: str,
     as_account: tuple[tuple[str, str], ...],
 ) -> None:
@@ -42,7 +42,7 @@ async def test_a_watch_on_one_replica_sees_events_applied_through_another(
             await worker.progress(50, "half")
             await worker.succeed({"via": "a"})
             seen = []
-            while (message := await call.read()) is not grpc.aio.EOF:
+            while isinstance(message := await call.read(), lro_pb2.Operation):
                 seen.append(message)
     assert [metadata_of(op).sequence for op in seen] == [2, 3, 4]
     assert seen[-1].done
@@ -50,7 +50,7 @@ async def test_a_watch_on_one_replica_sees_events_applied_through_another(
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_a_wait_on_one_replica_returns_when_another_finishes_the_operation(
-    start_app: Callable[..., asyncio.Future[Application]],
+    start_app: StartApp,
     account: str,
     as_account: tuple[tuple[str, str], ...],
 ) -> None:
@@ -73,7 +73,7 @@ async def test_a_wait_on_one_replica_returns_when_another_finishes_the_operation
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_changes_racing_through_two_replicas_keep_one_gapless_sequence(
-    start_app: Callable[..., asyncio.Future[Application]],
+    start_app: StartApp,
     account: str,
     as_account: tuple[tuple[str, str], ...],
 ) -> None:
@@ -99,7 +99,7 @@ async def test_changes_racing_through_two_replicas_keep_one_gapless_sequence(
             await asyncio.gather(progress(), cancel)
             await worker.cancelled()
             seen = []
-            while (message := await call.read()) is not grpc.aio.EOF:
+            while isinstance(message := await call.read(), lro_pb2.Operation):
                 seen.append(message)
     sequences = [metadata_of(op).sequence for op in seen]
     assert sequences == list(range(3, 3 + 32))  # 30 progress + cancel request + cancelled
@@ -109,7 +109,7 @@ async def test_changes_racing_through_two_replicas_keep_one_gapless_sequence(
 
 @pytest.mark.usefixtures("postgres_only")
 async def test_a_read_on_one_replica_reflects_a_change_made_through_another(
-    start_app: Callable[..., asyncio.Future[Application]],
+    start_app: StartApp,
     account: str,
     as_account: tuple[tuple[str, str], ...],
 ) -> None:

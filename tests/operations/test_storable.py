@@ -8,7 +8,7 @@ from formation.mcp.internal.v1 import queue_pb2
 from formation.mcp.v1 import operations_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from tests.helpers import Worker, metadata_of, new_operation
+from tests.support.operations import Worker, metadata_of, new_operation
 
 from formation_mcp.app import Application
 from formation_mcp.identity import Caller

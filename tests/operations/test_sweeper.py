@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from tests.support.operations import new_operation
+from tests.support.servers import StartApp
 
-from tests.helpers import new_operation
-
-from formation_mcp.app import Application
 from formation_mcp.identity import Caller
 
 
 async def test_sweep_removes_expired_finished_operations_in_batches(
-    start_app: Callable[..., asyncio.Future[Application]], account: str
+    start_app: StartApp, account: str
 ) -> None:
     app = await start_app(
         operation_ttl_seconds=0.0, sweep_batch_size=2, sweep_interval_seconds=3600.0
@@ -29,7 +26,7 @@ async def test_sweep_removes_expired_finished_operations_in_batches(
 
 
 async def test_sweep_keeps_finished_operations_younger_than_the_ttl(
-    start_app: Callable[..., asyncio.Future[Application]], account: str
+    start_app: StartApp, account: str
 ) -> None:
     app = await start_app(operation_ttl_seconds=3600.0, sweep_interval_seconds=3600.0)
     caller = Caller(account, frozenset({"user"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from formation.mcp.v1 import tools_pb2_grpc
 
@@ -14,5 +15,5 @@ def app(tools_app: Application) -> Application:
 
 
 @pytest.fixture
-def tools_stub(channel: object) -> tools_pb2_grpc.ToolsServiceStub:
-    return tools_pb2_grpc.ToolsServiceStub(channel)  # type: ignore[arg-type]
+def tools_stub(channel: grpc.aio.Channel) -> tools_pb2_grpc.ToolsServiceAsyncStub:
+    return tools_pb2_grpc.ToolsServiceStub(channel)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -14,17 +14,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
-from tests.helpers import DEADLINE, eventually, field_violations, metadata_of, output_of, struct
+from tests.support.auth import Md
+from tests.support.errors import field_violations
+from tests.support.operations import metadata_of, output_of, struct
+from tests.support.servers import StartApp
+from tests.support.waiting import DEADLINE, eventually
 
-from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 
-Tools = tools_pb2_grpc.ToolsServiceStub
-Md = tuple[tuple[str, str], ...]
-StartApp = Callable[..., Awaitable[Application]]
+Tools: TypeAlias = "tools_pb2_grpc.ToolsServiceAsyncStub"
 
 
-def request(tool: str, wait: float, request_id: str = "", **arguments: object) -> object:
+def request(
+    tool: str, wait: float, request_id: str = "", **arguments: object
+) -> tools_pb2.CallToolRequest:
     return tools_pb2.CallToolRequest(
         name=f"tools/{tool}",
         arguments=struct(arguments),

@@ -5,7 +5,6 @@ door (watchers here; MCP hosts as rising progress notifications)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import anyio
 import grpc
@@ -13,14 +12,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
-from tests.helpers import metadata_of, struct
-from tests.mcp_server.support import ProgressLog, http_client
+from tests.support.auth import Md
+from tests.support.mcp import ProgressLog, http_client
+from tests.support.operations import metadata_of, struct
+from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 
-StartApp = Callable[..., Awaitable[Application]]
-Md = tuple[tuple[str, str], ...]
 HEARTBEAT = 0.2
 
 

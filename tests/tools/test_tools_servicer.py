@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -17,20 +18,25 @@ from formation.mcp.v1 import (
     tools_pb2,
     tools_pb2_grpc,
 )
+from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import code_pb2
-from tests.helpers import DEADLINE, error_info, field_violations, metadata_of, output_of, struct
-from tests.latency import LOOP_STALL_LIMIT, cheap_calls_during
+from tests.support.auth import Md
+from tests.support.errors import error_info, field_violations
+from tests.support.latency import LOOP_STALL_LIMIT, cheap_calls_during
+from tests.support.operations import metadata_of, output_of, struct
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.db.schema import audit_log
+from formation_mcp.structs import struct_to_dict
 
-Tools = tools_pb2_grpc.ToolsServiceStub
-Md = tuple[tuple[str, str], ...]
+Tools: TypeAlias = "tools_pb2_grpc.ToolsServiceAsyncStub"
+Operations: TypeAlias = "operations_pb2_grpc.OperationsServiceAsyncStub"
 State = operations_pb2.OperationMetadata
 
 
-async def call(stub: Tools, md: Md, tool: str, **arguments: object) -> object:
+async def call(stub: Tools, md: Md, tool: str, **arguments: object) -> lro_pb2.Operation:
     return await stub.CallTool(
         tools_pb2.CallToolRequest(name=f"tools/{tool}", arguments=struct(arguments)), metadata=md
     )
@@ -73,7 +79,7 @@ async def test_get_tool_describes_schemas_annotations_and_permission(
     )
     assert tool.annotations.long_running and not tool.annotations.read_only
     assert tool.permission == "tools.test.sleep"
-    assert tool.input_schema["properties"]["steps"]["type"] == "integer"
+    assert struct_to_dict(tool.input_schema)["properties"]["steps"]["type"] == "integer"
 
 
 async def test_get_tool_resolves_an_alias(tools_stub: Tools, as_account: Md) -> None:
@@ -91,19 +97,19 @@ async def test_an_unknown_tool_is_not_found(tools_stub: Tools, as_account: Md) -
 
 
 async def test_a_quick_tool_returns_a_done_operation_with_its_output(
-    tools_stub: Tools, operations_stub: operations_pb2_grpc.OperationsServiceStub, as_account: Md
+    tools_stub: Tools, operations_stub: Operations, as_account: Md
 ) -> None:
     operation = await call(tools_stub, as_account, "test.echo", text="ab", count=2)
-    assert operation.done and output_of(operation) == {"echo": "abab"}  # type: ignore[attr-defined]
+    assert operation.done and output_of(operation) == {"echo": "abab"}
     stored = await operations_stub.GetOperation(
         operations_pb2.GetOperationRequest(name=operation.name),
-        metadata=as_account,  # type: ignore[attr-defined]
+        metadata=as_account,
     )
     assert metadata_of(stored).state == State.SUCCEEDED
 
 
 async def test_every_schema_violation_is_reported_and_nothing_is_started(
-    tools_stub: Tools, operations_stub: operations_pb2_grpc.OperationsServiceStub, as_account: Md
+    tools_stub: Tools, operations_stub: Operations, as_account: Md
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(tools_stub, as_account, "test.echo", text="x" * 101, count="3", extra=True)
@@ -121,7 +127,7 @@ async def test_every_schema_violation_is_reported_and_nothing_is_started(
 
 
 async def test_validate_only_validates_and_starts_nothing(
-    tools_stub: Tools, operations_stub: operations_pb2_grpc.OperationsServiceStub, as_account: Md
+    tools_stub: Tools, operations_stub: Operations, as_account: Md
 ) -> None:
     operation = await tools_stub.CallTool(
         tools_pb2.CallToolRequest(
@@ -170,14 +176,14 @@ async def test_a_request_id_reused_for_another_tool_is_invalid(
 
 
 async def test_a_long_running_tool_goes_pending_running_succeeded_with_progress(
-    tools_stub: Tools, operations_stub: operations_pb2_grpc.OperationsServiceStub, as_account: Md
+    tools_stub: Tools, operations_stub: Operations, as_account: Md
 ) -> None:
     pending = await call(tools_stub, as_account, "test.sleep", steps=4, delay_ms=20)
-    assert not pending.done  # type: ignore[attr-defined]
-    assert metadata_of(pending).state == State.PENDING  # type: ignore[arg-type]
+    assert not pending.done
+    assert metadata_of(pending).state == State.PENDING
     watch = operations_stub.WatchOperation(
         operations_pb2.WatchOperationRequest(name=pending.name),
-        metadata=as_account,  # type: ignore[attr-defined]
+        metadata=as_account,
     )
     seen = []
     async with asyncio.timeout(DEADLINE):
@@ -195,12 +201,12 @@ async def test_a_long_running_tool_goes_pending_running_succeeded_with_progress(
 
 
 async def test_a_failing_tool_ends_failed_with_its_error(
-    tools_stub: Tools, operations_stub: operations_pb2_grpc.OperationsServiceStub, as_account: Md
+    tools_stub: Tools, operations_stub: Operations, as_account: Md
 ) -> None:
     pending = await call(tools_stub, as_account, "test.fail")
     final = await operations_stub.WaitOperation(
         operations_pb2.WaitOperationRequest(name=pending.name),
-        metadata=as_account,  # type: ignore[attr-defined]
+        metadata=as_account,
         timeout=DEADLINE,
     )
     assert final.done and final.error.code == code_pb2.FAILED_PRECONDITION
@@ -208,10 +214,10 @@ async def test_a_failing_tool_ends_failed_with_its_error(
 
 
 async def test_cancel_stops_a_running_tool(
-    tools_stub: Tools, operations_stub: operations_pb2_grpc.OperationsServiceStub, as_account: Md
+    tools_stub: Tools, operations_stub: Operations, as_account: Md
 ) -> None:
     pending = await call(tools_stub, as_account, "test.sleep", steps=1000, delay_ms=50)
-    name = pending.name  # type: ignore[attr-defined]
+    name = pending.name
     watch = operations_stub.WatchOperation(
         operations_pb2.WatchOperationRequest(name=name), metadata=as_account
     )
@@ -245,7 +251,7 @@ async def test_every_call_is_audited(
         ("test.echo", "SUCCEEDED"),
         ("test.echo", "INVALID"),
     ]
-    assert rows[0].operation_id == operation.name.split("/")[1]  # type: ignore[attr-defined]
+    assert rows[0].operation_id == operation.name.split("/")[1]
 
 
 async def test_admin_only_tools_are_refused_to_users(tools_stub: Tools, as_account: Md) -> None:
@@ -266,7 +272,7 @@ async def test_a_viewer_may_call_read_only_tools_only(
     read = await call(tools_stub, viewer, "test.read")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(tools_stub, viewer, "test.echo", text="no")
-    assert read.done and output_of(read) == {"value": 42}  # type: ignore[attr-defined]
+    assert read.done and output_of(read) == {"value": 42}
     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -288,7 +294,7 @@ async def test_arguments_nested_too_deeply_are_invalid_naming_the_path(
 
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == ["arguments.text" + "[0]" * 32]  # the 33rd level
-    assert "nested too deeply (more than 32 objects and lists)" in caught.value.details()
+    assert "nested too deeply (more than 32 objects and lists)" in (caught.value.details() or "")
 
 
 async def test_arguments_with_too_many_values_are_resource_exhausted(

@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -16,8 +16,10 @@ import pytest
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import code_pb2
-from tests import tool_fixtures
-from tests.helpers import DEADLINE, metadata_of, output_of, struct
+from tests.support.operations import metadata_of, output_of, struct
+from tests.support.servers import TEST_TOOL_MODULES, StartApp
+from tests.support.tools import EXECUTIONS
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.broker.rabbitmq import RabbitBroker
@@ -27,7 +29,6 @@ from formation_mcp.settings import Settings
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 REPO = Path(__file__).resolve().parents[2]
 FMCP = str(Path(sys.executable).parent / "fmcp")
-StartApp = Callable[..., asyncio.Future[Application]]
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ class WorkerProcess:
             "FMCP_DATABASE_URL": database_url,
             "FMCP_BROKER_URL": str(shared["broker_url"]),
             "FMCP_BROKER_PREFIX": str(shared["broker_prefix"]),
-            "FMCP_TOOL_MODULES": "tests.tool_fixtures",
+            "FMCP_TOOL_MODULES": ",".join(TEST_TOOL_MODULES),
             "FMCP_DATA_DIR": str(data_dir),
             "FMCP_LOG_FORMAT": "text",
             "FMCP_LOG_LEVEL": "WARNING",
@@ -88,7 +89,7 @@ class WorkerProcess:
 @pytest.fixture
 async def workers(
     database_url: str, shared: dict[str, object], tmp_path: Path
-) -> AsyncIterator[Callable[[], asyncio.Future[WorkerProcess]]]:
+) -> AsyncIterator[Callable[[], Awaitable[WorkerProcess]]]:
     started: list[WorkerProcess] = []
 
     async def start() -> WorkerProcess:
@@ -97,7 +98,7 @@ async def workers(
         await worker.start()
         return worker
 
-    yield start  # type: ignore[misc]
+    yield start
     for worker in started:
         await worker.stop()
     nodes = [Settings(data_dir=worker.data_dir).effective_node_id for worker in started]
@@ -138,7 +139,7 @@ async def wait_done(
 async def test_a_killed_worker_has_its_work_redelivered_and_completed(
     start_app: StartApp,
     shared: dict[str, object],
-    workers: Callable[[], asyncio.Future[WorkerProcess]],
+    workers: Callable[[], Awaitable[WorkerProcess]],
 ) -> None:
     api = await start_app(run_worker=False, **shared)
     channel, md = await client(api)
@@ -155,7 +156,7 @@ async def test_a_killed_worker_has_its_work_redelivered_and_completed(
 async def test_poison_work_dead_letters_and_fails_the_operation(
     start_app: StartApp,
     shared: dict[str, object],
-    workers: Callable[[], asyncio.Future[WorkerProcess]],
+    workers: Callable[[], Awaitable[WorkerProcess]],
 ) -> None:
     api = await start_app(run_worker=False, max_attempts=3, **shared)
     channel, md = await client(api)
@@ -189,7 +190,7 @@ async def test_closing_every_connection_during_200_calls_loses_and_repeats_nothi
         names = [op.name for op in (*first_half, *second_half)]
         finals = await asyncio.gather(*(wait_done(channel, md, name) for name in names))
     assert all(metadata_of(op).state == operations_pb2.OperationMetadata.SUCCEEDED for op in finals)
-    assert all(tool_fixtures.EXECUTIONS[name] == 1 for name in names)
+    assert all(EXECUTIONS[name] == 1 for name in names)
     assert getattr(api.broker, "reconnects", 0) >= 1, "the connections were really dropped"
 
 

@@ -19,7 +19,7 @@ READY_SECONDS = 90.0
 
 def fmcp_env(**settings: str) -> dict[str, str]:
     """This process's environment without its FMCP_* variables, plus `settings`, with the
-    repository on PYTHONPATH (the test tools are `tests.tool_fixtures`)."""
+    repository on PYTHONPATH (the test tools: `examples.demo_tools`, `tests.support.tools`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FMCP_")}
     env.update(PYTHONPATH=str(REPO), FMCP_LOG_FORMAT="text", FMCP_LOG_LEVEL="WARNING")
     env.update(settings)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port
+from tests.support.servers import TEST_TOOL_MODULES, free_port
 from tests.typescript.processes import FMCP, REPO, FmcpProcess, fmcp_env
 
 from formation_mcp.broker.rabbitmq import RabbitBroker
@@ -78,7 +78,7 @@ async def test_the_typescript_client_against_the_real_servers(
         "FMCP_DATABASE_URL": postgres_url,
         "FMCP_BROKER_URL": rabbitmq_url,
         "FMCP_BROKER_PREFIX": prefix,
-        "FMCP_TOOL_MODULES": "tests.tool_fixtures",
+        "FMCP_TOOL_MODULES": ",".join(TEST_TOOL_MODULES),
         "FMCP_LOGIN_RATE": "100000",  # every test logs in from 127.0.0.1
     }
     server = FmcpProcess(

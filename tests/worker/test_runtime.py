@@ -5,21 +5,21 @@ dead-letter work that never ran)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.protobuf import duration_pb2
-from tests.helpers import DEADLINE, metadata_of, struct
+from tests.support.operations import metadata_of, struct
+from tests.support.servers import StartApp
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.errors import Unavailable
 from formation_mcp.operations.lifecycle import OperationRecord
 
-StartApp = Callable[..., "asyncio.Future[Application]"]
 MAX_ATTEMPTS = 2
 
 

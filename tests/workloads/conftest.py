@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from formation_mcp.settings import Settings
 from formation_mcp.workloads.sandbox import WorkloadSandbox
-
-WORKLOAD_USER = Settings().effective_run_as or None
-"""Who workloads run as here: `nobody` when the tests run as root, else the tests' user."""
 
 
 @pytest.fixture

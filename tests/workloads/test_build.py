@@ -13,11 +13,12 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from formation.mcp.internal.v1 import queue_pb2
 from formation.mcp.v1 import operations_pb2
-from tests.workloads.conftest import WORKLOAD_USER
+from tests.support.workloads import WORKLOAD_USER
 
 from formation_mcp.errors import FailedPrecondition, InvalidArgument
 from formation_mcp.tools.context import ToolContext
@@ -110,7 +111,7 @@ class Builds:
         files: dict[str, str | bytes] | None = None,
         *,
         owner: str = "alice",
-        **overrides: object,
+        **overrides: Any,
     ) -> BuildRequest:
         name = uuid.uuid4().hex[:8]
         staged = stage_files(files or {}, self.base / f"context-{name}")
@@ -125,7 +126,7 @@ class Builds:
             run_as=WORKLOAD_USER,
             context_digest=staged.digest,
         )
-        return replace(request, **overrides)  # type: ignore[arg-type]
+        return replace(request, **overrides)
 
 
 @pytest.fixture

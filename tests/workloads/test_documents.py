@@ -5,7 +5,7 @@ with its line, never a crash."""
 from __future__ import annotations
 
 import pytest
-from tests.workloads.poison import billion_laughs, nested_alias_bomb
+from tests.support.hostile_formfiles import billion_laughs, nested_alias_bomb
 
 from formation_mcp.workloads.documents import (
     MAX_ALIASES,

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from tests.workloads.poison import billion_laughs, nested_alias_bomb
+from tests.support.hostile_formfiles import billion_laughs, nested_alias_bomb
 
 from formation_mcp.workloads.formfile import (
     DEFAULT_BASE_IMAGE,

@@ -21,13 +21,14 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
-from tests.helpers import eventually
-from tests.workloads.vm_helpers import Md, call, status, succeed
+from tests.support.auth import Md
+from tests.support.servers import StartApp
+from tests.support.waiting import eventually
+from tests.support.workloads import call, status, succeed
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 
-StartApp = Callable[..., Awaitable[Application]]
 CANARY_VARIABLE = "FMCP_ISOLATION_CANARY"
 
 PROBE = """\

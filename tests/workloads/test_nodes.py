@@ -10,7 +10,7 @@ import shutil
 import signal
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from google.rpc import code_pb2
-from tests.helpers import error_info, eventually, struct
-from tests.workloads.vm_helpers import Md, build, call, fetch, ship, status, succeed
+from tests.support.auth import Md
+from tests.support.errors import error_info
+from tests.support.operations import struct
+from tests.support.servers import StartApp
+from tests.support.waiting import eventually
+from tests.support.workloads import build, call, fetch, ship, status, succeed
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.db.schema import nodes
 from formation_mcp.workloads.instances import InstanceState, InstanceStore
-
-StartApp = Callable[..., Awaitable[Application]]
 
 
 def pid_alive(pid: int) -> bool:
@@ -173,7 +175,7 @@ async def test_a_call_for_an_instance_on_an_offline_node_fails_at_once(
         )
     assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(refused.value).reason == "NODE_OFFLINE"
-    assert node in refused.value.details()
+    assert node in (refused.value.details() or "")
 
 
 @pytest.mark.rabbitmq

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.workloads.conftest import WORKLOAD_USER
+from tests.support.workloads import WORKLOAD_USER
 
 from formation_mcp.errors import FailedPrecondition
 from formation_mcp.workloads.sandbox import WorkloadSandbox, launcher_argv, run_as_identity

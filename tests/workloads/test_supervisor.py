@@ -9,7 +9,7 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
-from tests.workloads.conftest import WORKLOAD_USER
+from tests.support.workloads import WORKLOAD_USER
 
 from formation_mcp.workloads.sandbox import WorkloadSandbox, run_as_identity
 from formation_mcp.workloads.supervisor import (

@@ -14,8 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from google.rpc import code_pb2
-from tests.helpers import error_info, eventually, struct
-from tests.workloads.vm_helpers import Md, build, call, fetch, output_of, ship, status, succeed
+from tests.support.auth import Md
+from tests.support.errors import error_info
+from tests.support.operations import struct
+from tests.support.waiting import eventually
+from tests.support.workloads import build, call, fetch, output_of, ship, status, succeed
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
@@ -183,4 +186,4 @@ async def test_instance_arguments_are_checked_against_the_schema(
             metadata=as_account,
         )
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert "operation" in refused.value.details()
+    assert "operation" in (refused.value.details() or "")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -522,7 +522,7 @@ class OperationsAPI:
             if operation.done or (end is not None and loop.time() >= end):
                 return operation
 
-    async def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Operation]:
+    async def watch(self, name: str, after_sequence: int = 0) -> AsyncGenerator[Operation, None]:
         """The operation now, then once per change (progress, stage, new log lines in
         `metadata.logs`), ending with the snapshot that has `done`. With `after_sequence`,
         the changes after that sequence instead of the current snapshot."""

@@ -5,7 +5,7 @@ service, worker) never changes for a new tool."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -193,5 +193,5 @@ class ToolRegistry:
             key=lambda spec: spec.name,
         )
 
-    def __iter__(self) -> Iterable[RegisteredTool]:
+    def __iter__(self) -> Iterator[RegisteredTool]:
         return iter(self._tools.values())

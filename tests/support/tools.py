@@ -1,5 +1,7 @@
-"""Tools that exist only for tests, registered through FMCP_TOOL_MODULES=tests.tool_fixtures
-(so worker subprocesses get them too) or directly with `register(registry)`."""
+"""Tools that exist only for tests: crashing workers, counting executions, control characters,
+chosen stages. Test servers load them beside the README's demo tools (examples/demo_tools.py:
+`test.echo`, `test.sleep`, ...) through FMCP_TOOL_MODULES (`TEST_TOOL_MODULES` in
+tests/support/servers.py), so worker subprocesses get them too."""
 
 from __future__ import annotations
 
@@ -13,26 +15,6 @@ from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry, ToolSpec
 
 OBJECT = {"type": "object"}
-
-
-async def echo(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"echo": arguments["text"] * arguments.get("count", 1)}
-
-
-async def sleep(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    steps = arguments.get("steps", 3)
-    delay = arguments.get("delay_ms", 10) / 1000
-    for step in range(1, steps + 1):
-        await asyncio.sleep(delay)
-        context.check_cancelled()
-        await context.log(f"step {step} of {steps}")
-        await context.progress(step * 100 // steps, "sleeping", f"step {step} of {steps}")
-    return {"steps": steps}
-
-
-async def fail(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    await context.progress(10, "checking")
-    raise FailedPrecondition("the test tool failed on purpose", reason="TEST_FAILURE")
 
 
 async def crash(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -58,10 +40,6 @@ async def count(context: ToolContext, arguments: dict[str, Any]) -> dict[str, An
     return {"runs": EXECUTIONS[context.operation]}
 
 
-async def read(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"value": 42}
-
-
 CONTROL_CHARACTERS = "nul\x00 esc\x1b[31m cr\r del\x7f c1\x9b bell\x07"
 """What a tool may see in a file name or a program's output; PostgreSQL text cannot hold NUL."""
 
@@ -83,65 +61,6 @@ async def stage(context: ToolContext, arguments: dict[str, Any]) -> dict[str, An
 
 
 def register(registry: ToolRegistry) -> None:
-    registry.register(
-        ToolSpec(
-            name="test.echo",
-            title="Echo",
-            description="Returns its text, repeated.",
-            version="1.0.0",
-            category="test",
-            input_schema={
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "maxLength": 100},
-                    "count": {"type": "integer", "minimum": 1, "maximum": 10},
-                },
-                "required": ["text"],
-                "additionalProperties": False,
-            },
-            output_schema={
-                "type": "object",
-                "properties": {"echo": {"type": "string"}},
-                "required": ["echo"],
-            },
-            idempotent=True,
-            aliases=("test_echo",),
-        ),
-        echo,
-    )
-    registry.register(
-        ToolSpec(
-            name="test.sleep",
-            title="Sleep",
-            description="Sleeps in steps, reporting progress.",
-            version="1.0.0",
-            category="test",
-            input_schema={
-                "type": "object",
-                "properties": {
-                    "steps": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    "delay_ms": {"type": "integer", "minimum": 0, "maximum": 60000},
-                },
-                "additionalProperties": False,
-            },
-            output_schema={"type": "object", "properties": {"steps": {"type": "integer"}}},
-            long_running=True,
-        ),
-        sleep,
-    )
-    registry.register(
-        ToolSpec(
-            name="test.fail",
-            title="Fail",
-            description="Fails.",
-            version="1.0.0",
-            category="test",
-            input_schema=OBJECT,
-            output_schema=OBJECT,
-            long_running=True,
-        ),
-        fail,
-    )
     registry.register(
         ToolSpec(
             name="test.crash",
@@ -180,32 +99,6 @@ def register(registry: ToolRegistry) -> None:
             long_running=True,
         ),
         count,
-    )
-    registry.register(
-        ToolSpec(
-            name="test.read",
-            title="Read",
-            description="Reads a value.",
-            version="1.0.0",
-            category="test-read",
-            input_schema=OBJECT,
-            output_schema=OBJECT,
-            read_only=True,
-        ),
-        read,
-    )
-    registry.register(
-        ToolSpec(
-            name="test.admin",
-            title="Admin",
-            description="Admins only.",
-            version="1.0.0",
-            category="test",
-            input_schema=OBJECT,
-            output_schema=OBJECT,
-            admin_only=True,
-        ),
-        read,
     )
     registry.register(
         ToolSpec(

@@ -1,4 +1,4 @@
-"""Hostile Formfiles for the tests of bounded parsing."""
+"""Hostile Formfiles (YAML alias bombs) for the tests of bounded parsing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`Fmcp`: runs `fmcp` in-process (click's CliRunner, in a thread) as one test's account."""
+"""The command line in tests: `Fmcp` runs `fmcp` in-process (click's CliRunner, in a thread) as
+one test's account."""
 
 from __future__ import annotations
 

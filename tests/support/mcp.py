@@ -1,4 +1,5 @@
-"""Helpers for the MCP tests: open the SDK's client, record progress, read operations."""
+"""MCP in tests: the SDK's client over Streamable HTTP, progress notifications recorded,
+results read."""
 
 from __future__ import annotations
 

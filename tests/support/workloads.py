@@ -1,5 +1,5 @@
-"""Shared steps of the instance tool tests: call a tool to its end, build the tiny HTTP app,
-ship it, fetch from it."""
+"""Workloads in tests: who they run as, and the instance tools' shared steps (call a tool to
+its end, build the tiny HTTP app, ship it, fetch from it)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import grpc
 import httpx
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
-from tests.helpers import eventually, struct
+from tests.support.auth import Md
+from tests.support.operations import struct
+from tests.support.waiting import eventually
 
+from formation_mcp.settings import Settings
 from formation_mcp.structs import struct_to_dict
 
-Md = tuple[tuple[str, str], ...]
+WORKLOAD_USER = Settings().effective_run_as or None
+"""Who workloads run as here: `nobody` when the tests run as root, else the tests' user."""
 
 APP = """\
 import http.server, os

@@ -1,23 +1,18 @@
-"""Helpers for tests: build worker events, unpack operations, read error details."""
+"""Operations in tests: play a worker's events, create operations, unpack their metadata and
+results, and build tool arguments."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 from formation.mcp.internal.v1 import queue_pb2
 from formation.mcp.v1 import operations_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format, struct_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import code_pb2, status_pb2
 
 from formation_mcp.app import Application
 from formation_mcp.operations.ids import operation_name
-
-DEADLINE = 10.0
 
 
 class Worker:
@@ -97,34 +92,3 @@ def struct(value: dict[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     json_format.ParseDict(value, message)
     return message
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "the error carries no google.rpc.Status details"
-    infos = [d for d in status.details if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)]
-    assert len(infos) == 1, "exactly one ErrorInfo"
-    info = error_details_pb2.ErrorInfo()
-    infos[0].Unpack(info)
-    return info
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    fields = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields.extend(v.field for v in bad.field_violations)
-    return fields
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], deadline: float = DEADLINE) -> None:
-    """Wait until `check()` is true, polling with backoff, failing after `deadline` seconds."""
-    async with asyncio.timeout(deadline):
-        delay = 0.005
-        while not await check():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)

@@ -5,8 +5,8 @@ test that shuts PostgreSQL down gets a private cluster: `initdb` in a temporary 
 port, 127.0.0.1 only, no Unix socket elsewhere than its own directory. `initdb` refuses to run
 as root, so under root the cluster belongs to the `postgres` user.
 
-Use the `private_postgres` fixture (import it into the test module); outside CI it skips when
-no PostgreSQL binaries are installed, under CI=true it fails.
+Tests get one from the `private_postgres` fixture (tests/db/conftest.py); outside CI it skips
+when no PostgreSQL binaries are installed, under CI=true it fails.
 """
 
 from __future__ import annotations
@@ -15,17 +15,15 @@ import asyncio
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import asyncpg
-import pytest
+from tests.support.servers import free_port
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_BIN_DIRS = tuple(
     Path(path)
     for path in (
@@ -42,18 +40,12 @@ COMMAND_TIMEOUT_SECONDS = 120.0
 StopMode = Literal["smart", "fast", "immediate"]
 
 
-def _bin_dir() -> Path | None:
+def bin_dir() -> Path | None:
+    """Where the PostgreSQL server binaries are (None: not installed)."""
     for directory in PG_BIN_DIRS:
         if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
             return directory
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PrivatePostgres:
@@ -61,7 +53,7 @@ class PrivatePostgres:
 
     def __init__(self, bin_dir: Path) -> None:
         self._bin = bin_dir
-        self.port = _free_port()
+        self.port = free_port()
         owner = pwd.getpwnam(CLUSTER_USER) if os.geteuid() == 0 else None
         self._root = Path(tempfile.mkdtemp(prefix="fmcp-private-pg-"))
         self.data_dir = self._root / "data"
@@ -170,30 +162,3 @@ class PrivatePostgres:
                 f"{' '.join(map(str, command))} exited with {process.returncode}:\n"
                 f"{output.decode(errors='replace')}\n{log}"
             )
-
-
-@pytest.fixture
-async def private_postgres() -> AsyncIterator[PrivatePostgres]:
-    """A started private cluster, stopped and deleted after the test."""
-    bin_dir = _bin_dir()
-    if bin_dir is None:
-        message = f"no PostgreSQL server binaries (initdb, pg_ctl) in {PG_BIN_DIRS}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    cluster: PrivatePostgres | None = None
-    try:
-        cluster = PrivatePostgres(bin_dir)
-        await cluster.init()
-        await cluster.start()
-    except (OSError, RuntimeError, KeyError) as exc:  # KeyError: no `postgres` user
-        if cluster is not None:
-            await cluster.destroy()
-        message = f"cannot start a private PostgreSQL cluster: {exc}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield cluster
-    finally:
-        await cluster.destroy()

@@ -50,7 +50,7 @@ async def cheap_calls_during(
         return error, use
 
 
-async def _probe(use: LoopUse, task: asyncio.Future[object]) -> None:
+async def _probe(use: LoopUse, task: asyncio.Future[T]) -> None:
     last = time.thread_time()
     while not task.done():
         await asyncio.sleep(PROBE_INTERVAL)

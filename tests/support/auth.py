@@ -1,32 +1,41 @@
-"""Helpers for the auth tests: refusals with their reason, challenges, hand-made tokens."""
+"""Signing in, in tests: call metadata, challenges and logins, hand-made tokens, servers with
+an admin, and a gate that forces one interleaving of two calls."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
-from google.protobuf import empty_pb2
-from tests.helpers import DEADLINE, error_info, eventually
+from formation.mcp.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    operations_pb2_grpc,
+)
+from google.protobuf import empty_pb2, field_mask_pb2
+from tests.support.waiting import DEADLINE
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import b64url, b64url_decode, public_bytes
-from formation_mcp.errors import ERROR_DOMAIN
+from formation_mcp.client.auth import bearer, login
 
 Md = tuple[tuple[str, str], ...]
-StartApp = Callable[..., Awaitable[Application]]
-AuthStub = auth_pb2_grpc.AuthServiceStub
+"""Call metadata: `bearer(access_token)`'s `authorization` header."""
+AuthStub: TypeAlias = "auth_pb2_grpc.AuthServiceAsyncStub"
+"""The Auth service's stub on a grpc.aio channel (its type exists only in the .pyi stubs)."""
+Connect = Callable[[Application], grpc.aio.Channel]
+"""The auth tests' `connect` fixture: a channel to any server, closed after the test."""
 
 ISSUER = AUDIENCE = "formation-mcp"
 
@@ -34,41 +43,11 @@ A = TypeVar("A")
 B = TypeVar("B")
 
 
-async def refused(call: Awaitable[Any], code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
-    """Await an RPC that must fail with `code` and exactly one ErrorInfo with `reason`."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return check_refusal(caught.value, code, reason)
-
-
-def check_refusal(error: BaseException, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
-    """`error` is an RPC error with `code` and exactly one ErrorInfo with `reason`."""
-    assert isinstance(error, grpc.aio.AioRpcError), repr(error)
-    assert error.code() == code, f"{error.code()}: {error.details()}"
-    info = error_info(error)
-    assert info.reason == reason, f"{info.reason}: {error.details()}"
-    assert info.domain == ERROR_DOMAIN
-    return error
-
-
-async def wait_until(check: Callable[[], bool], deadline: float = DEADLINE) -> None:
-    """Wait (polling) until a real clock made `check()` true; fail after `deadline` seconds."""
-
-    async def passed() -> bool:
-        return check()
-
-    await eventually(passed, deadline)
-
-
 async def who_am_i(stub: AuthStub, access_token: str) -> auth_pb2.Account:
     account: auth_pb2.Account = await stub.GetCurrentAccount(
-        empty_pb2.Empty(), metadata=bearer_md(access_token)
+        empty_pb2.Empty(), metadata=bearer(access_token)
     )
     return account
-
-
-def bearer_md(access_token: str) -> Md:
-    return (("authorization", f"Bearer {access_token}"),)
 
 
 async def challenge_for(stub: AuthStub, key: Ed25519PrivateKey) -> auth_pb2.Challenge:
@@ -165,8 +144,53 @@ def tamper(token: str, part: int) -> str:
     return ".".join(parts)
 
 
-def std_b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+# -- a server with an admin -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdminServer:
+    """A server started with one admin key, and a channel to it with the admin logged in."""
+
+    app: Application
+    channel: grpc.aio.Channel
+    key: Ed25519PrivateKey
+    session: auth_pb2.Session
+
+    @property
+    def md(self) -> Md:
+        return bearer(self.session.access_token)
+
+    @property
+    def auth(self) -> auth_pb2_grpc.AuthServiceAsyncStub:
+        return auth_pb2_grpc.AuthServiceStub(self.channel)
+
+    @property
+    def accounts(self) -> accounts_pb2_grpc.AccountsServiceAsyncStub:
+        return accounts_pb2_grpc.AccountsServiceStub(self.channel)
+
+    @property
+    def operations(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
+        return operations_pb2_grpc.OperationsServiceStub(self.channel)
+
+    async def new_user(self) -> tuple[Ed25519PrivateKey, auth_pb2.Session]:
+        """A fresh key logged in on this server (open sign-up: role `user`)."""
+        key = Ed25519PrivateKey.generate()
+        return key, await login(self.channel, key)
+
+    async def update(
+        self, name: str, paths: list[str], roles: list[str] | None = None, disabled: bool = False
+    ) -> auth_pb2.Account:
+        return await self.accounts.UpdateAccount(
+            accounts_pb2.UpdateAccountRequest(
+                account=auth_pb2.Account(name=name, roles=roles or [], disabled=disabled),
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
+            ),
+            metadata=self.md,
+        )
+
+
+StartAdmin = Callable[..., Awaitable[AdminServer]]
+"""The auth tests' `start_admin(**settings)`: a server whose FMCP_ADMIN_KEYS holds a fresh key."""
 
 
 # -- forcing one interleaving of two calls ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Helpers of the Envoy tests: bearer headers, error bodies, REST login, NDJSON watches."""
+"""REST through Envoy, in tests: bearer headers, JSON error bodies, the login flow over REST,
+NDJSON watches read line by line."""
 
 from __future__ import annotations
 
@@ -12,19 +13,14 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support.waiting import DEADLINE
 
-from formation_mcp.app import Application
 from formation_mcp.auth.keys import public_bytes
-
-DEADLINE = 10.0
-"""Upper bound of any wait for Envoy or the server: a failure, never the expected path."""
 
 Json = dict[str, Any]
 
-StartApp = Callable[..., Awaitable[Application]]
-"""The root conftest's `start_app`: another server, with settings of its own."""
 StartEnvoy = Callable[..., Awaitable[str]]
-"""This directory's `start_envoy(application, proxy_secret=None)`: a real Envoy in front of a
+"""The Envoy tests' `start_envoy(application, proxy_secret=None)`: a real Envoy in front of a
 server (with the server's proxy secret unless another is given); its base URL."""
 
 
