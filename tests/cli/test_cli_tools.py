@@ -64,7 +64,8 @@ async def test_call_reads_arguments_from_a_file_and_args_override(
 
 
 async def test_a_long_call_prints_progress_lines_and_the_result(fmcp: Fmcp) -> None:
-    result = await fmcp("call", "test.sleep", "--arg", "steps=3", "--arg", "delay_ms=1")
+    # Longer than the call's first wait (FIRST_WAIT_SECONDS): then every change is shown.
+    result = await fmcp("call", "test.sleep", "--arg", "steps=3", "--arg", "delay_ms=500")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"steps": 3}
     assert "[ 33%] RUNNING sleeping step 1 of 3" in result.stderr

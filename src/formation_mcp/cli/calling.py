@@ -76,7 +76,7 @@ async def call_tool(
     )
     if not wait:
         return operation
-    if not operation.done:
-        operation = await follow_with_progress(client, operation, timeout=timeout)
+    # Done within the call's wait, it is still shown (its final state and recent log lines).
+    operation = await follow_with_progress(client, operation, timeout=timeout)
     result_of(operation)
     return operation
