@@ -46,9 +46,11 @@ def describe() -> str:
     return "callers present a bearer access token signed with the server's own key (Auth)"
 
 
-def for_server(data_dir: Path) -> Identity:
+def for_server(data_dir: Path, audience: str | None = None) -> Identity:
     """The caller for a server that will run with FMCP_DATA_DIR=data_dir (call it before the
-    server starts: with Auth this creates the server's signing key)."""
+    server starts: with Auth this creates the server's signing key). `audience`: the resource
+    the token is for when it is not the API, e.g. the MCP endpoint's URL (MCP hosts' tokens
+    name it; the API's own are refused there)."""
     keys, tokens = _auth_module("keys"), _auth_module("tokens")
     if keys is None or tokens is None:
         return Identity(DEV_ACCOUNT, (("x-fmcp-account", DEV_ACCOUNT),))
@@ -61,5 +63,8 @@ def for_server(data_dir: Path) -> Identity:
         settings.access_token_ttl_seconds,
     )
     account = f"accounts/{BENCH_KEY_ID}"
-    token = issuer.issue(account, ("user",)).token
+    if audience is None:
+        token = issuer.issue(account, ("user",)).token
+    else:
+        token = issuer.issue(account, ("user",), audience=audience).token
     return Identity(account, (("authorization", f"Bearer {token}"),))

@@ -13,7 +13,8 @@ call in flight at a time, taking turns in blocks so other load on the machine hi
   its protocol version and is served on its own).
 
 Every MCP call is an HTTP POST answered as SSE, handled by the SDK's session, then a gRPC
-CallTool on loopback with the caller's token: the same work as the gRPC target, plus the MCP
+CallTool on loopback with the caller's token (one whose audience is the MCP endpoint, as MCP
+hosts get from the authorization server): the same work as the gRPC target, plus the MCP
 layer. Each call must answer `{"echo": ...}`; p50 and p99 are printed, and MCP p50 / gRPC p50.
 """
 
@@ -96,7 +97,7 @@ def _grpc_call(stub: tools_pb2_grpc.ToolsServiceAsyncStub, caller: Identity) -> 
 
 def _mcp_call(client: Client) -> Call:
     async def call(number: int) -> None:
-        result = await client.call_tool("test.echo", {"text": f"call {number}"})
+        result = await client.call_tool("test_echo", {"text": f"call {number}"})
         if result.is_error or result.structured_content != {"echo": f"call {number}"}:
             raise RuntimeError(f"MCP tools/call did not succeed: {result}")
 
@@ -129,10 +130,11 @@ async def run() -> None:
         data_dir = root / "sqlite"
         data_dir.mkdir()
         caller = for_server(data_dir)
-        headers = dict(caller.metadata)
         async with running(_server(data_dir)) as ready:
             grpc_address, http_address = ready.group(1), ready.group(2)
             envoy, listen = _envoy(root, grpc_address, http_address, SERVER_CORE)
+            url = f"http://{listen}/mcp"
+            headers = dict(for_server(data_dir, audience=url).metadata)
             async with (
                 running(envoy),
                 grpc.aio.insecure_channel(grpc_address) as channel,
@@ -140,7 +142,6 @@ async def run() -> None:
                 create_mcp_http_client(headers=headers) as modern_http,
             ):
                 await _accepting(listen)
-                url = f"http://{listen}/mcp"
                 async with (
                     Client(
                         streamable_http_client(url, http_client=legacy_http), mode="legacy"

@@ -7,6 +7,9 @@ local REST_ROUTES = {
   {"POST", "^/v1/auth/login$", "formation.mcp.v1.LoginRequest"},
   {"POST", "^/v1/auth/token:refresh$", "formation.mcp.v1.RefreshTokenRequest"},
   {"POST", "^/v1/auth/token:revoke$", "formation.mcp.v1.RevokeTokenRequest"},
+  {"POST", "^/v1/auth/authorizationRequests/[^/]+:approve$", "formation.mcp.v1.ApproveAuthorizationRequestRequest"},
+  {"POST", "^/v1/auth/authorizationRequests/[^/]+:deny$", "formation.mcp.v1.DenyAuthorizationRequestRequest"},
+  {"POST", "^/v1/auth/grants/[^/]+:revoke$", "formation.mcp.v1.RevokeGrantRequest"},
   {"POST", "^/v1/accounts$", "formation.mcp.v1.Account"},
   {"PATCH", "^/v1/accounts/[^/]+$", "formation.mcp.v1.Account"},
   {"POST", "^/v1/tools/[^/]+:call$", "formation.mcp.v1.CallToolRequest"},
@@ -28,6 +31,13 @@ local REST_MESSAGES = {
     ["create_time"] = "",
     ["createTime"] = "",
   },
+  ["formation.mcp.v1.ApproveAuthorizationRequestRequest"] = {
+    ["name"] = "",
+    ["public_key"] = "",
+    ["publicKey"] = "",
+    ["signature"] = "",
+    ["scope"] = "",
+  },
   ["formation.mcp.v1.CallToolRequest"] = {
     ["name"] = "",
     ["arguments"] = "*",
@@ -44,6 +54,12 @@ local REST_MESSAGES = {
     ["public_key"] = "",
     ["publicKey"] = "",
   },
+  ["formation.mcp.v1.DenyAuthorizationRequestRequest"] = {
+    ["name"] = "",
+    ["public_key"] = "",
+    ["publicKey"] = "",
+    ["signature"] = "",
+  },
   ["formation.mcp.v1.LoginRequest"] = {
     ["challenge_id"] = "",
     ["challengeId"] = "",
@@ -54,6 +70,9 @@ local REST_MESSAGES = {
   ["formation.mcp.v1.RefreshTokenRequest"] = {
     ["refresh_token"] = "",
     ["refreshToken"] = "",
+  },
+  ["formation.mcp.v1.RevokeGrantRequest"] = {
+    ["name"] = "",
   },
   ["formation.mcp.v1.RevokeTokenRequest"] = {
     ["refresh_token"] = "",

@@ -385,3 +385,38 @@ def test_a_missing_proxy_secret_file_names_the_variable(tmp_path: Path) -> None:
 def test_the_proxy_secret_is_never_printed_with_the_settings() -> None:
     secret = "s" * 40
     assert secret not in repr(Settings(proxy_secret=secret))
+
+
+# --------------------------------------------------------------------------- OAuth
+
+
+def test_oauth_lifetimes_default_to_5_minutes_and_60_seconds() -> None:
+    settings = Settings.from_env(environ={})
+    assert (settings.oauth_request_ttl_seconds, settings.oauth_code_ttl_seconds) == (300.0, 60.0)
+    assert settings.oauth_client_networks == ()
+
+
+def test_oauth_lifetimes_are_read() -> None:
+    settings = Settings.from_env(
+        environ={"FMCP_OAUTH_REQUEST_TTL": "2m", "FMCP_OAUTH_CODE_TTL": "30s"}
+    )
+    assert (settings.oauth_request_ttl_seconds, settings.oauth_code_ttl_seconds) == (120.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("var", "text"),
+    [
+        ("FMCP_OAUTH_REQUEST_TTL", "6m"),
+        ("FMCP_OAUTH_CODE_TTL", "11m"),
+        ("FMCP_OAUTH_CODE_TTL", "0s"),
+    ],
+)
+def test_oauth_lifetimes_out_of_bounds_name_the_variable(var: str, text: str) -> None:
+    assert var in str(_error({var: text}))
+
+
+def test_oauth_client_networks_are_read_as_networks() -> None:
+    settings = Settings.from_env(environ={"FMCP_OAUTH_CLIENT_NETWORKS": "10.0.0.0/8, 192.168.1.5"})
+    assert settings.oauth_client_networks == ("10.0.0.0/8", "192.168.1.5/32")
+    message = str(_error({"FMCP_OAUTH_CLIENT_NETWORKS": "intranet"}))
+    assert "FMCP_OAUTH_CLIENT_NETWORKS" in message and "'intranet'" in message

@@ -6,11 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 
 from formation_mcp.api.server import GrpcServer
 from formation_mcp.auth.accounts import AccountManager
+from formation_mcp.auth.authorizations import AuthorizationManager
+from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.keys import load_or_create_signing_key
 from formation_mcp.auth.manager import AuthManager
+from formation_mcp.auth.metadata_fetch import ClientMetadataFetcher
+from formation_mcp.auth.oauth_clients import ClientRegistry
+from formation_mcp.auth.oauth_tokens import OAuthTokenManager
 from formation_mcp.auth.revocations import Revocations
 from formation_mcp.auth.tokens import TokenIssuer, TokenVerifier
 from formation_mcp.auth.upkeep import AuthUpkeep
@@ -26,6 +32,7 @@ from formation_mcp.http_server import HttpSide, build_app
 from formation_mcp.listening import check_free
 from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
+from formation_mcp.oauth.server import AuthorizationServer
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.manager import OperationManager
 from formation_mcp.operations.reader import OperationReader
@@ -54,9 +61,14 @@ class Application:
         registry: ToolRegistry | None = None,
         run_worker: bool = True,
         shared_ports: bool = False,
+        bridge_secret: str = "",
+        client_metadata_fetcher: ClientMetadataFetcher | None = None,
     ) -> None:
         """`shared_ports`: one of several processes serving the same ports (SO_REUSEPORT;
-        `fmcp serve --processes`, whose parent checked the ports are free)."""
+        `fmcp serve --processes`, whose parent checked the ports are free), which then share
+        `bridge_secret` too (the MCP endpoint's call may reach another of them).
+        `client_metadata_fetcher`: how OAuth clients' metadata documents are fetched
+        (default: public addresses and FMCP_OAUTH_CLIENT_NETWORKS, the system's CAs)."""
         self.settings = settings
         self.metrics = Metrics()
         self.database = Database(settings.effective_database_url)
@@ -97,18 +109,25 @@ class Application:
             settings.auth_audience,
             settings.token_cache_size,
         )
+        issuer = TokenIssuer(
+            self.signing_key,
+            settings.auth_issuer,
+            settings.auth_audience,
+            settings.access_token_ttl_seconds,
+        )
+        self.grants = GrantManager(self.database, self.bus, self.revocations)
         self.auth = AuthManager(
+            self.database, self.bus, settings, issuer, self.keys, self.revocations, self.grants
+        )
+        self.authorizations = AuthorizationManager(self.database, settings, self.auth)
+        self.oauth_clients = ClientRegistry(
             self.database,
-            self.bus,
-            settings,
-            TokenIssuer(
-                self.signing_key,
-                settings.auth_issuer,
-                settings.auth_audience,
-                settings.access_token_ttl_seconds,
-            ),
-            self.keys,
-            self.revocations,
+            client_metadata_fetcher
+            or ClientMetadataFetcher(allowed_networks=settings.oauth_client_networks),
+            registrations_per_minute=settings.login_rate_per_minute,
+        )
+        self.oauth_tokens = OAuthTokenManager(
+            self.database, settings, self.grants, issuer, self.verifier
         )
         self.accounts = AccountManager(self.database, self.bus, self.revocations)
         node_id = settings.effective_node_id
@@ -137,6 +156,9 @@ class Application:
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
+        # The MCP endpoint calls this process's gRPC API with its hosts' tokens (audience: the
+        # MCP endpoint); this secret, known to both and to nothing else, lets it.
+        bridge_secret = bridge_secret or secrets.token_urlsafe(32)
         if not shared_ports:
             check_free("FMCP_GRPC_LISTEN", settings.grpc_listen)
             check_free("FMCP_HTTP_LISTEN", settings.http_listen)
@@ -144,6 +166,8 @@ class Application:
             settings.grpc_listen,
             operations=self.operations,
             auth=self.auth,
+            authorizations=self.authorizations,
+            grants=self.grants,
             tools=self.tools,
             accounts=self.accounts,
             verifier=self.verifier,
@@ -151,6 +175,7 @@ class Application:
             max_message_bytes=settings.max_message_bytes,
             proxies=proxies,
             reuse_port=shared_ports,
+            bridge_secret=bridge_secret,
         )
         self.mcp = McpHttpEndpoint(
             self.verifier,
@@ -158,10 +183,18 @@ class Application:
             grpc_target=lambda: self.grpc.address,
             allowed_origins=settings.mcp_allowed_origins,
             proxies=proxies,
+            bridge_secret=bridge_secret,
+        )
+        self.authorization_server = AuthorizationServer(
+            self.oauth_clients, self.authorizations, self.oauth_tokens, self.auth.jwks, proxies
         )
         self.http = HttpSide(
             settings.http_listen,
-            build_app(self.metrics, self.database.ping, routes=self.mcp.routes()),
+            build_app(
+                self.metrics,
+                self.database.ping,
+                routes=[*self.mcp.routes(), *self.authorization_server.routes()],
+            ),
             reuse_port=shared_ports,
         )
         self._tasks: list[asyncio.Task[None]] = []

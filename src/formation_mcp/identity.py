@@ -6,22 +6,27 @@ import contextvars
 from dataclasses import dataclass, field
 
 from formation_mcp.errors import Unauthenticated
-from formation_mcp.permissions import ADMIN, allows, permissions_of
+from formation_mcp.permissions import ADMIN, FULL_SCOPE, allows, permissions_of
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated account. `account` is its resource name, `accounts/{key_id}`."""
+    """An authenticated account. `account` is its resource name, `accounts/{key_id}`.
+    `scope` is the token's grant scope (`permissions.SCOPES`): `permissions` are what the
+    roles allow within it. `grant_id` names the grant (refresh-token family) the token came
+    from, when it has one."""
 
     account: str
     roles: frozenset[str]
     token_id: str = ""
     token_issue_time: int = 0
     token_expire_time: int = 0
+    scope: str = FULL_SCOPE
+    grant_id: str = ""
     permissions: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "permissions", permissions_of(self.roles))
+        object.__setattr__(self, "permissions", permissions_of(self.roles, self.scope))
 
     @property
     def key_id(self) -> str:

@@ -1,5 +1,12 @@
 """Roles, permissions, and the permission each RPC needs: checked in one place (the auth
-interceptor). Tools declare their own permission (`tools.<name>`), checked by the Tools service."""
+interceptor). Tools declare their own permission (`tools.<name>`), checked by the Tools service.
+
+A token also carries the scope of the grant it came from (`full`, or `read-only` for an MCP
+host the user allowed only to read): the scope is a ceiling on what the roles grant, applied
+where a caller's permissions are computed (`permissions_of`), so every check below (the
+interceptor's per-RPC permission, `may_call_tool`) sees the narrowed set. A policy framework
+can take the ceiling over by changing `SCOPE_CEILINGS` or `permissions_of` alone.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +20,25 @@ OPERATIONS_WRITE = "operations.write"
 TOOLS_READ = "tools.read"
 TOOLS_CALL = "tools.call"
 ACCOUNT_SELF = "account.self"
+GRANTS_REVOKE = "grants.revoke"
 ACCOUNTS_ADMIN = "accounts.admin"
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: frozenset({"*"}),
-    USER: frozenset({OPERATIONS_READ, OPERATIONS_WRITE, TOOLS_READ, TOOLS_CALL, ACCOUNT_SELF}),
-    VIEWER: frozenset({OPERATIONS_READ, TOOLS_READ, ACCOUNT_SELF}),
+    USER: frozenset(
+        {OPERATIONS_READ, OPERATIONS_WRITE, TOOLS_READ, TOOLS_CALL, ACCOUNT_SELF, GRANTS_REVOKE}
+    ),
+    VIEWER: frozenset({OPERATIONS_READ, TOOLS_READ, ACCOUNT_SELF, GRANTS_REVOKE}),
+}
+
+FULL_SCOPE, READ_ONLY_SCOPE = "full", "read-only"
+SCOPES = (FULL_SCOPE, READ_ONLY_SCOPE)
+"""Grant scopes, broadest first: `full` is everything the account's roles allow; `read-only`
+is reading (tools that declare themselves read-only, operations, the account) and nothing
+that changes state."""
+SCOPE_CEILINGS: dict[str, frozenset[str] | None] = {
+    FULL_SCOPE: None,  # no ceiling
+    READ_ONLY_SCOPE: frozenset({OPERATIONS_READ, TOOLS_READ, ACCOUNT_SELF}),
 }
 
 PUBLIC = None
@@ -36,6 +56,12 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _AUTH + "GetJwks": PUBLIC,
     _AUTH + "RevokeToken": ACCOUNT_SELF,
     _AUTH + "GetCurrentAccount": ACCOUNT_SELF,
+    # Approving or denying is proven by the key's signature, not by a token.
+    _AUTH + "GetAuthorizationRequest": PUBLIC,
+    _AUTH + "ApproveAuthorizationRequest": PUBLIC,
+    _AUTH + "DenyAuthorizationRequest": PUBLIC,
+    _AUTH + "ListGrants": ACCOUNT_SELF,
+    _AUTH + "RevokeGrant": GRANTS_REVOKE,
     _OPS + "GetOperation": OPERATIONS_READ,
     _OPS + "ListOperations": OPERATIONS_READ,
     _OPS + "WaitOperation": OPERATIONS_READ,
@@ -61,11 +87,20 @@ def is_public(method: str) -> bool:
     )
 
 
-def permissions_of(roles: Iterable[str]) -> frozenset[str]:
+def permissions_of(roles: Iterable[str], scope: str = FULL_SCOPE) -> frozenset[str]:
+    """What the roles grant, narrowed to the scope's ceiling (an unknown scope grants
+    nothing). An admin's `*` under a ceiling becomes the ceiling itself."""
     granted: set[str] = set()
     for role in roles:
         granted |= ROLE_PERMISSIONS.get(role, frozenset())
-    return frozenset(granted)
+    if scope not in SCOPE_CEILINGS:
+        return frozenset()
+    ceiling = SCOPE_CEILINGS[scope]
+    if ceiling is None:
+        return frozenset(granted)
+    if "*" in granted:
+        return ceiling
+    return frozenset(granted) & ceiling
 
 
 def allows(permissions: frozenset[str], permission: str) -> bool:

@@ -27,6 +27,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXY_SECRET_HEADER = "x-fmcp-proxy-secret"
 FORWARDED_FOR_HEADER = "x-forwarded-for"
 FORWARDED_PROTO_HEADER = "x-forwarded-proto"
+BRIDGE_SECRET_HEADER = "x-fmcp-bridge-secret"
+BRIDGE_AUDIENCE_HEADER = "x-fmcp-bridge-audience"
+"""The MCP endpoint calls the gRPC API of its own process with the token an MCP host presented,
+whose audience is the MCP endpoint, not the API: these two headers (a secret of the process,
+never sent anywhere else, and the audience it verified) let the API accept that token for that
+call only. Envoy drops any copy a client sends."""
 PROXY_SECRET_ENV = "FMCP_PROXY_SECRET"
 """The variable Envoy reads the secret from (`%ENVIRONMENT(FMCP_PROXY_SECRET)%` in envoy.yaml)."""
 MIN_SECRET_CHARS = 32

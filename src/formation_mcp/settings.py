@@ -81,6 +81,9 @@ class Settings:
     challenge_ttl_seconds: float = 300.0
     token_cache_size: int = 10_000
     login_rate_per_minute: int = 30
+    oauth_request_ttl_seconds: float = 300.0
+    oauth_code_ttl_seconds: float = 60.0
+    oauth_client_networks: tuple[str, ...] = ()
     artifact_dir: Path | None = None
     work_dir: Path | None = None
     run_as: str = ""
@@ -206,6 +209,8 @@ class Settings:
 
 MAX_ACCESS_TOKEN_SECONDS = 900.0
 MAX_CHALLENGE_SECONDS = 300.0
+MAX_OAUTH_REQUEST_SECONDS = 300.0
+MAX_OAUTH_CODE_SECONDS = 600.0
 
 
 def _auth_values(get: Callable[[str], str | None]) -> dict[str, Any]:
@@ -229,6 +234,8 @@ def _auth_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         "FMCP_ACCESS_TOKEN_TTL": ("access_token_ttl_seconds", MAX_ACCESS_TOKEN_SECONDS),
         "FMCP_CHALLENGE_TTL": ("challenge_ttl_seconds", MAX_CHALLENGE_SECONDS),
         "FMCP_REFRESH_TOKEN_TTL": ("refresh_token_ttl_seconds", 30 * 86400.0),
+        "FMCP_OAUTH_REQUEST_TTL": ("oauth_request_ttl_seconds", MAX_OAUTH_REQUEST_SECONDS),
+        "FMCP_OAUTH_CODE_TTL": ("oauth_code_ttl_seconds", MAX_OAUTH_CODE_SECONDS),
     }
     for var, (attr, maximum) in limits.items():
         if (text := get(var)) is not None:
@@ -244,7 +251,24 @@ def _auth_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         values["token_cache_size"] = int(text)
     if (text := get("FMCP_LOGIN_RATE")) is not None:
         values["login_rate_per_minute"] = _positive_int("FMCP_LOGIN_RATE", text)
+    if (text := get("FMCP_OAUTH_CLIENT_NETWORKS")) is not None:
+        values["oauth_client_networks"] = _networks("FMCP_OAUTH_CLIENT_NETWORKS", text)
     return values
+
+
+def _networks(var: str, text: str) -> tuple[str, ...]:
+    networks = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(str(parse_network(entry)))
+        except ValueError:
+            raise SettingsError(
+                f"{var}={text!r}: {entry!r} is not an address or network such as 10.0.0.5 or "
+                "10.0.0.0/8"
+            ) from None
+    return tuple(networks)
 
 
 def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
@@ -315,18 +339,7 @@ def _proxy_values(get: Callable[[str], str | None]) -> dict[str, Any]:
     """The front doors whose x-forwarded-for is believed (formation_mcp/proxies.py)."""
     values: dict[str, Any] = {}
     if (text := get("FMCP_TRUSTED_PROXIES")) is not None:
-        networks = []
-        for entry in (e.strip() for e in text.split(",")):
-            if not entry:
-                continue
-            try:
-                networks.append(str(parse_network(entry)))
-            except ValueError:
-                raise SettingsError(
-                    f"FMCP_TRUSTED_PROXIES={text!r}: {entry!r} is not an address or network "
-                    "such as 10.0.0.5 or 10.0.0.0/8"
-                ) from None
-        values["trusted_proxies"] = tuple(networks)
+        values["trusted_proxies"] = _networks("FMCP_TRUSTED_PROXIES", text)
     if (text := get("FMCP_PROXY_SECRET_FILE")) is not None:
         try:
             secret = Path(text).read_text().strip()

@@ -22,6 +22,7 @@ from tests.support.errors import check_refusal, error_info, refused
 from tests.support.operations import new_operation
 
 from formation_mcp.app import Application
+from formation_mcp.auth import refresh_tokens
 from formation_mcp.auth.keys import public_bytes
 from formation_mcp.client.auth import bearer, login
 
@@ -267,8 +268,8 @@ async def test_an_account_disabled_while_it_logs_in_gets_no_working_token(
     """The interleaving is forced: the login is held after its account check and before its
     tokens are issued, while an admin disables the account."""
     key, user = await admin.new_user()
-    gate = Gate(admin.app.auth._store_refresh_token)
-    monkeypatch.setattr(admin.app.auth, "_store_refresh_token", gate)
+    gate = Gate(refresh_tokens.mint)
+    monkeypatch.setattr(refresh_tokens, "mint", gate)
     logged_in, disabled = await gate.run_between(
         login(admin.channel, key),
         lambda: admin.update(user.account.name, ["disabled"], disabled=True),

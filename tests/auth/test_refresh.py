@@ -23,6 +23,7 @@ from tests.support.errors import check_refusal, error_info, field_violations, re
 from tests.support.servers import StartApp
 from tests.support.waiting import wait_until
 
+from formation_mcp.auth import refresh_tokens
 from formation_mcp.client.auth import bearer, login
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -217,8 +218,8 @@ async def test_a_reuse_detected_while_the_successor_is_issued_still_kills_the_su
     The interleaving is forced: the first refresh is held after marking the token used and
     before writing its successor, while the second is detected as a reuse."""
     _key, user = await admin.new_user()
-    gate = Gate(admin.app.auth._store_refresh_token)
-    monkeypatch.setattr(admin.app.auth, "_store_refresh_token", gate)
+    gate = Gate(refresh_tokens.mint)
+    monkeypatch.setattr(refresh_tokens, "mint", gate)
     outcomes = await gate.run_between(
         refresh(admin.auth, user.refresh_token), lambda: refresh(admin.auth, user.refresh_token)
     )

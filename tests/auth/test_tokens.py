@@ -308,3 +308,37 @@ async def test_a_cache_of_one_token_still_verifies_many(
             assert (await who_am_i(stub, session.access_token)).name == session.account.name
     forged = tamper(sessions[0].access_token, 2)
     await refused_token(stub, forged, "TOKEN_INVALID")
+
+
+# -- grant scopes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("claim", "value"), [("scope", "admin"), ("scope", 1), ("sid", 7)])
+async def test_a_token_with_a_scope_or_grant_of_no_known_kind_is_refused(
+    app: Application, auth_stub: AuthStub, account: str, claim: str, value: object
+) -> None:
+    await refused_token(auth_stub, server_token(app, account, **{claim: value}), "TOKEN_INVALID")
+
+
+async def test_a_read_only_token_reads_but_changes_nothing(
+    app: Application,
+    auth_stub: AuthStub,
+    operations_stub: operations_pb2_grpc.OperationsServiceAsyncStub,
+    account: str,
+) -> None:
+    """The scope is a ceiling on the roles: reading passes, cancelling (operations.write) is
+    refused before anything is looked up."""
+    token = server_token(app, account, scope="read-only")
+    assert (await who_am_i(auth_stub, token)).name == account
+    listed = await operations_stub.ListOperations(
+        operations_pb2.ListOperationsRequest(), metadata=bearer(token)
+    )
+    assert list(listed.operations) == []
+    await refused(
+        operations_stub.CancelOperation(
+            operations_pb2.CancelOperationRequest(name="operations/" + "0" * 32),
+            metadata=bearer(token),
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "MISSING_PERMISSION",
+    )

@@ -18,7 +18,12 @@ from formation_mcp.api.peers import client_address, metadata_values
 from formation_mcp.api.wrapping import Context
 from formation_mcp.auth.keys import public_bytes
 from formation_mcp.envoy import render
-from formation_mcp.proxies import PROXY_SECRET_HEADER, ProxyTrust
+from formation_mcp.proxies import (
+    BRIDGE_AUDIENCE_HEADER,
+    BRIDGE_SECRET_HEADER,
+    PROXY_SECRET_HEADER,
+    ProxyTrust,
+)
 
 PER_ADDRESS = 4
 """Challenges an address gets per minute at FMCP_LOGIN_RATE=1 (4 x the per-key rate)."""
@@ -147,5 +152,9 @@ def test_envoy_writes_the_secret_only_on_routes_to_this_server() -> None:
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
     ]
-    assert host["request_headers_to_remove"] == [PROXY_SECRET_HEADER]
+    assert host["request_headers_to_remove"] == [
+        PROXY_SECRET_HEADER,
+        BRIDGE_SECRET_HEADER,  # the MCP endpoint's, inside the process only
+        BRIDGE_AUDIENCE_HEADER,
+    ]
     assert {route["route"]["cluster"] for route in host["routes"]} == {"fmcp_grpc", "fmcp_http"}

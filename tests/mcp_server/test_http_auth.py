@@ -8,6 +8,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
+from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
@@ -70,23 +71,41 @@ async def test_a_malformed_token_is_401(mcp_url: str) -> None:
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_a_valid_token_opens_a_session(mcp_url: str, session: auth_pb2.Session) -> None:
-    response = await post(mcp_url, authorization=f"Bearer {session.access_token}")
+@pytest.fixture
+def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
+    return mcp_token(app, session.access_token, mcp_url)
+
+
+async def test_a_valid_token_opens_a_session(mcp_url: str, token: str) -> None:
+    response = await post(mcp_url, authorization=f"Bearer {token}")
     assert response.status_code == 200
     assert response.headers["mcp-session-id"]
 
 
-async def test_a_foreign_origin_is_403(mcp_url: str, session: auth_pb2.Session) -> None:
-    response = await post(
-        mcp_url, authorization=f"Bearer {session.access_token}", origin="https://evil.example"
-    )
+async def test_the_apis_own_token_is_401(mcp_url: str, session: auth_pb2.Session) -> None:
+    """A session's token is for the API (FMCP_AUTH_AUDIENCE), not for this endpoint."""
+    response = await post(mcp_url, authorization=f"Bearer {session.access_token}")
+    assert response.status_code == 401
+    assert "another audience" in response.headers["www-authenticate"]
+
+
+async def test_a_token_for_the_endpoint_on_another_host_is_401(
+    app: Application, session: auth_pb2.Session, mcp_url: str, envoy: str
+) -> None:
+    """The audience is the endpoint as this request reached it: a token for the same server
+    under another name (the HTTP side itself, not Envoy) is another resource."""
+    other = mcp_token(app, session.access_token, f"http://{app.http.address}/mcp")
+    response = await post(mcp_url, authorization=f"Bearer {other}")
+    assert response.status_code == 401
+
+
+async def test_a_foreign_origin_is_403(mcp_url: str, token: str) -> None:
+    response = await post(mcp_url, authorization=f"Bearer {token}", origin="https://evil.example")
     assert response.status_code == 403
 
 
-async def test_a_loopback_origin_is_allowed(mcp_url: str, session: auth_pb2.Session) -> None:
-    response = await post(
-        mcp_url, authorization=f"Bearer {session.access_token}", origin="http://localhost:5173"
-    )
+async def test_a_loopback_origin_is_allowed(mcp_url: str, token: str) -> None:
+    response = await post(mcp_url, authorization=f"Bearer {token}", origin="http://localhost:5173")
     assert response.status_code == 200
 
 
@@ -95,7 +114,7 @@ async def test_a_configured_origin_is_allowed(start_app: StartApp) -> None:
     async with grpc.aio.insecure_channel(app.grpc.address) as channel:
         session = await login(channel, Ed25519PrivateKey.generate())
     url = f"http://{app.http.address}/mcp"
-    bearer = f"Bearer {session.access_token}"
+    bearer = f"Bearer {mcp_token(app, session.access_token, url)}"
     assert (
         await post(url, authorization=bearer, origin="https://app.example.com")
     ).status_code == 200
@@ -113,18 +132,19 @@ def test_allowed_origins_are_read_from_the_environment() -> None:
 
 
 async def test_a_session_is_bound_to_the_account_that_opened_it(
-    mcp_url: str, session: auth_pb2.Session, channel: grpc.aio.Channel
+    mcp_url: str, token: str, app: Application, channel: grpc.aio.Channel
 ) -> None:
-    opened = await post(mcp_url, authorization=f"Bearer {session.access_token}")
+    opened = await post(mcp_url, authorization=f"Bearer {token}")
     session_id = opened.headers["mcp-session-id"]
-    other = await login(channel, Ed25519PrivateKey.generate())
+    other_session = await login(channel, Ed25519PrivateKey.generate())
+    other = mcp_token(app, other_session.access_token, mcp_url)
     async with httpx.AsyncClient(timeout=10) as http:
         response = await http.post(
             mcp_url,
             json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
             headers=ACCEPT
             | {
-                "authorization": f"Bearer {other.access_token}",
+                "authorization": f"Bearer {other}",
                 "mcp-session-id": session_id,
                 "mcp-protocol-version": "2025-11-25",
             },

@@ -38,6 +38,20 @@ EXPECTED_OPERATIONS = {
     "AuthService_RevokeToken": ("post", "/v1/auth/token:revoke"),
     "AuthService_GetCurrentAccount": ("get", "/v1/auth/account"),
     "AuthService_GetJwks": ("get", "/v1/auth/jwks"),
+    "AuthService_GetAuthorizationRequest": (
+        "get",
+        "/v1/auth/authorizationRequests/{authorizationRequest}",
+    ),
+    "AuthService_ApproveAuthorizationRequest": (
+        "post",
+        "/v1/auth/authorizationRequests/{authorizationRequest}:approve",
+    ),
+    "AuthService_DenyAuthorizationRequest": (
+        "post",
+        "/v1/auth/authorizationRequests/{authorizationRequest}:deny",
+    ),
+    "AuthService_ListGrants": ("get", "/v1/auth/grants"),
+    "AuthService_RevokeGrant": ("post", "/v1/auth/grants/{grant}:revoke"),
     "AccountsService_ListAccounts": ("get", "/v1/accounts"),
     "AccountsService_GetAccount": ("get", "/v1/accounts/{account}"),
     "AccountsService_CreateAccount": ("post", "/v1/accounts"),
@@ -57,6 +71,9 @@ PUBLIC_OPERATIONS = {
     "AuthService_Login",
     "AuthService_RefreshToken",
     "AuthService_GetJwks",
+    "AuthService_GetAuthorizationRequest",
+    "AuthService_ApproveAuthorizationRequest",
+    "AuthService_DenyAuthorizationRequest",
 }
 
 

@@ -86,6 +86,16 @@ def fuzzed_operations() -> list[tuple[str, str]]:
     return gets + SAFE_POSTS
 
 
+def negatable(method: str, path: str) -> bool:
+    """Whether negative cases can be made: a public operation whose only parameters are path
+    segments (any text but `/`) has no invalid value a URL can carry, and no token to spoil."""
+    operation = DOCUMENT["paths"][path][method.lower()]
+    parameters = operation.get("parameters", [])
+    if not parameters:
+        return False
+    return bool(operation.get("security")) or any(p["in"] != "path" for p in parameters)
+
+
 def operation_validator(document: JsonObject) -> Draft202012Validator:
     """JSON Schema validation of one google.longrunning.Operation against the document."""
     return Draft202012Validator(
@@ -188,7 +198,7 @@ def fuzz(base_url: str, headers: dict[str, str], known: Known) -> Outcome:
             for value in known.path_parameters.get(name, [])
         ]
         modes = [(st.one_of(operation.as_strategy(), *real), POSITIVE_EXAMPLES)]
-        if names:  # nothing to negate without parameters
+        if negatable(method, path):
             negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
             modes.append((negative, NEGATIVE_EXAMPLES))
         for strategy, examples in modes:

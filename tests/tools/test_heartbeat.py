@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
+from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.auth import Md
 from tests.support.mcp import ProgressLog, http_client
 from tests.support.operations import metadata_of, struct
@@ -84,9 +85,10 @@ async def test_a_long_build_step_reports_its_time_and_latest_output(
 async def test_mcp_hosts_get_rising_progress_during_a_silent_step(
     beating: tuple[Application, str],
 ) -> None:
-    application, token = beating
+    application, api_token = beating
     progress = ProgressLog()
-    async with http_client(f"http://{application.http.address}/mcp", token) as client:
+    url = f"http://{application.http.address}/mcp"
+    async with http_client(url, mcp_token(application, api_token, url)) as client:
         with anyio.fail_after(60):
             result = await client.call_tool(
                 "test_sleep", {"steps": 1, "delay_ms": 1500}, progress_callback=progress

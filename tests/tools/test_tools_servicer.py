@@ -20,7 +20,7 @@ from formation.mcp.v1 import (
 )
 from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import code_pb2
-from tests.support.auth import Md
+from tests.support.auth import Md, server_token
 from tests.support.errors import error_info, field_violations
 from tests.support.latency import LOOP_STALL_LIMIT, cheap_calls_during
 from tests.support.operations import metadata_of, output_of, struct
@@ -336,3 +336,30 @@ async def test_a_call_of_200_000_values_is_refused_without_holding_up_other_call
     assert loop.longest_stall < LOOP_STALL_LIMIT, loop
     assert isinstance(refused, grpc.aio.AioRpcError)
     assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_read_only_grant_calls_read_only_tools_only(
+    app: Application, tools_stub: Tools, account: str
+) -> None:
+    """The token's scope, not the role, refuses the call, and says so (SCOPE_INSUFFICIENT);
+    the refusal is audited like any other."""
+    read_only = bearer(server_token(app, account, scope="read-only"))
+    assert output_of(await call(tools_stub, read_only, "test.read")) is not None
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(tools_stub, read_only, "test.echo", text="no")
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    info = error_info(caught.value)
+    assert (info.reason, info.metadata["scope"], info.metadata["tool"]) == (
+        "SCOPE_INSUFFICIENT",
+        "read-only",
+        "test.echo",
+    )
+    async with app.database.read() as conn:
+        outcomes = (
+            await conn.execute(
+                sa.select(audit_log.c.tool, audit_log.c.outcome).where(
+                    audit_log.c.account == account
+                )
+            )
+        ).all()
+    assert ("test.echo", "DENIED") in [(r.tool, r.outcome) for r in outcomes]

@@ -1,9 +1,15 @@
 """The auth interceptor: every RPC but the public ones needs a valid bearer access token, and
-the caller's roles must grant the permission the method declares (`permissions.py`)."""
+the caller's roles must grant the permission the method declares (`permissions.py`).
+
+Tokens are for the API's audience. The one exception is this process's own MCP endpoint,
+which calls with the token an MCP host presented (audience: the MCP endpoint's URL, which it
+has verified): it proves it is that endpoint with the process's bridge secret and names the
+audience (`formation_mcp.proxies.BRIDGE_*`), and the token is verified for that audience."""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,14 +25,30 @@ from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.errors import PermissionDenied, Unauthenticated
 from formation_mcp.identity import Caller, reset_caller, set_caller
 from formation_mcp.permissions import METHOD_PERMISSIONS, is_public
+from formation_mcp.proxies import BRIDGE_AUDIENCE_HEADER, BRIDGE_SECRET_HEADER
 
 AUTHORIZATION = "authorization"
 
 
 class AuthInterceptor(WrappingInterceptor):
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, bridge_secret: str = "") -> None:
         super().__init__()
         self._verifier = verifier
+        self._bridge_secret = bridge_secret.encode()
+
+    def _audience(self, context: Context) -> str | None:
+        """The MCP endpoint's audience when the call comes from our own MCP endpoint (it sent
+        the bridge secret, exactly once); None (the API's) otherwise."""
+        if not self._bridge_secret:
+            return None
+        sent = [
+            value if isinstance(value, str) else value.decode()
+            for key, value in context.invocation_metadata() or ()
+            if key == BRIDGE_SECRET_HEADER
+        ]
+        if len(sent) != 1 or not hmac.compare_digest(sent[0].encode(), self._bridge_secret):
+            return None
+        return metadata_value(context, BRIDGE_AUDIENCE_HEADER) or None
 
     async def _authenticate(self, method: str, context: Context) -> Caller | None:
         if is_public(method):
@@ -43,7 +65,7 @@ class AuthInterceptor(WrappingInterceptor):
             raise Unauthenticated(
                 "the authorization header must be `Bearer <access token>`", reason="TOKEN_INVALID"
             )
-        caller = await self._verifier.verify(token.strip())
+        caller = await self._verifier.verify(token.strip(), self._audience(context))
         permission = METHOD_PERMISSIONS.get(method)
         if permission is None or not caller.can(permission):
             needed = permission or "a permission this method does not declare"

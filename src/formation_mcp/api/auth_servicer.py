@@ -1,4 +1,6 @@
-"""AuthService and AccountsService: thin over `AuthManager` and `AccountManager`."""
+"""AuthService and AccountsService: thin over `AuthManager` (login, tokens),
+`AuthorizationManager` (MCP hosts' sign-in requests), `GrantManager` (sessions and grants) and
+`AccountManager`."""
 
 from __future__ import annotations
 
@@ -8,14 +10,24 @@ from google.protobuf import empty_pb2
 from formation_mcp.api.peers import client_address
 from formation_mcp.api.wrapping import Context
 from formation_mcp.auth.accounts import AccountManager
+from formation_mcp.auth.authorizations import AuthorizationManager
+from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.manager import AuthManager
 from formation_mcp.identity import current_caller
 from formation_mcp.proxies import ProxyTrust
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, auth: AuthManager, proxies: ProxyTrust) -> None:
+    def __init__(
+        self,
+        auth: AuthManager,
+        authorizations: AuthorizationManager,
+        grants: GrantManager,
+        proxies: ProxyTrust,
+    ) -> None:
         self._auth = auth
+        self._authorizations = authorizations
+        self._grants = grants
         self._proxies = proxies
 
     async def CreateChallenge(
@@ -51,6 +63,46 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.Jwks:
         return await self._auth.jwks()
+
+    async def GetAuthorizationRequest(
+        self, request: auth_pb2.GetAuthorizationRequestRequest, context: Context
+    ) -> auth_pb2.AuthorizationRequest:
+        return await self._authorizations.get(request.name, client_address(context, self._proxies))
+
+    async def ApproveAuthorizationRequest(
+        self, request: auth_pb2.ApproveAuthorizationRequestRequest, context: Context
+    ) -> auth_pb2.AuthorizationRequest:
+        return await self._authorizations.approve(
+            request.name,
+            request.public_key,
+            request.signature,
+            request.scope,
+            client_address(context, self._proxies),
+        )
+
+    async def DenyAuthorizationRequest(
+        self, request: auth_pb2.DenyAuthorizationRequestRequest, context: Context
+    ) -> auth_pb2.AuthorizationRequest:
+        return await self._authorizations.deny(
+            request.name,
+            request.public_key,
+            request.signature,
+            client_address(context, self._proxies),
+        )
+
+    async def ListGrants(
+        self, request: auth_pb2.ListGrantsRequest, context: Context
+    ) -> auth_pb2.ListGrantsResponse:
+        return await self._grants.list_page(
+            current_caller(), request.filter, request.page_size, request.page_token
+        )
+
+    async def RevokeGrant(
+        self, request: auth_pb2.RevokeGrantRequest, context: Context
+    ) -> auth_pb2.Grant:
+        return await self._grants.revoke(
+            current_caller(), request.name, client_address(context, self._proxies)
+        )
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):

@@ -23,6 +23,8 @@ from formation_mcp.api.operations_servicer import OperationsServicer
 from formation_mcp.api.request_gate import RequestGate
 from formation_mcp.api.tools_servicer import ToolsServicer
 from formation_mcp.auth.accounts import AccountManager
+from formation_mcp.auth.authorizations import AuthorizationManager
+from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.listening import ListenError
@@ -46,6 +48,8 @@ class GrpcServer:
         *,
         operations: OperationManager,
         auth: AuthManager,
+        authorizations: AuthorizationManager,
+        grants: GrantManager,
         tools: ToolManager,
         accounts: AccountManager,
         verifier: TokenVerifier,
@@ -53,7 +57,10 @@ class GrpcServer:
         max_message_bytes: int,
         proxies: ProxyTrust,
         reuse_port: bool = False,
+        bridge_secret: str = "",
     ) -> None:
+        """`bridge_secret`: what this process's own MCP endpoint sends to call with the token
+        an MCP host presented (see AuthInterceptor)."""
         self.health = health.aio.HealthServicer()
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -68,10 +75,16 @@ class GrpcServer:
         ]
         # Outermost first: errors become statuses; bad requests are refused before auth.
         self.server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(metrics), RequestGate(), AuthInterceptor(verifier)],
+            interceptors=[
+                ErrorInterceptor(metrics),
+                RequestGate(),
+                AuthInterceptor(verifier, bridge_secret),
+            ],
             options=options,
         )
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth, proxies), self.server)
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(
+            AuthServicer(auth, authorizations, grants, proxies), self.server
+        )
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
             AccountsServicer(accounts), self.server
         )

@@ -4,6 +4,13 @@ Verification pins the algorithm (EdDSA only: never `none`, never HS*), resolves 
 our own published keys, requires and checks `iss aud sub exp iat jti` and `typ: at+jwt`, and
 holds the time claims to what our issuer writes (`token_times.py`).
 Verified tokens are cached (bounded, until they expire); revocation is checked on every call.
+
+The audience is the resource a token is for (RFC 8707): the API's own (`FMCP_AUTH_AUDIENCE`)
+for sessions from Login, or the MCP endpoint's URL for tokens an MCP host got through the
+OAuth authorization server. A token is accepted only by the resource it names: `verify` checks
+the API's audience unless told which resource is asking. `scope` (the grant's: `full` or
+`read-only`), `sid` (the grant, i.e. the refresh-token family, so revoking a grant ends its
+access tokens at once) and `client_id` (the OAuth client) are carried as claims.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from formation_mcp.auth.token_times import check_token_times
 from formation_mcp.clock import now_us
 from formation_mcp.errors import Unauthenticated
 from formation_mcp.identity import Caller
+from formation_mcp.permissions import FULL_SCOPE, SCOPES
 from formation_mcp.settings import MAX_ACCESS_TOKEN_SECONDS
 
 ALGORITHM = "EdDSA"
@@ -47,25 +55,43 @@ class TokenIssuer:
         self._audience = audience
         self._ttl = max(1, round(ttl_seconds))
 
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
     def issue(
-        self, account: str, roles: tuple[str, ...], issued_at: int | None = None
+        self,
+        account: str,
+        roles: tuple[str, ...],
+        issued_at: int | None = None,
+        *,
+        audience: str | None = None,
+        scope: str = FULL_SCOPE,
+        grant_id: str = "",
+        client_id: str = "",
     ) -> IssuedToken:
         """`issued_at` (µs) defaults to now; pass the time taken before the account was read,
-        so a revocation committed in between applies to this token."""
+        so a revocation committed in between applies to this token. `audience` defaults to
+        the API's own; `grant_id` and `client_id` are written when given."""
         now_exact = now_us() if issued_at is None else issued_at
         now = now_exact // 1_000_000
         jti = uuid.uuid4().hex
-        claims = {
+        claims: dict[str, object] = {
             "iat_us": now_exact,
             "iss": self._issuer,
-            "aud": self._audience,
+            "aud": audience or self._audience,
             "sub": account,
             "iat": now,
             "nbf": now,
             "exp": now + self._ttl,
             "jti": jti,
             "roles": list(roles),
+            "scope": scope,
         }
+        if grant_id:
+            claims["sid"] = grant_id
+        if client_id:
+            claims["client_id"] = client_id
         token = jwt.encode(
             claims,
             self._key.private_key,
@@ -140,30 +166,38 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[Caller, int]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[Caller, int]] = OrderedDict()
 
-    async def verify(self, token: str) -> Caller:
-        """The caller a bearer token stands for; UNAUTHENTICATED with the reason otherwise."""
-        cached = self._cache.get(token)
+    @property
+    def api_audience(self) -> str:
+        return self._audience
+
+    async def verify(self, token: str, audience: str | None = None) -> Caller:
+        """The caller a bearer token stands for, when the token is for `audience` (default:
+        the API's own); UNAUTHENTICATED with the reason otherwise."""
+        audience = audience or self._audience
+        cached = self._cache.get((token, audience))
         if cached is not None and cached[1] > time.time():
             caller = cached[0]
         else:
-            caller, expires = await self._verify_signature_and_claims(token)
-            self._remember(token, caller, expires)
-        if self._revocations.is_revoked(caller.token_id, caller.key_id, caller.token_issue_time):
+            caller, expires = await self._verify_signature_and_claims(token, audience)
+            self._remember((token, audience), caller, expires)
+        if self._revocations.is_revoked(
+            caller.token_id, caller.key_id, caller.token_issue_time, caller.grant_id
+        ):
             raise Unauthenticated(
                 "the access token was revoked; log in again", reason="TOKEN_REVOKED"
             )
         return caller
 
-    def _remember(self, token: str, caller: Caller, expires: int) -> None:
+    def _remember(self, key: tuple[str, str], caller: Caller, expires: int) -> None:
         if self._cache_size <= 0:
             return
-        self._cache[token] = (caller, expires)
+        self._cache[key] = (caller, expires)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def _verify_signature_and_claims(self, token: str) -> tuple[Caller, int]:
+    async def _verify_signature_and_claims(self, token: str, audience: str) -> tuple[Caller, int]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -181,7 +215,7 @@ class TokenVerifier:
                 token,
                 key,
                 algorithms=[ALGORITHM],
-                audience=self._audience,
+                audience=audience,
                 issuer=self._issuer,
                 options={
                     "require": REQUIRED_CLAIMS,
@@ -205,11 +239,19 @@ class TokenVerifier:
         roles = claims.get("roles")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise _invalid("the access token's roles claim is malformed")
+        scope = claims.get("scope", FULL_SCOPE)  # tokens from before scopes were full
+        if scope not in SCOPES:
+            raise _invalid("the access token's scope claim is not one of ours")
+        grant_id = claims.get("sid", "")
+        if not isinstance(grant_id, str):
+            raise _invalid("the access token's sid claim is malformed")
         caller = Caller(
             account=str(claims["sub"]),
             roles=frozenset(roles),
             token_id=str(claims["jti"]),
             token_issue_time=times.issued_at,
             token_expire_time=times.expires_at * 1_000_000,
+            scope=str(scope),
+            grant_id=grant_id,
         )
         return caller, times.expires_at

@@ -1,16 +1,16 @@
 """What the Auth side of a server keeps doing while it runs: publish the key it signs with
 (every replica's keys are in the database, so any replica verifies any token), know the keys
-that may have signed a live token, and drop expired challenges, refresh tokens and
-revocations."""
+that may have signed a live token, and drop expired challenges, refresh tokens, revocations,
+authorization requests and grants."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from formation_mcp.auth import store
+from formation_mcp.auth import grant_store, oauth_store, store
 from formation_mcp.auth.keys import SigningKey
-from formation_mcp.auth.revocations import Revocations
+from formation_mcp.auth.revocations import GRANT_TOKENS_LIVE_US, Revocations
 from formation_mcp.auth.tokens import KeyRing
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 UPKEEP_SECONDS = 60.0
 KEY_USE_GRACE_SECONDS = 300.0
 """A signing key stays valid this long past its access-token lifetime after its last use."""
+REQUEST_RETENTION_US = 3600 * 1_000_000
+"""Authorization requests are kept this long after they expired: a code presented again in
+that time is still recognised as reused (and the grant it made revoked)."""
 
 
 class AuthUpkeep:
@@ -53,8 +56,15 @@ class AuthUpkeep:
             try:
                 await self._publish()
                 await self.keys.refresh()
+                now = now_us()
                 async with self._db.write() as conn:
-                    await store.delete_expired(conn, now_us(), self._batch_size)
+                    await store.delete_expired(conn, now, self._batch_size)
+                    await oauth_store.delete_expired_requests(
+                        conn, now - REQUEST_RETENTION_US, self._batch_size
+                    )
+                    await grant_store.delete_expired_grants(
+                        conn, now - GRANT_TOKENS_LIVE_US, self._batch_size
+                    )
                 self._revocations.forget_expired()
             except Exception:
                 log.exception("auth upkeep failed")

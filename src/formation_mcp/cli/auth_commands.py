@@ -163,7 +163,8 @@ def logout(target: str | None, key_file: str | None) -> None:
 
 @click.group()
 def account() -> None:
-    """Administer accounts (needs the admin role)."""
+    """Your sessions (`sessions`), and administering accounts (the other commands need the
+    admin role)."""
 
 
 def _accounts_call(

@@ -19,6 +19,7 @@ from formation_mcp.cli.auth_commands import (
     token,
     whoami,
 )
+from formation_mcp.cli.grant_commands import authorize, sessions
 from formation_mcp.cli.ops_commands import ops
 from formation_mcp.cli.server_commands import serve, worker
 from formation_mcp.cli.tool_commands import call, tools
@@ -95,7 +96,9 @@ main.add_command(logout)
 main.add_command(token)
 main.add_command(pubkey)
 main.add_command(sign)
+account.add_command(sessions)
 main.add_command(account)
+main.add_command(authorize)
 main.add_command(tools)
 main.add_command(call)
 main.add_command(ops)

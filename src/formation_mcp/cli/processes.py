@@ -59,12 +59,13 @@ class ChildProcesses:
         """Drain every child (SIGTERM now, SIGKILL after the grace period)."""
         self._stopping.set()
 
-    async def run(self) -> None:
+    async def run(self, handle_signals: bool = True) -> None:
         """Start every child and keep them running until `stop()` (or SIGTERM/SIGINT to this
-        process, when it runs in the main thread); returns once every child has ended."""
+        process, when `handle_signals` and it runs in the main thread); returns once every
+        child has ended."""
         loop = asyncio.get_running_loop()
         handled = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.add_signal_handler(signum, self._stopping.set)
                 handled.append(signum)

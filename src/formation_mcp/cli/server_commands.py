@@ -29,7 +29,9 @@ from formation_mcp.settings import Settings, SettingsError
 log = logging.getLogger("formation_mcp.cli")
 
 SHARED_PORTS_OPTION = "--shared-ports"
+BRIDGE_SECRET_OPTION = "--bridge-secret-file"
 PROXY_SECRET_FILE = "proxy-secret"
+BRIDGE_SECRET_FILE = "bridge-secret"
 
 
 def _settings() -> Settings:
@@ -61,6 +63,9 @@ def _processes_option(command: Any) -> Any:
 )
 @_processes_option
 @click.option(SHARED_PORTS_OPTION, "shared_ports", is_flag=True, hidden=True)
+@click.option(
+    BRIDGE_SECRET_OPTION, "bridge_secret_file", type=click.Path(path_type=Path), hidden=True
+)
 def serve(
     grpc_listen: str | None,
     http_listen: str | None,
@@ -68,6 +73,7 @@ def serve(
     with_envoy: bool,
     processes: int,
     shared_ports: bool,
+    bridge_secret_file: Path | None,
 ) -> None:
     """Run the API server (gRPC with health and reflection, plus /metrics and /healthz),
     with an in-process worker unless --no-worker."""
@@ -84,19 +90,22 @@ def serve(
             _check_shared(settings, "fmcp serve")
             code = asyncio.run(_serve_children(settings, processes, no_worker, with_envoy))
         else:
-            code = asyncio.run(_serve(settings, not no_worker, with_envoy, shared_ports))
+            bridge = bridge_secret_file.read_text().strip() if bridge_secret_file else ""
+            code = asyncio.run(_serve(settings, not no_worker, with_envoy, shared_ports, bridge))
     except ListenError as error:
         click.echo(f"fmcp: {error}", err=True)
         code = 1
     raise SystemExit(code)
 
 
-async def _until_signalled() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT/SIGTERM. Installed before anything starts: a signal that arrives while the
+    server starts (its ports may already answer) stops it cleanly instead of killing it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _with_proxy_secret(settings: Settings) -> Settings:
@@ -107,31 +116,38 @@ def _with_proxy_secret(settings: Settings) -> Settings:
     return replace(settings, proxy_secret=secrets.token_urlsafe(32))
 
 
-async def _serve(settings: Settings, run_worker: bool, with_envoy: bool, shared: bool) -> int:
+async def _serve(
+    settings: Settings, run_worker: bool, with_envoy: bool, shared: bool, bridge_secret: str
+) -> int:
     """Runs until SIGINT/SIGTERM (exit 0) or, with --envoy, until Envoy exits (exit 1):
     the two start and stop together."""
     from formation_mcp.app import Application
 
+    stop = _stop_on_signals()
     if with_envoy:
         settings = _with_proxy_secret(settings)
         check_free("FMCP_ENVOY_LISTEN", settings.envoy_listen)
-    app = Application(settings, run_worker=run_worker, shared_ports=shared)
+    app = Application(
+        settings, run_worker=run_worker, shared_ports=shared, bridge_secret=bridge_secret
+    )
     await app.start()
     click.echo(f"fmcp: gRPC on {app.grpc.address}, HTTP on {app.http.address}", err=True)
     try:
-        return await _until_stopped(settings, with_envoy, app.grpc.address, app.http.address)
+        return await _until_stopped(settings, stop, with_envoy, app.grpc.address, app.http.address)
     finally:
         log.info("stopping: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
         await app.stop()
 
 
-async def _until_stopped(settings: Settings, with_envoy: bool, grpc: str, http: str) -> int:
+async def _until_stopped(
+    settings: Settings, stop: asyncio.Event, with_envoy: bool, grpc: str, http: str
+) -> int:
     """Until SIGINT/SIGTERM (0) or, with Envoy, until Envoy exits (1); Envoy is stopped."""
     from formation_mcp.envoy import EnvoyProcess, write_config
 
     envoy: EnvoyProcess | None = None
     try:
-        if with_envoy:
+        if with_envoy and not stop.is_set():
             config = write_config(
                 settings.data_dir,
                 listen=settings.envoy_listen,
@@ -141,7 +157,7 @@ async def _until_stopped(settings: Settings, with_envoy: bool, grpc: str, http: 
             envoy = EnvoyProcess(config, settings.envoy_listen, settings.proxy_secret)
             await envoy.start()
             click.echo(f"fmcp: Envoy (REST and gRPC) on {settings.envoy_listen}", err=True)
-        signalled = asyncio.ensure_future(_until_signalled())
+        signalled = asyncio.ensure_future(stop.wait())
         waiting: set[asyncio.Future[Any]] = {signalled}
         if envoy is not None:
             waiting.add(asyncio.ensure_future(envoy.wait()))
@@ -181,37 +197,49 @@ def _concrete(setting: str, address: str) -> str:
 async def _serve_children(
     settings: Settings, processes: int, no_worker: bool, with_envoy: bool
 ) -> int:
+    stop = _stop_on_signals()
     grpc = _concrete("FMCP_GRPC_LISTEN", settings.grpc_listen)
     http = _concrete("FMCP_HTTP_LISTEN", settings.http_listen)
     env = {**os.environ, "FMCP_GRPC_LISTEN": grpc, "FMCP_HTTP_LISTEN": http}
     if with_envoy:
         settings = _with_proxy_secret(settings)
         check_free("FMCP_ENVOY_LISTEN", settings.envoy_listen)
-        env["FMCP_PROXY_SECRET_FILE"] = str(_write_secret(settings))
-    argv = ["serve", SHARED_PORTS_OPTION, *(["--no-worker"] if no_worker else [])]
+        env["FMCP_PROXY_SECRET_FILE"] = str(
+            _write_secret(settings, PROXY_SECRET_FILE, settings.proxy_secret)
+        )
+    # The MCP endpoint of one child may reach the gRPC API of another (the port is shared):
+    # they all accept the same bridge secret.
+    bridge = _write_secret(settings, BRIDGE_SECRET_FILE, secrets.token_urlsafe(32))
+    argv = [
+        "serve",
+        SHARED_PORTS_OPTION,
+        BRIDGE_SECRET_OPTION,
+        str(bridge),
+        *(["--no-worker"] if no_worker else []),
+    ]
     node = settings.effective_node_id
     children = [
         Child(f"fmcp serve #{i}", argv, {**env, "FMCP_NODE_ID": f"{node}-{i}"})
         for i in range(1, processes + 1)
     ]
     group = ChildProcesses(children, settings.shutdown_grace_seconds)
-    running = asyncio.ensure_future(group.run())
+    running = asyncio.ensure_future(group.run(handle_signals=False))
     click.echo(f"fmcp: {processes} processes on gRPC {grpc}, HTTP {http}", err=True)
     try:
-        code = await _until_stopped(settings, with_envoy, grpc, http)
+        code = await _until_stopped(settings, stop, with_envoy, grpc, http)
     finally:
         group.stop()
         await running
     return code
 
 
-def _write_secret(settings: Settings) -> Path:
-    """The proxy secret where the children read it (FMCP_PROXY_SECRET_FILE), 0600."""
+def _write_secret(settings: Settings, name: str, secret: str) -> Path:
+    """A secret the children read, in the data directory, 0600."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / PROXY_SECRET_FILE
+    path = settings.data_dir / name
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write(settings.proxy_secret)
+        handle.write(secret)
     return path
 
 
@@ -234,9 +262,10 @@ def worker(processes: int) -> None:
         raise click.UsageError(str(exc)) from None
 
     async def run() -> None:
+        stop = _stop_on_signals()
         await application.start()
         click.echo(f"fmcp worker {application.worker.node_id}: ready", err=True)
-        await _until_signalled()
+        await stop.wait()
         await application.stop()
 
     asyncio.run(run())

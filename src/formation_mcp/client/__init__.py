@@ -1,5 +1,5 @@
 """The Python SDK for Formation MCP: `Client` (async) and `SyncClient` (blocking), plain
-dataclasses for results (`Tool`, `Operation`, ...), one exception class per gRPC code
+dataclasses for results (`Tool`, `Operation`, `Grant`, ...), one exception class per gRPC code
 (`NotFound`, `InvalidArgument`, ...), and workload helpers (`FormfileBuilder`,
 `pack_context`)."""
 
@@ -24,8 +24,11 @@ from formation_mcp.client.errors import (
     Unimplemented,
     Unknown,
 )
+from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
 from formation_mcp.client.models import (
     Account,
+    AuthorizationRequest,
+    Grant,
     LogLine,
     Operation,
     OperationError,
@@ -41,6 +44,8 @@ __all__ = [
     "Aborted",
     "Account",
     "AlreadyExists",
+    "AuthorizationRequest",
+    "AuthorizationsAPI",
     "Cancelled",
     "Client",
     "DataLoss",
@@ -49,6 +54,8 @@ __all__ = [
     "FieldViolation",
     "FmcpClientError",
     "FormfileBuilder",
+    "Grant",
+    "GrantsAPI",
     "Internal",
     "InvalidArgument",
     "LogLine",

@@ -43,6 +43,7 @@ from formation_mcp.client.errors import (
     Unavailable,
     error_from_rpc,
 )
+from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
 from formation_mcp.client.models import Account, Operation, Tool
 from formation_mcp.client.retry import RetryPolicy
 from formation_mcp.client.session import SessionStore
@@ -110,6 +111,8 @@ class Client:
         self._channel: grpc.aio.Channel | None = None
         self.tools = ToolsAPI(self)
         self.operations = OperationsAPI(self)
+        self.grants = GrantsAPI(self)
+        self.authorizations = AuthorizationsAPI(self)
 
     @classmethod
     def from_config(cls, config: ClientConfig, **options: Any) -> Client:

@@ -87,6 +87,12 @@ class TokenSource:
     def can_renew(self) -> bool:
         return self._key is not None
 
+    @property
+    def key(self) -> Ed25519PrivateKey | None:
+        """The key the session is made with (None for a fixed token): it also signs decisions
+        on MCP hosts' sign-in requests."""
+        return self._key
+
     def _fresh(self, session: auth_pb2.Session) -> bool:
         return session.expire_time.seconds - self._margin > self._clock()
 

@@ -1,5 +1,6 @@
 """Plain Python values for what the API returns, so SDK users never handle protobuf messages:
-tools, operations (metadata, log lines, result or error) and accounts.
+tools, operations (metadata, log lines, result or error), accounts, grants and MCP hosts'
+sign-in (authorization) requests.
 
 Every dataclass has `to_dict()` giving JSON-ready data (times as RFC 3339 strings), which the
 CLI prints as its stable JSON output.
@@ -243,4 +244,85 @@ class Account(_Plain):
             roles=list(account.roles),
             disabled=account.disabled,
             create_time=_time(account.create_time),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Grant(_Plain):
+    """A login session or an MCP host the account approved (`fmcp account sessions`)."""
+
+    name: str
+    account: str
+    kind: str
+    """LOGIN or OAUTH."""
+    client_id: str
+    client_name: str
+    scope: str
+    resource: str
+    state: str
+    """ACTIVE, REVOKED or EXPIRED."""
+    create_time: datetime | None
+    last_use_time: datetime | None
+    expire_time: datetime | None
+    revoke_time: datetime | None
+    revoke_reason: str
+
+    @classmethod
+    def from_proto(cls, grant: auth_pb2.Grant) -> Grant:
+        return cls(
+            name=grant.name,
+            account=grant.account,
+            kind=auth_pb2.Grant.Kind.Name(grant.kind),
+            client_id=grant.client_id,
+            client_name=grant.client_name,
+            scope=grant.scope,
+            resource=grant.resource,
+            state=auth_pb2.Grant.State.Name(grant.state),
+            create_time=_time(grant.create_time),
+            last_use_time=_time(grant.last_use_time),
+            expire_time=_time(grant.expire_time),
+            revoke_time=_time(grant.revoke_time, grant.HasField("revoke_time")),
+            revoke_reason=grant.revoke_reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest(_Plain):
+    """An MCP host's sign-in request, by the code its page shows (`fmcp authorize CODE`)."""
+
+    name: str
+    user_code: str
+    client_id: str
+    client_name: str
+    redirect_uri: str
+    resource: str
+    scope: str
+    state: str
+    """PENDING, APPROVED, DENIED, EXPIRED or COMPLETED."""
+    account: str
+    granted_scope: str
+    requested_account: str
+    create_time: datetime | None
+    expire_time: datetime | None
+    nonce: str
+    domain: str
+
+    @classmethod
+    def from_proto(cls, request: auth_pb2.AuthorizationRequest) -> AuthorizationRequest:
+        return cls(
+            name=request.name,
+            user_code=request.user_code,
+            client_id=request.client_id,
+            client_name=request.client_name,
+            redirect_uri=request.redirect_uri,
+            resource=request.resource,
+            scope=request.scope,
+            state=auth_pb2.AuthorizationRequest.State.Name(request.state),
+            account=request.account,
+            granted_scope=request.granted_scope,
+            requested_account=request.requested_account,
+            create_time=_time(request.create_time),
+            expire_time=_time(request.expire_time),
+            nonce=request.nonce,
+            domain=request.domain,
         )

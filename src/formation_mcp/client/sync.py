@@ -20,7 +20,7 @@ from google.longrunning import operations_pb2 as lro_pb2
 from formation_mcp.client.client import Client, ProgressCallback
 from formation_mcp.client.config import ClientConfig
 from formation_mcp.client.credentials import TokenSource
-from formation_mcp.client.models import Account, Operation, Tool
+from formation_mcp.client.models import Account, AuthorizationRequest, Grant, Operation, Tool
 from formation_mcp.client.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -88,6 +88,8 @@ class SyncClient:
             raise
         self.tools = _SyncTools(self)
         self.operations = _SyncOperations(self)
+        self.grants = _SyncGrants(self)
+        self.authorizations = _SyncAuthorizations(self)
 
     def __enter__(self) -> SyncClient:
         return self
@@ -299,3 +301,36 @@ class _SyncOperations:
         return self._owner._thread.iterate(
             self._owner._client.operations.watch(name, after_sequence)
         )
+
+
+class _SyncGrants:
+    def __init__(self, owner: SyncClient) -> None:
+        self._owner = owner
+
+    def list(
+        self, filter: str = "", *, page_size: int = 0, limit: int | None = None
+    ) -> Iterator[Grant]:
+        return self._owner._thread.iterate(
+            self._owner._client.grants.list(filter, page_size=page_size, limit=limit)
+        )
+
+    def revoke(self, name: str) -> Grant:
+        return self._owner._run(self._owner._client.grants.revoke(name))
+
+
+class _SyncAuthorizations:
+    def __init__(self, owner: SyncClient) -> None:
+        self._owner = owner
+
+    def get(self, code: str) -> AuthorizationRequest:
+        return self._owner._run(self._owner._client.authorizations.get(code))
+
+    def approve(
+        self, code: str, *, scope: str | None = None, shown: AuthorizationRequest | None = None
+    ) -> AuthorizationRequest:
+        return self._owner._run(
+            self._owner._client.authorizations.approve(code, scope=scope, shown=shown)
+        )
+
+    def deny(self, code: str, *, shown: AuthorizationRequest | None = None) -> AuthorizationRequest:
+        return self._owner._run(self._owner._client.authorizations.deny(code, shown=shown))

@@ -200,3 +200,91 @@ nodes = sa.Table(
     sa.Column("start_time", sa.BigInteger, nullable=False),
     sa.Column("last_seen", sa.BigInteger, nullable=False),
 )
+
+# -- the OAuth authorization server (MCP hosts) ---------------------------------------------------
+
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    # A dynamically registered client's id (random), or a Client ID Metadata Document's URL.
+    sa.Column("client_id", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # registered | document
+    # The validated client metadata (JSON): client_name, redirect_uris, grant_types, ...
+    sa.Column("metadata", sa.Text, nullable=False),
+    # SHA-256 of the client secret, for clients registered with a secret-based auth method.
+    sa.Column("secret_hash", sa.String(64), nullable=True),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Column("update_time", sa.BigInteger, nullable=False),
+    # A metadata document is fetched again after this time; 0 for registered clients.
+    sa.Column("refresh_time", sa.BigInteger, nullable=False),
+)
+
+authorization_requests = sa.Table(
+    "authorization_requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # The short code the user approves with (`fmcp authorize CODE`).
+    sa.Column("user_code", sa.String(16), nullable=False),
+    sa.Column("client_id", sa.String(512), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("scope", sa.String(32), nullable=False),  # asked for: full | read-only
+    sa.Column("login_hint", sa.String(64), nullable=False),  # a key id, or ""
+    # pending -> approved | denied; approved -> issued (code sent) -> exchanged
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=True),  # who approved or denied
+    sa.Column("granted_scope", sa.String(32), nullable=True),
+    sa.Column("code_hash", sa.String(64), nullable=True),
+    sa.Column("code_expire_time", sa.BigInteger, nullable=True),
+    sa.Column("grant_id", sa.String(64), nullable=True),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Column("expire_time", sa.BigInteger, nullable=False),  # to approve or deny by
+    sa.Column("decide_time", sa.BigInteger, nullable=True),
+    sa.Index("uq_authorization_requests_user_code", "user_code", unique=True),
+    sa.Index("uq_authorization_requests_code_hash", "code_hash", unique=True),
+    sa.Index("ix_authorization_requests_expire_time", "expire_time"),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    # The refresh-token family id: every refresh token of the grant carries it.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # login | oauth
+    sa.Column("client_id", sa.String(512), nullable=False),  # "" for logins
+    sa.Column("client_name", sa.String(255), nullable=False),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),  # the tokens' audience; "" = the API
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Column("last_use_time", sa.BigInteger, nullable=False),
+    sa.Column("expire_time", sa.BigInteger, nullable=False),  # of its newest refresh token
+    sa.Column("revoke_time", sa.BigInteger, nullable=True),
+    sa.Column("revoke_reason", sa.String(32), nullable=False),
+    sa.Index("ix_grants_key_id_create_time", "key_id", "create_time"),
+    sa.Index("ix_grants_revoke_time", "revoke_time"),
+    sa.Index("ix_grants_expire_time", "expire_time"),
+)
+
+grant_audit = sa.Table(
+    "grant_audit",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("account", sa.String(255), nullable=False),  # "" before anyone approved
+    sa.Column("grant_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(512), nullable=False),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_grant_audit_account_time", "account", "time"),
+    sa.Index("ix_grant_audit_grant_id", "grant_id"),
+)

@@ -1,7 +1,9 @@
 """`/mcp`: the Streamable HTTP transport, served by the server's own HTTP side (and through
 Envoy). Each request is checked for its `Origin` (403) and its bearer token (401 with the
 protected-resource metadata); then the SDK's session manager serves it, and tool calls go to our
-gRPC API on loopback with that same token, so auth, ownership and audit are the API's own.
+gRPC API on loopback with that same token, so auth, ownership and audit are the API's own
+(the token's audience is this endpoint, not the API: the call carries the process's bridge
+secret and the audience, which the API's auth interceptor accepts from this endpoint alone).
 
 The session manager needs a running task group: `start()` runs it in a task of its own (anyio
 scopes must be left by the task that entered them), `stop()` ends every session first, so open
@@ -29,13 +31,13 @@ from formation_mcp.client.auth import bearer
 from formation_mcp.mcp_server.bridge import Context, CredentialsError, Metadata, ToolBridge
 from formation_mcp.mcp_server.http_auth import (
     MCP_PATH,
-    METADATA_PATH,
+    RESOURCE_METADATA_PATH,
     BearerAuthenticator,
     Verified,
     resource_metadata,
 )
 from formation_mcp.mcp_server.origins import OriginPolicy
-from formation_mcp.proxies import ProxyTrust
+from formation_mcp.proxies import BRIDGE_AUDIENCE_HEADER, BRIDGE_SECRET_HEADER, ProxyTrust
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,9 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 class _LoopbackBackend:
     """Our own gRPC API on loopback, called with the token the MCP client presented."""
 
-    def __init__(self, grpc_target: Callable[[], str]) -> None:
+    def __init__(self, grpc_target: Callable[[], str], bridge_secret: str) -> None:
         self._target = grpc_target
+        self._bridge_secret = bridge_secret
         self._channel: grpc.aio.Channel | None = None
 
     def channel(self) -> grpc.aio.Channel:
@@ -58,9 +61,13 @@ class _LoopbackBackend:
     async def credentials(self, ctx: Context) -> Metadata:
         request = ctx.request
         user = request.scope.get("user") if isinstance(request, HTTPConnection) else None
-        if not isinstance(user, AuthenticatedUser):
+        if not isinstance(user, AuthenticatedUser) or not user.access_token.resource:
             raise CredentialsError("this MCP request carries no verified access token")
-        return bearer(user.access_token.token)
+        return (
+            *bearer(user.access_token.token),
+            (BRIDGE_SECRET_HEADER, self._bridge_secret),
+            (BRIDGE_AUDIENCE_HEADER, user.access_token.resource),
+        )
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -77,8 +84,10 @@ class McpHttpEndpoint:
         grpc_target: Callable[[], str],
         allowed_origins: tuple[str, ...] = (),
         proxies: ProxyTrust,
+        bridge_secret: str,
     ) -> None:
-        self._backend = _LoopbackBackend(grpc_target)
+        """`bridge_secret`: the one the gRPC server of this process was given."""
+        self._backend = _LoopbackBackend(grpc_target, bridge_secret)
         self._closing = False
         server = ToolBridge(self._backend, closing=lambda: self._closing).server()
         self._manager = StreamableHTTPSessionManager(
@@ -96,8 +105,8 @@ class McpHttpEndpoint:
     def routes(self) -> list[BaseRoute]:
         return [
             Route(MCP_PATH, endpoint=_Asgi(self._serve)),
-            Route(METADATA_PATH, endpoint=self._metadata, methods=["GET"]),
-            Route(METADATA_PATH + MCP_PATH, endpoint=self._metadata, methods=["GET"]),
+            Route(RESOURCE_METADATA_PATH, endpoint=self._metadata, methods=["GET"]),
+            Route(RESOURCE_METADATA_PATH + MCP_PATH, endpoint=self._metadata, methods=["GET"]),
         ]
 
     async def start(self) -> None:

@@ -1,13 +1,13 @@
-"""The MCP endpoint as an OAuth 2.1 resource server (MCP 2025-11-25 authorization, RFC 9728).
+"""The MCP endpoint as an OAuth 2.1 resource server (MCP authorization, RFC 9728, RFC 8707).
 
-Bearer tokens are our Auth service's access tokens, verified exactly as the gRPC interceptor
-verifies them (signature, issuer, expiry, revocation and audience = FMCP_AUTH_AUDIENCE: the
-MCP endpoint is one more face of the same resource, the control plane, and forwards the token
-only to that resource's own gRPC API). A token for any other audience is refused with 401.
+Bearer tokens are access tokens for this endpoint: issued by our authorization server to an
+MCP host the account approved, with the endpoint's URL as their audience (the resource the
+host named). They are verified as the gRPC interceptor verifies the API's tokens (signature,
+issuer, expiry, revocation), with that audience: a token for any other resource, the API's
+own tokens included, is refused with 401, and this endpoint's tokens are refused by the API.
 
-The protected-resource metadata names the resource as the client reached it (the Host it
-asked for; the scheme a trusted front door forwarded, see `formation_mcp.proxies`, else the
-connection's own), so it is right behind any front door without another setting.
+The protected-resource metadata names the resource and the authorization server (the same
+host) as the client reached them (`formation_mcp.public_urls`).
 """
 
 from __future__ import annotations
@@ -20,45 +20,29 @@ from mcp.server.auth.provider import AccessToken
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
+from formation_mcp.auth.oauth_rules import SCOPES_SUPPORTED
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.errors import Unauthenticated
-from formation_mcp.proxies import FORWARDED_PROTO_HEADER, PROXY_SECRET_HEADER, ProxyTrust
+from formation_mcp.proxies import ProxyTrust
+from formation_mcp.public_urls import (
+    MCP_PATH,
+    RESOURCE_METADATA_PATH,
+    base_url,
+    mcp_resource_url,
+    resource_metadata_url,
+)
 
-MCP_PATH = "/mcp"
-METADATA_PATH = "/.well-known/oauth-protected-resource"
-
-
-def base_url(connection: HTTPConnection, proxies: ProxyTrust) -> str:
-    """scheme://host the client used: x-forwarded-proto counts only from a trusted proxy
-    (our Envoy overwrites it with the client's scheme), and only as http or https."""
-    scheme = connection.url.scheme
-    peer = connection.client.host if connection.client is not None else ""
-    if proxies.trusts(peer, connection.headers.getlist(PROXY_SECRET_HEADER)):
-        forwarded = connection.headers.get(FORWARDED_PROTO_HEADER, "").split(",")[0]
-        if forwarded.strip().lower() in ("http", "https"):
-            scheme = forwarded.strip().lower()
-    host = connection.headers.get("host") or connection.url.netloc
-    return f"{scheme}://{host}"
-
-
-def resource_url(connection: HTTPConnection, proxies: ProxyTrust) -> str:
-    return base_url(connection, proxies) + MCP_PATH
-
-
-def metadata_url(connection: HTTPConnection, proxies: ProxyTrust) -> str:
-    """RFC 9728 §3.1: the well-known prefix inserted before the resource's path."""
-    return base_url(connection, proxies) + METADATA_PATH + MCP_PATH
+__all__ = ["MCP_PATH", "RESOURCE_METADATA_PATH", "BearerAuthenticator", "Verified"]
 
 
 def resource_metadata(connection: HTTPConnection, issuer: str, proxies: ProxyTrust) -> Response:
-    """RFC 9728 metadata. Our Auth service (Ed25519 challenge login, `/v1/auth/*` on the same
-    host) is the authorization server; `fmcp token` prints an access token for hosts that take
-    a bearer header."""
+    """RFC 9728 metadata: the resource, and our authorization server on the same host
+    (RFC 8414 metadata at /.well-known/oauth-authorization-server)."""
     document = {
-        "resource": resource_url(connection, proxies),
+        "resource": mcp_resource_url(connection, proxies),
         "authorization_servers": [base_url(connection, proxies)],
         "bearer_methods_supported": ["header"],
-        "scopes_supported": [],
+        "scopes_supported": list(SCOPES_SUPPORTED),
         "resource_name": "Formation MCP control plane",
         "formation_mcp_token_issuer": issuer,
     }
@@ -73,7 +57,7 @@ def unauthorized(
 ) -> Response:
     """401 with the challenge that leads a client to the metadata (RFC 6750 §3, RFC 9728 §5.1):
     no `error` when no token was sent, `invalid_token` when one was and failed."""
-    parts = [f'resource_metadata="{metadata_url(connection, proxies)}"']
+    parts = [f'resource_metadata="{resource_metadata_url(connection, proxies)}"']
     if token_given:
         parts += ['error="invalid_token"', f'error_description="{_quoted(description)}"']
     error = "invalid_token" if token_given else "unauthorized"
@@ -118,14 +102,16 @@ class BearerAuthenticator:
                 "the authorization header must be `Bearer <token>`",
                 token_given=True,
             )
+        audience = mcp_resource_url(connection, self._proxies)
         try:
-            caller = await self._verifier.verify(token)
+            caller = await self._verifier.verify(token, audience)
         except Unauthenticated as exc:
             return unauthorized(connection, self._proxies, exc.message, token_given=True)
         access = AccessToken(
             token=token,
             client_id=caller.account,
-            scopes=[],
+            scopes=[caller.scope],
+            resource=audience,
             expires_at=caller.token_expire_time // 1_000_000,
             subject=caller.account,
             claims={"iss": self._issuer},

@@ -28,7 +28,7 @@ from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.ids import operation_name
 from formation_mcp.operations.lifecycle import OperationRecord
 from formation_mcp.operations.manager import OperationManager, new_record
-from formation_mcp.permissions import may_call_tool
+from formation_mcp.permissions import may_call_tool, permissions_of
 from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
 from formation_mcp.tools.audit import AuditLog
@@ -141,6 +141,15 @@ class ToolManager:
             caller.permissions, read_only=spec.read_only, admin_only=spec.admin_only
         ):
             await self._audit.write(audit.entry(**audit_fields, outcome=audit.DENIED))
+            if may_call_tool(
+                permissions_of(caller.roles), read_only=spec.read_only, admin_only=spec.admin_only
+            ):  # the roles would allow it: the token's grant (scope) does not
+                raise PermissionDenied(
+                    f"this token's grant is {caller.scope}: {spec.name} changes things, so it "
+                    "needs a grant with full access",
+                    reason="SCOPE_INSUFFICIENT",
+                    metadata={"scope": caller.scope, "tool": spec.name},
+                )
             raise PermissionDenied(
                 f"the caller's roles ({', '.join(sorted(caller.roles))}) may not call {spec.name}",
                 reason="MISSING_PERMISSION",

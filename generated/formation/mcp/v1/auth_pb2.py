@@ -29,7 +29,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66ormation/mcp/v1/auth.proto\x12\x10\x66ormation.mcp.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n\x16\x43reateChallengeRequest\x12\x18\n\npublic_key\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\x8b\x01\n\tChallenge\x12\x1a\n\x0c\x63hallenge_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07message\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x14\n\x06key_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\"]\n\x0cLoginRequest\x12\x1a\n\x0c\x63hallenge_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\npublic_key\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\tsignature\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\xea\x01\n\x07Session\x12\x1a\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rrefresh_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x30\n\x07\x61\x63\x63ount\x18\x04 \x01(\x0b\x32\x19.formation.mcp.v1.AccountB\x04\xe2\x41\x01\x03\x12=\n\x13refresh_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"2\n\x13RefreshTokenRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"1\n\x12RevokeTokenRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xe7\x01\n\x07\x41\x63\x63ount\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x14\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05roles\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x18\n\npublic_key\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x05\x12\x16\n\x08\x64isabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:4\xea\x41\x31\n\x1bmcp.formation.cloud/Account\x12\x12\x61\x63\x63ounts/{account}\"\x10\n\x0eGetJwksRequest\"1\n\x04Jwks\x12)\n\x04keys\x18\x01 \x03(\x0b\x32\x15.formation.mcp.v1.JwkB\x04\xe2\x41\x01\x03\"u\n\x03Jwk\x12\x11\n\x03kty\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03\x63rv\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0f\n\x01x\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03kid\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03use\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03\x61lg\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x32\x87\x05\n\x0b\x41uthService\x12w\n\x0f\x43reateChallenge\x12(.formation.mcp.v1.CreateChallengeRequest\x1a\x1b.formation.mcp.v1.Challenge\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/auth/challenge:\x01*\x12]\n\x05Login\x12\x1e.formation.mcp.v1.LoginRequest\x1a\x19.formation.mcp.v1.Session\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/login:\x01*\x12s\n\x0cRefreshToken\x12%.formation.mcp.v1.RefreshTokenRequest\x1a\x19.formation.mcp.v1.Session\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/auth/token:refresh:\x01*\x12m\n\x0bRevokeToken\x12$.formation.mcp.v1.RevokeTokenRequest\x1a\x16.google.protobuf.Empty\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/auth/token:revoke:\x01*\x12`\n\x11GetCurrentAccount\x12\x16.google.protobuf.Empty\x1a\x19.formation.mcp.v1.Account\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/auth/account\x12Z\n\x07GetJwks\x12 .formation.mcp.v1.GetJwksRequest\x1a\x16.formation.mcp.v1.Jwks\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/auth/jwksb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66ormation/mcp/v1/auth.proto\x12\x10\x66ormation.mcp.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n\x16\x43reateChallengeRequest\x12\x18\n\npublic_key\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\x8b\x01\n\tChallenge\x12\x1a\n\x0c\x63hallenge_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07message\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x14\n\x06key_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\"]\n\x0cLoginRequest\x12\x1a\n\x0c\x63hallenge_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\npublic_key\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\tsignature\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\xea\x01\n\x07Session\x12\x1a\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rrefresh_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x30\n\x07\x61\x63\x63ount\x18\x04 \x01(\x0b\x32\x19.formation.mcp.v1.AccountB\x04\xe2\x41\x01\x03\x12=\n\x13refresh_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"2\n\x13RefreshTokenRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"1\n\x12RevokeTokenRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xe7\x01\n\x07\x41\x63\x63ount\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x14\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05roles\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x18\n\npublic_key\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x05\x12\x16\n\x08\x64isabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:4\xea\x41\x31\n\x1bmcp.formation.cloud/Account\x12\x12\x61\x63\x63ounts/{account}\"\x10\n\x0eGetJwksRequest\"1\n\x04Jwks\x12)\n\x04keys\x18\x01 \x03(\x0b\x32\x15.formation.mcp.v1.JwkB\x04\xe2\x41\x01\x03\"u\n\x03Jwk\x12\x11\n\x03kty\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03\x63rv\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0f\n\x01x\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03kid\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03use\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03\x61lg\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\"\xb2\x05\n\x14\x41uthorizationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x17\n\tuser_code\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tclient_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63lient_name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0credirect_uri\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08resource\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05scope\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x41\n\x05state\x18\x08 \x01(\x0e\x32,.formation.mcp.v1.AuthorizationRequest.StateB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61\x63\x63ount\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rgranted_scope\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x1f\n\x11requested_account\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x05nonce\x18\x0e \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x64omain\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\"a\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0c\n\x08\x41PPROVED\x10\x02\x12\n\n\x06\x44\x45NIED\x10\x03\x12\x0b\n\x07\x45XPIRED\x10\x04\x12\r\n\tCOMPLETED\x10\x05:\\\xea\x41Y\n(mcp.formation.cloud/AuthorizationRequest\x12-authorizationRequests/{authorization_request}\"4\n\x1eGetAuthorizationRequestRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x80\x01\n\"ApproveAuthorizationRequestRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\npublic_key\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\tsignature\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x13\n\x05scope\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"h\n\x1f\x44\x65nyAuthorizationRequestRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\npublic_key\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\tsignature\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\x9e\x05\n\x05Grant\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x15\n\x07\x61\x63\x63ount\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.formation.mcp.v1.Grant.KindB\x04\xe2\x41\x01\x03\x12\x17\n\tclient_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63lient_name\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05scope\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08resource\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x05state\x18\x08 \x01(\x0e\x32\x1d.formation.mcp.v1.Grant.StateB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rlast_use_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0brevoke_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\rrevoke_reason\x18\r \x01(\tB\x04\xe2\x41\x01\x03\"2\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05LOGIN\x10\x01\x12\t\n\x05OAUTH\x10\x02\"D\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06\x41\x43TIVE\x10\x01\x12\x0b\n\x07REVOKED\x10\x02\x12\x0b\n\x07\x45XPIRED\x10\x03:.\xea\x41+\n\x19mcp.formation.cloud/Grant\x12\x0egrants/{grant}\"\\\n\x11ListGrantsRequest\x12\x14\n\x06\x66ilter\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"b\n\x12ListGrantsResponse\x12-\n\x06grants\x18\x01 \x03(\x0b\x32\x17.formation.mcp.v1.GrantB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"(\n\x12RevokeGrantRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\x85\x0b\n\x0b\x41uthService\x12w\n\x0f\x43reateChallenge\x12(.formation.mcp.v1.CreateChallengeRequest\x1a\x1b.formation.mcp.v1.Challenge\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/auth/challenge:\x01*\x12]\n\x05Login\x12\x1e.formation.mcp.v1.LoginRequest\x1a\x19.formation.mcp.v1.Session\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/login:\x01*\x12s\n\x0cRefreshToken\x12%.formation.mcp.v1.RefreshTokenRequest\x1a\x19.formation.mcp.v1.Session\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/auth/token:refresh:\x01*\x12m\n\x0bRevokeToken\x12$.formation.mcp.v1.RevokeTokenRequest\x1a\x16.google.protobuf.Empty\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/auth/token:revoke:\x01*\x12`\n\x11GetCurrentAccount\x12\x16.google.protobuf.Empty\x1a\x19.formation.mcp.v1.Account\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/auth/account\x12Z\n\x07GetJwks\x12 .formation.mcp.v1.GetJwksRequest\x1a\x16.formation.mcp.v1.Jwks\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/auth/jwks\x12\xa4\x01\n\x17GetAuthorizationRequest\x12\x30.formation.mcp.v1.GetAuthorizationRequestRequest\x1a&.formation.mcp.v1.AuthorizationRequest\"/\x82\xd3\xe4\x93\x02)\x12\'/v1/auth/{name=authorizationRequests/*}\x12\xb7\x01\n\x1b\x41pproveAuthorizationRequest\x12\x34.formation.mcp.v1.ApproveAuthorizationRequestRequest\x1a&.formation.mcp.v1.AuthorizationRequest\":\x82\xd3\xe4\x93\x02\x34\"//v1/auth/{name=authorizationRequests/*}:approve:\x01*\x12\xae\x01\n\x18\x44\x65nyAuthorizationRequest\x12\x31.formation.mcp.v1.DenyAuthorizationRequestRequest\x1a&.formation.mcp.v1.AuthorizationRequest\"7\x82\xd3\xe4\x93\x02\x31\",/v1/auth/{name=authorizationRequests/*}:deny:\x01*\x12p\n\nListGrants\x12#.formation.mcp.v1.ListGrantsRequest\x1a$.formation.mcp.v1.ListGrantsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/auth/grants\x12x\n\x0bRevokeGrant\x12$.formation.mcp.v1.RevokeGrantRequest\x1a\x17.formation.mcp.v1.Grant\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/auth/{name=grants/*}:revoke:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -94,6 +94,94 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JWK'].fields_by_name['use']._serialized_options = b'\342A\001\003'
   _globals['_JWK'].fields_by_name['alg']._loaded_options = None
   _globals['_JWK'].fields_by_name['alg']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['user_code']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['user_code']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['client_id']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['client_id']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['client_name']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['client_name']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['redirect_uri']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['redirect_uri']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['resource']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['resource']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['scope']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['scope']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['state']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['account']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['account']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['granted_scope']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['granted_scope']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['requested_account']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['requested_account']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['create_time']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['nonce']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['nonce']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['domain']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST'].fields_by_name['domain']._serialized_options = b'\342A\001\003'
+  _globals['_AUTHORIZATIONREQUEST']._loaded_options = None
+  _globals['_AUTHORIZATIONREQUEST']._serialized_options = b'\352AY\n(mcp.formation.cloud/AuthorizationRequest\022-authorizationRequests/{authorization_request}'
+  _globals['_GETAUTHORIZATIONREQUESTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETAUTHORIZATIONREQUESTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['public_key']._loaded_options = None
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['public_key']._serialized_options = b'\342A\001\002'
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['signature']._loaded_options = None
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['signature']._serialized_options = b'\342A\001\002'
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['scope']._loaded_options = None
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST'].fields_by_name['scope']._serialized_options = b'\342A\001\001'
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST'].fields_by_name['public_key']._loaded_options = None
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST'].fields_by_name['public_key']._serialized_options = b'\342A\001\002'
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST'].fields_by_name['signature']._loaded_options = None
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST'].fields_by_name['signature']._serialized_options = b'\342A\001\002'
+  _globals['_GRANT'].fields_by_name['name']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_GRANT'].fields_by_name['account']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['account']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['kind']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['kind']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['client_id']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['client_id']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['client_name']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['client_name']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['scope']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['scope']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['resource']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['resource']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['state']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['create_time']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['last_use_time']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['last_use_time']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['revoke_time']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['revoke_time']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT'].fields_by_name['revoke_reason']._loaded_options = None
+  _globals['_GRANT'].fields_by_name['revoke_reason']._serialized_options = b'\342A\001\003'
+  _globals['_GRANT']._loaded_options = None
+  _globals['_GRANT']._serialized_options = b'\352A+\n\031mcp.formation.cloud/Grant\022\016grants/{grant}'
+  _globals['_LISTGRANTSREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTGRANTSREQUEST'].fields_by_name['filter']._serialized_options = b'\342A\001\001'
+  _globals['_LISTGRANTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTGRANTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTGRANTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTGRANTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_LISTGRANTSRESPONSE'].fields_by_name['grants']._loaded_options = None
+  _globals['_LISTGRANTSRESPONSE'].fields_by_name['grants']._serialized_options = b'\342A\001\003'
+  _globals['_LISTGRANTSRESPONSE'].fields_by_name['next_page_token']._loaded_options = None
+  _globals['_LISTGRANTSRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
+  _globals['_REVOKEGRANTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REVOKEGRANTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_AUTHSERVICE'].methods_by_name['CreateChallenge']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['CreateChallenge']._serialized_options = b'\202\323\344\223\002\027\"\022/v1/auth/challenge:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Login']._loaded_options = None
@@ -106,6 +194,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['GetCurrentAccount']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/auth/account'
   _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/auth/jwks'
+  _globals['_AUTHSERVICE'].methods_by_name['GetAuthorizationRequest']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['GetAuthorizationRequest']._serialized_options = b'\202\323\344\223\002)\022\'/v1/auth/{name=authorizationRequests/*}'
+  _globals['_AUTHSERVICE'].methods_by_name['ApproveAuthorizationRequest']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ApproveAuthorizationRequest']._serialized_options = b'\202\323\344\223\0024\"//v1/auth/{name=authorizationRequests/*}:approve:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['DenyAuthorizationRequest']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['DenyAuthorizationRequest']._serialized_options = b'\202\323\344\223\0021\",/v1/auth/{name=authorizationRequests/*}:deny:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['ListGrants']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ListGrants']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/auth/grants'
+  _globals['_AUTHSERVICE'].methods_by_name['RevokeGrant']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['RevokeGrant']._serialized_options = b'\202\323\344\223\002$\"\037/v1/auth/{name=grants/*}:revoke:\001*'
   _globals['_CREATECHALLENGEREQUEST']._serialized_start=201
   _globals['_CREATECHALLENGEREQUEST']._serialized_end=251
   _globals['_CHALLENGE']._serialized_start=254
@@ -126,6 +224,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JWKS']._serialized_end=1131
   _globals['_JWK']._serialized_start=1133
   _globals['_JWK']._serialized_end=1250
-  _globals['_AUTHSERVICE']._serialized_start=1253
-  _globals['_AUTHSERVICE']._serialized_end=1900
+  _globals['_AUTHORIZATIONREQUEST']._serialized_start=1253
+  _globals['_AUTHORIZATIONREQUEST']._serialized_end=1943
+  _globals['_AUTHORIZATIONREQUEST_STATE']._serialized_start=1752
+  _globals['_AUTHORIZATIONREQUEST_STATE']._serialized_end=1849
+  _globals['_GETAUTHORIZATIONREQUESTREQUEST']._serialized_start=1945
+  _globals['_GETAUTHORIZATIONREQUESTREQUEST']._serialized_end=1997
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST']._serialized_start=2000
+  _globals['_APPROVEAUTHORIZATIONREQUESTREQUEST']._serialized_end=2128
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST']._serialized_start=2130
+  _globals['_DENYAUTHORIZATIONREQUESTREQUEST']._serialized_end=2234
+  _globals['_GRANT']._serialized_start=2237
+  _globals['_GRANT']._serialized_end=2907
+  _globals['_GRANT_KIND']._serialized_start=2739
+  _globals['_GRANT_KIND']._serialized_end=2789
+  _globals['_GRANT_STATE']._serialized_start=2791
+  _globals['_GRANT_STATE']._serialized_end=2859
+  _globals['_LISTGRANTSREQUEST']._serialized_start=2909
+  _globals['_LISTGRANTSREQUEST']._serialized_end=3001
+  _globals['_LISTGRANTSRESPONSE']._serialized_start=3003
+  _globals['_LISTGRANTSRESPONSE']._serialized_end=3101
+  _globals['_REVOKEGRANTREQUEST']._serialized_start=3103
+  _globals['_REVOKEGRANTREQUEST']._serialized_end=3143
+  _globals['_AUTHSERVICE']._serialized_start=3146
+  _globals['_AUTHSERVICE']._serialized_end=4559
 # @@protoc_insertion_point(module_scope)

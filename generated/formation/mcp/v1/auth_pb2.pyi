@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -323,3 +324,433 @@ class Jwk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Jwk: _TypeAlias = Jwk  # noqa: Y015
+
+@_typing.final
+class AuthorizationRequest(_message.Message):
+    """An MCP host's request to act as an account (an OAuth 2.1 authorization request), waiting
+    for the account's key to approve or deny it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[AuthorizationRequest._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: AuthorizationRequest._State.ValueType  # 0
+        """Never used."""
+        PENDING: AuthorizationRequest._State.ValueType  # 1
+        """Waiting for a key to approve or deny it."""
+        APPROVED: AuthorizationRequest._State.ValueType  # 2
+        """Approved: the host gets its code when its browser returns."""
+        DENIED: AuthorizationRequest._State.ValueType  # 3
+        """Denied: the host is told access_denied."""
+        EXPIRED: AuthorizationRequest._State.ValueType  # 4
+        """Nobody decided in time."""
+        COMPLETED: AuthorizationRequest._State.ValueType  # 5
+        """Approved, and the code went to the host."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Where the request is in its life."""
+
+    STATE_UNSPECIFIED: AuthorizationRequest.State.ValueType  # 0
+    """Never used."""
+    PENDING: AuthorizationRequest.State.ValueType  # 1
+    """Waiting for a key to approve or deny it."""
+    APPROVED: AuthorizationRequest.State.ValueType  # 2
+    """Approved: the host gets its code when its browser returns."""
+    DENIED: AuthorizationRequest.State.ValueType  # 3
+    """Denied: the host is told access_denied."""
+    EXPIRED: AuthorizationRequest.State.ValueType  # 4
+    """Nobody decided in time."""
+    COMPLETED: AuthorizationRequest.State.ValueType  # 5
+    """Approved, and the code went to the host."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    USER_CODE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_NAME_FIELD_NUMBER: _builtins.int
+    REDIRECT_URI_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    GRANTED_SCOPE_FIELD_NUMBER: _builtins.int
+    REQUESTED_ACCOUNT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    DOMAIN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`authorizationRequests/{code}`: the code the sign-in page shows, without its dash."""
+    user_code: _builtins.str
+    """The code as the sign-in page shows it (`BCDF-GHJK`)."""
+    client_id: _builtins.str
+    """The OAuth client: a registered client's id, or the URL of its metadata document."""
+    client_name: _builtins.str
+    """The name the client gives itself (its own claim: check client_id and redirect_uri)."""
+    redirect_uri: _builtins.str
+    """Where the code will be sent."""
+    resource: _builtins.str
+    """The resource (RFC 8707) the tokens will be for: this server's MCP endpoint."""
+    scope: _builtins.str
+    """The scope asked for: `full` or `read-only`."""
+    state: Global___AuthorizationRequest.State.ValueType
+    """The state."""
+    account: _builtins.str
+    """The account that approved or denied it (`accounts/{key_id}`); empty while pending."""
+    granted_scope: _builtins.str
+    """The scope granted (the one asked for, or `read-only`); empty unless approved."""
+    requested_account: _builtins.str
+    """The only account that may decide (the client's `login_hint`); empty for any."""
+    nonce: _builtins.str
+    """The request's own value in the signed decision (see ApproveAuthorizationRequestRequest)."""
+    domain: _builtins.str
+    """The domain in the signed decision (the server's FMCP_AUTH_DOMAIN)."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """After this it can no longer be decided."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        user_code: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        client_name: _builtins.str = ...,
+        redirect_uri: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        state: Global___AuthorizationRequest.State.ValueType = ...,
+        account: _builtins.str = ...,
+        granted_scope: _builtins.str = ...,
+        requested_account: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        nonce: _builtins.str = ...,
+        domain: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "client_id", b"client_id", "client_name", b"client_name", "create_time", b"create_time", "domain", b"domain", "expire_time", b"expire_time", "granted_scope", b"granted_scope", "name", b"name", "nonce", b"nonce", "redirect_uri", b"redirect_uri", "requested_account", b"requested_account", "resource", b"resource", "scope", b"scope", "state", b"state", "user_code", b"user_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizationRequest: _TypeAlias = AuthorizationRequest  # noqa: Y015
+
+@_typing.final
+class GetAuthorizationRequestRequest(_message.Message):
+    """Request for GetAuthorizationRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`authorizationRequests/{code}`; the code may be written with its dash and in any case."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAuthorizationRequestRequest: _TypeAlias = GetAuthorizationRequestRequest  # noqa: Y015
+
+@_typing.final
+class ApproveAuthorizationRequestRequest(_message.Message):
+    """Request for ApproveAuthorizationRequest.
+
+    The signature is the Ed25519 signature of these lines joined by a newline (no final
+    newline), the values from the AuthorizationRequest:
+    `formation-mcp-authorize-v1`, `domain: {domain}`, `key_id: {key id of public_key}`,
+    `request: {name}`, `nonce: {nonce}`, `client_id: {client_id}`,
+    `redirect_uri: {redirect_uri}`, `resource: {resource}`, `decision: approve {scope}`
+    (the scope granted), `expiration_time: {expire_time, RFC 3339, whole seconds, Z}`.
+    `fmcp authorize CODE` (or the SDK's `client.authorizations.approve`) does it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`authorizationRequests/{code}`."""
+    public_key: _builtins.bytes
+    """The raw 32-byte Ed25519 public key of the account to grant access to."""
+    signature: _builtins.bytes
+    """The 64-byte signature of the decision (see above)."""
+    scope: _builtins.str
+    """The scope to grant: the one asked for (the default) or the narrower `read-only`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        scope: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "public_key", b"public_key", "scope", b"scope", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveAuthorizationRequestRequest: _TypeAlias = ApproveAuthorizationRequestRequest  # noqa: Y015
+
+@_typing.final
+class DenyAuthorizationRequestRequest(_message.Message):
+    """Request for DenyAuthorizationRequest. The signature is as for an approval, with the line
+    `decision: deny`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`authorizationRequests/{code}`."""
+    public_key: _builtins.bytes
+    """The raw 32-byte Ed25519 public key."""
+    signature: _builtins.bytes
+    """The 64-byte signature of the decision."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "public_key", b"public_key", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DenyAuthorizationRequestRequest: _TypeAlias = DenyAuthorizationRequestRequest  # noqa: Y015
+
+@_typing.final
+class Grant(_message.Message):
+    """Access given to something acting as an account: a login session (the CLI, the SDK) or an
+    MCP host the account approved. One refresh-token family; its access tokens name it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Grant._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: Grant._Kind.ValueType  # 0
+        """Never used."""
+        LOGIN: Grant._Kind.ValueType  # 1
+        """A login with the key (Login)."""
+        OAUTH: Grant._Kind.ValueType  # 2
+        """An MCP host (OAuth client) approved with the key."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """How the grant was made."""
+
+    KIND_UNSPECIFIED: Grant.Kind.ValueType  # 0
+    """Never used."""
+    LOGIN: Grant.Kind.ValueType  # 1
+    """A login with the key (Login)."""
+    OAUTH: Grant.Kind.ValueType  # 2
+    """An MCP host (OAuth client) approved with the key."""
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Grant._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Grant._State.ValueType  # 0
+        """Never used."""
+        ACTIVE: Grant._State.ValueType  # 1
+        """Its tokens work."""
+        REVOKED: Grant._State.ValueType  # 2
+        """Revoked (logout, RevokeGrant, the client, or a reused refresh token or code)."""
+        EXPIRED: Grant._State.ValueType  # 3
+        """Its last refresh token expired."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Whether it still works."""
+
+    STATE_UNSPECIFIED: Grant.State.ValueType  # 0
+    """Never used."""
+    ACTIVE: Grant.State.ValueType  # 1
+    """Its tokens work."""
+    REVOKED: Grant.State.ValueType  # 2
+    """Revoked (logout, RevokeGrant, the client, or a reused refresh token or code)."""
+    EXPIRED: Grant.State.ValueType  # 3
+    """Its last refresh token expired."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_NAME_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_USE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    REVOKE_REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`grants/{id}`."""
+    account: _builtins.str
+    """The account it acts as (`accounts/{key_id}`)."""
+    kind: Global___Grant.Kind.ValueType
+    """How it was made."""
+    client_id: _builtins.str
+    """The OAuth client (OAUTH grants)."""
+    client_name: _builtins.str
+    """The client's name for itself, or `fmcp login` for logins."""
+    scope: _builtins.str
+    """`full` or `read-only`."""
+    resource: _builtins.str
+    """The resource its access tokens are for (the MCP endpoint's URL); empty for the API."""
+    state: Global___Grant.State.ValueType
+    """Whether it still works."""
+    revoke_reason: _builtins.str
+    """Why: `logout`, `revoked` (RevokeGrant), `client` (the OAuth client revoked it),
+    `refresh_token_reused`, `code_reused`.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    @_builtins.property
+    def last_use_time(self) -> _timestamp_pb2.Timestamp:
+        """When a token was last issued under it."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When its newest refresh token expires."""
+
+    @_builtins.property
+    def revoke_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was revoked."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        account: _builtins.str = ...,
+        kind: Global___Grant.Kind.ValueType = ...,
+        client_id: _builtins.str = ...,
+        client_name: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        state: Global___Grant.State.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        last_use_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        revoke_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "last_use_time", b"last_use_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "client_id", b"client_id", "client_name", b"client_name", "create_time", b"create_time", "expire_time", b"expire_time", "kind", b"kind", "last_use_time", b"last_use_time", "name", b"name", "resource", b"resource", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "scope", b"scope", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Grant: _TypeAlias = Grant  # noqa: Y015
+
+@_typing.final
+class ListGrantsRequest(_message.Message):
+    """Request for ListGrants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    filter: _builtins.str
+    """`kind = OAUTH`, `state = ACTIVE`, joined by AND; empty for every grant."""
+    page_size: _builtins.int
+    """Maximum grants per page: 0 means 50; above 1000 is treated as 1000; negative is
+    INVALID_ARGUMENT.
+    """
+    page_token: _builtins.str
+    """`next_page_token` of the previous page. The filter must not change between pages."""
+    def __init__(
+        self,
+        *,
+        filter: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGrantsRequest: _TypeAlias = ListGrantsRequest  # noqa: Y015
+
+@_typing.final
+class ListGrantsResponse(_message.Message):
+    """Response of ListGrants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Grant]:
+        """The grants on this page, newest first."""
+
+    def __init__(
+        self,
+        *,
+        grants: _abc.Iterable[Global___Grant] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGrantsResponse: _TypeAlias = ListGrantsResponse  # noqa: Y015
+
+@_typing.final
+class RevokeGrantRequest(_message.Message):
+    """Request for RevokeGrant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`grants/{id}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeGrantRequest: _TypeAlias = RevokeGrantRequest  # noqa: Y015

@@ -67,6 +67,31 @@ class AuthServiceStub:
                 request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.Jwks.FromString,
                 _registered_method=True)
+        self.GetAuthorizationRequest = channel.unary_unary(
+                '/formation.mcp.v1.AuthService/GetAuthorizationRequest',
+                request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.GetAuthorizationRequestRequest.SerializeToString,
+                response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.FromString,
+                _registered_method=True)
+        self.ApproveAuthorizationRequest = channel.unary_unary(
+                '/formation.mcp.v1.AuthService/ApproveAuthorizationRequest',
+                request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ApproveAuthorizationRequestRequest.SerializeToString,
+                response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.FromString,
+                _registered_method=True)
+        self.DenyAuthorizationRequest = channel.unary_unary(
+                '/formation.mcp.v1.AuthService/DenyAuthorizationRequest',
+                request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.DenyAuthorizationRequestRequest.SerializeToString,
+                response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/formation.mcp.v1.AuthService/ListGrants',
+                request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
+        self.RevokeGrant = channel.unary_unary(
+                '/formation.mcp.v1.AuthService/RevokeGrant',
+                request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.RevokeGrantRequest.SerializeToString,
+                response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.Grant.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -116,6 +141,50 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAuthorizationRequest(self, request, context):
+        """Returns an MCP host's pending sign-in (OAuth authorization request) by the code its
+        sign-in page shows: which client asks, where the code goes, for which resource and
+        scope. Needs no token: the code is the handle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveAuthorizationRequest(self, request, context):
+        """Approves an authorization request with a key: the host gets tokens for the key's
+        account. Signed, not bearer-authenticated: a stolen access token cannot approve.
+        Repeating an approval already made by the same key returns the request unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DenyAuthorizationRequest(self, request, context):
+        """Denies an authorization request with a key: the host is told access_denied.
+        Repeating a denial already made by the same key returns the request unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGrants(self, request, context):
+        """Lists the caller's grants, newest first: login sessions and the MCP hosts they
+        approved. AIP-160 filter subset: `kind` (`LOGIN`, `OAUTH`) and `state` (`ACTIVE`,
+        `REVOKED`, `EXPIRED`) with `=`, joined by AND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeGrant(self, request, context):
+        """Revokes a grant: its refresh tokens and every access token it issued stop working at
+        once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
+        (admins may revoke any).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +217,31 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetJwks,
                     request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.GetJwksRequest.FromString,
                     response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.Jwks.SerializeToString,
+            ),
+            'GetAuthorizationRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuthorizationRequest,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.GetAuthorizationRequestRequest.FromString,
+                    response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.SerializeToString,
+            ),
+            'ApproveAuthorizationRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveAuthorizationRequest,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ApproveAuthorizationRequestRequest.FromString,
+                    response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.SerializeToString,
+            ),
+            'DenyAuthorizationRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DenyAuthorizationRequest,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.DenyAuthorizationRequestRequest.FromString,
+                    response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ListGrantsRequest.FromString,
+                    response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ListGrantsResponse.SerializeToString,
+            ),
+            'RevokeGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeGrant,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.RevokeGrantRequest.FromString,
+                    response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.Grant.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +408,141 @@ class AuthService:
             '/formation.mcp.v1.AuthService/GetJwks',
             formation_dot_mcp_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
             formation_dot_mcp_dot_v1_dot_auth__pb2.Jwks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuthorizationRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.AuthService/GetAuthorizationRequest',
+            formation_dot_mcp_dot_v1_dot_auth__pb2.GetAuthorizationRequestRequest.SerializeToString,
+            formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveAuthorizationRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.AuthService/ApproveAuthorizationRequest',
+            formation_dot_mcp_dot_v1_dot_auth__pb2.ApproveAuthorizationRequestRequest.SerializeToString,
+            formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DenyAuthorizationRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.AuthService/DenyAuthorizationRequest',
+            formation_dot_mcp_dot_v1_dot_auth__pb2.DenyAuthorizationRequestRequest.SerializeToString,
+            formation_dot_mcp_dot_v1_dot_auth__pb2.AuthorizationRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.AuthService/ListGrants',
+            formation_dot_mcp_dot_v1_dot_auth__pb2.ListGrantsRequest.SerializeToString,
+            formation_dot_mcp_dot_v1_dot_auth__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.AuthService/RevokeGrant',
+            formation_dot_mcp_dot_v1_dot_auth__pb2.RevokeGrantRequest.SerializeToString,
+            formation_dot_mcp_dot_v1_dot_auth__pb2.Grant.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,30 @@ class AuthServiceStub:
     """Returns the calling account."""
     GetJwks: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.Jwks]
     """Returns the public keys that verify access tokens, as a JSON Web Key Set."""
+    GetAuthorizationRequest: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAuthorizationRequestRequest, _auth_pb2.AuthorizationRequest]
+    """Returns an MCP host's pending sign-in (OAuth authorization request) by the code its
+    sign-in page shows: which client asks, where the code goes, for which resource and
+    scope. Needs no token: the code is the handle.
+    """
+    ApproveAuthorizationRequest: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ApproveAuthorizationRequestRequest, _auth_pb2.AuthorizationRequest]
+    """Approves an authorization request with a key: the host gets tokens for the key's
+    account. Signed, not bearer-authenticated: a stolen access token cannot approve.
+    Repeating an approval already made by the same key returns the request unchanged.
+    """
+    DenyAuthorizationRequest: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DenyAuthorizationRequestRequest, _auth_pb2.AuthorizationRequest]
+    """Denies an authorization request with a key: the host is told access_denied.
+    Repeating a denial already made by the same key returns the request unchanged.
+    """
+    ListGrants: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListGrantsRequest, _auth_pb2.ListGrantsResponse]
+    """Lists the caller's grants, newest first: login sessions and the MCP hosts they
+    approved. AIP-160 filter subset: `kind` (`LOGIN`, `OAUTH`) and `state` (`ACTIVE`,
+    `REVOKED`, `EXPIRED`) with `=`, joined by AND.
+    """
+    RevokeGrant: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeGrantRequest, _auth_pb2.Grant]
+    """Revokes a grant: its refresh tokens and every access token it issued stop working at
+    once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
+    (admins may revoke any).
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -68,6 +92,30 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Returns the calling account."""
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.Jwks]  # type: ignore[assignment]
     """Returns the public keys that verify access tokens, as a JSON Web Key Set."""
+    GetAuthorizationRequest: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAuthorizationRequestRequest, _auth_pb2.AuthorizationRequest]  # type: ignore[assignment]
+    """Returns an MCP host's pending sign-in (OAuth authorization request) by the code its
+    sign-in page shows: which client asks, where the code goes, for which resource and
+    scope. Needs no token: the code is the handle.
+    """
+    ApproveAuthorizationRequest: _aio.UnaryUnaryMultiCallable[_auth_pb2.ApproveAuthorizationRequestRequest, _auth_pb2.AuthorizationRequest]  # type: ignore[assignment]
+    """Approves an authorization request with a key: the host gets tokens for the key's
+    account. Signed, not bearer-authenticated: a stolen access token cannot approve.
+    Repeating an approval already made by the same key returns the request unchanged.
+    """
+    DenyAuthorizationRequest: _aio.UnaryUnaryMultiCallable[_auth_pb2.DenyAuthorizationRequestRequest, _auth_pb2.AuthorizationRequest]  # type: ignore[assignment]
+    """Denies an authorization request with a key: the host is told access_denied.
+    Repeating a denial already made by the same key returns the request unchanged.
+    """
+    ListGrants: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListGrantsRequest, _auth_pb2.ListGrantsResponse]  # type: ignore[assignment]
+    """Lists the caller's grants, newest first: login sessions and the MCP hosts they
+    approved. AIP-160 filter subset: `kind` (`LOGIN`, `OAUTH`) and `state` (`ACTIVE`,
+    `REVOKED`, `EXPIRED`) with `=`, joined by AND.
+    """
+    RevokeGrant: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeGrantRequest, _auth_pb2.Grant]  # type: ignore[assignment]
+    """Revokes a grant: its refresh tokens and every access token it issued stop working at
+    once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
+    (admins may revoke any).
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """Challenge-response login with an Ed25519 key; EdDSA-signed access tokens,
@@ -121,5 +169,59 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.Jwks, _abc.Awaitable[_auth_pb2.Jwks]]:
         """Returns the public keys that verify access tokens, as a JSON Web Key Set."""
+
+    @_abc_1.abstractmethod
+    def GetAuthorizationRequest(
+        self,
+        request: _auth_pb2.GetAuthorizationRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.AuthorizationRequest, _abc.Awaitable[_auth_pb2.AuthorizationRequest]]:
+        """Returns an MCP host's pending sign-in (OAuth authorization request) by the code its
+        sign-in page shows: which client asks, where the code goes, for which resource and
+        scope. Needs no token: the code is the handle.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveAuthorizationRequest(
+        self,
+        request: _auth_pb2.ApproveAuthorizationRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.AuthorizationRequest, _abc.Awaitable[_auth_pb2.AuthorizationRequest]]:
+        """Approves an authorization request with a key: the host gets tokens for the key's
+        account. Signed, not bearer-authenticated: a stolen access token cannot approve.
+        Repeating an approval already made by the same key returns the request unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def DenyAuthorizationRequest(
+        self,
+        request: _auth_pb2.DenyAuthorizationRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.AuthorizationRequest, _abc.Awaitable[_auth_pb2.AuthorizationRequest]]:
+        """Denies an authorization request with a key: the host is told access_denied.
+        Repeating a denial already made by the same key returns the request unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def ListGrants(
+        self,
+        request: _auth_pb2.ListGrantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListGrantsResponse, _abc.Awaitable[_auth_pb2.ListGrantsResponse]]:
+        """Lists the caller's grants, newest first: login sessions and the MCP hosts they
+        approved. AIP-160 filter subset: `kind` (`LOGIN`, `OAUTH`) and `state` (`ACTIVE`,
+        `REVOKED`, `EXPIRED`) with `=`, joined by AND.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeGrant(
+        self,
+        request: _auth_pb2.RevokeGrantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.Grant, _abc.Awaitable[_auth_pb2.Grant]]:
+        """Revokes a grant: its refresh tokens and every access token it issued stop working at
+        once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
+        (admins may revoke any).
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,8 +4,8 @@
 // @generated from file formation/mcp/v1/auth.proto (package formation.mcp.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file formation/mcp/v1/auth.proto.
  */
 export const file_formation_mcp_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chtmb3JtYXRpb24vbWNwL3YxL2F1dGgucHJvdG8SEGZvcm1hdGlvbi5tY3AudjEiMgoWQ3JlYXRlQ2hhbGxlbmdlUmVxdWVzdBIYCgpwdWJsaWNfa2V5GAEgASgMQgTiQQECIosBCglDaGFsbGVuZ2USGgoMY2hhbGxlbmdlX2lkGAEgASgJQgTiQQEDEhUKB21lc3NhZ2UYAiABKAxCBOJBAQMSNQoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhQKBmtleV9pZBgEIAEoCUIE4kEBAyJdCgxMb2dpblJlcXVlc3QSGgoMY2hhbGxlbmdlX2lkGAEgASgJQgTiQQECEhgKCnB1YmxpY19rZXkYAiABKAxCBOJBAQISFwoJc2lnbmF0dXJlGAMgASgMQgTiQQECIuoBCgdTZXNzaW9uEhoKDGFjY2Vzc190b2tlbhgBIAEoCUIE4kEBAxIbCg1yZWZyZXNoX3Rva2VuGAIgASgJQgTiQQEDEjUKC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIwCgdhY2NvdW50GAQgASgLMhkuZm9ybWF0aW9uLm1jcC52MS5BY2NvdW50QgTiQQEDEj0KE3JlZnJlc2hfZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjIKE1JlZnJlc2hUb2tlblJlcXVlc3QSGwoNcmVmcmVzaF90b2tlbhgBIAEoCUIE4kEBAiIxChJSZXZva2VUb2tlblJlcXVlc3QSGwoNcmVmcmVzaF90b2tlbhgBIAEoCUIE4kEBAiLnAQoHQWNjb3VudBISCgRuYW1lGAEgASgJQgTiQQEIEhQKBmtleV9pZBgCIAEoCUIE4kEBAxITCgVyb2xlcxgDIAMoCUIE4kEBARIYCgpwdWJsaWNfa2V5GAQgASgMQgTiQQEFEhYKCGRpc2FibGVkGAUgASgIQgTiQQEBEjUKC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzo06kExChttY3AuZm9ybWF0aW9uLmNsb3VkL0FjY291bnQSEmFjY291bnRzL3thY2NvdW50fSIQCg5HZXRKd2tzUmVxdWVzdCIxCgRKd2tzEikKBGtleXMYASADKAsyFS5mb3JtYXRpb24ubWNwLnYxLkp3a0IE4kEBAyJ1CgNKd2sSEQoDa3R5GAEgASgJQgTiQQEDEhEKA2NydhgCIAEoCUIE4kEBAxIPCgF4GAMgASgJQgTiQQEDEhEKA2tpZBgEIAEoCUIE4kEBAxIRCgN1c2UYBSABKAlCBOJBAQMSEQoDYWxnGAYgASgJQgTiQQEDMocFCgtBdXRoU2VydmljZRJ3Cg9DcmVhdGVDaGFsbGVuZ2USKC5mb3JtYXRpb24ubWNwLnYxLkNyZWF0ZUNoYWxsZW5nZVJlcXVlc3QaGy5mb3JtYXRpb24ubWNwLnYxLkNoYWxsZW5nZSIdgtPkkwIXOgEqIhIvdjEvYXV0aC9jaGFsbGVuZ2USXQoFTG9naW4SHi5mb3JtYXRpb24ubWNwLnYxLkxvZ2luUmVxdWVzdBoZLmZvcm1hdGlvbi5tY3AudjEuU2Vzc2lvbiIZgtPkkwITOgEqIg4vdjEvYXV0aC9sb2dpbhJzCgxSZWZyZXNoVG9rZW4SJS5mb3JtYXRpb24ubWNwLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaGS5mb3JtYXRpb24ubWNwLnYxLlNlc3Npb24iIYLT5JMCGzoBKiIWL3YxL2F1dGgvdG9rZW46cmVmcmVzaBJtCgtSZXZva2VUb2tlbhIkLmZvcm1hdGlvbi5tY3AudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiCC0+STAho6ASoiFS92MS9hdXRoL3Rva2VuOnJldm9rZRJgChFHZXRDdXJyZW50QWNjb3VudBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoZLmZvcm1hdGlvbi5tY3AudjEuQWNjb3VudCIYgtPkkwISEhAvdjEvYXV0aC9hY2NvdW50EloKB0dldEp3a3MSIC5mb3JtYXRpb24ubWNwLnYxLkdldEp3a3NSZXF1ZXN0GhYuZm9ybWF0aW9uLm1jcC52MS5Kd2tzIhWC0+STAg8SDS92MS9hdXRoL2p3a3NiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_timestamp]);
+  fileDesc("Chtmb3JtYXRpb24vbWNwL3YxL2F1dGgucHJvdG8SEGZvcm1hdGlvbi5tY3AudjEiMgoWQ3JlYXRlQ2hhbGxlbmdlUmVxdWVzdBIYCgpwdWJsaWNfa2V5GAEgASgMQgTiQQECIosBCglDaGFsbGVuZ2USGgoMY2hhbGxlbmdlX2lkGAEgASgJQgTiQQEDEhUKB21lc3NhZ2UYAiABKAxCBOJBAQMSNQoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhQKBmtleV9pZBgEIAEoCUIE4kEBAyJdCgxMb2dpblJlcXVlc3QSGgoMY2hhbGxlbmdlX2lkGAEgASgJQgTiQQECEhgKCnB1YmxpY19rZXkYAiABKAxCBOJBAQISFwoJc2lnbmF0dXJlGAMgASgMQgTiQQECIuoBCgdTZXNzaW9uEhoKDGFjY2Vzc190b2tlbhgBIAEoCUIE4kEBAxIbCg1yZWZyZXNoX3Rva2VuGAIgASgJQgTiQQEDEjUKC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIwCgdhY2NvdW50GAQgASgLMhkuZm9ybWF0aW9uLm1jcC52MS5BY2NvdW50QgTiQQEDEj0KE3JlZnJlc2hfZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjIKE1JlZnJlc2hUb2tlblJlcXVlc3QSGwoNcmVmcmVzaF90b2tlbhgBIAEoCUIE4kEBAiIxChJSZXZva2VUb2tlblJlcXVlc3QSGwoNcmVmcmVzaF90b2tlbhgBIAEoCUIE4kEBAiLnAQoHQWNjb3VudBISCgRuYW1lGAEgASgJQgTiQQEIEhQKBmtleV9pZBgCIAEoCUIE4kEBAxITCgVyb2xlcxgDIAMoCUIE4kEBARIYCgpwdWJsaWNfa2V5GAQgASgMQgTiQQEFEhYKCGRpc2FibGVkGAUgASgIQgTiQQEBEjUKC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzo06kExChttY3AuZm9ybWF0aW9uLmNsb3VkL0FjY291bnQSEmFjY291bnRzL3thY2NvdW50fSIQCg5HZXRKd2tzUmVxdWVzdCIxCgRKd2tzEikKBGtleXMYASADKAsyFS5mb3JtYXRpb24ubWNwLnYxLkp3a0IE4kEBAyJ1CgNKd2sSEQoDa3R5GAEgASgJQgTiQQEDEhEKA2NydhgCIAEoCUIE4kEBAxIPCgF4GAMgASgJQgTiQQEDEhEKA2tpZBgEIAEoCUIE4kEBAxIRCgN1c2UYBSABKAlCBOJBAQMSEQoDYWxnGAYgASgJQgTiQQEDIrIFChRBdXRob3JpemF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQEIEhcKCXVzZXJfY29kZRgCIAEoCUIE4kEBAxIXCgljbGllbnRfaWQYAyABKAlCBOJBAQMSGQoLY2xpZW50X25hbWUYBCABKAlCBOJBAQMSGgoMcmVkaXJlY3RfdXJpGAUgASgJQgTiQQEDEhYKCHJlc291cmNlGAYgASgJQgTiQQEDEhMKBXNjb3BlGAcgASgJQgTiQQEDEkEKBXN0YXRlGAggASgOMiwuZm9ybWF0aW9uLm1jcC52MS5BdXRob3JpemF0aW9uUmVxdWVzdC5TdGF0ZUIE4kEBAxIVCgdhY2NvdW50GAkgASgJQgTiQQEDEhsKDWdyYW50ZWRfc2NvcGUYCiABKAlCBOJBAQMSHwoRcmVxdWVzdGVkX2FjY291bnQYCyABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC2V4cGlyZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxITCgVub25jZRgOIAEoCUIE4kEBAxIUCgZkb21haW4YDyABKAlCBOJBAQMiYQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQRU5ESU5HEAESDAoIQVBQUk9WRUQQAhIKCgZERU5JRUQQAxILCgdFWFBJUkVEEAQSDQoJQ09NUExFVEVEEAU6XOpBWQoobWNwLmZvcm1hdGlvbi5jbG91ZC9BdXRob3JpemF0aW9uUmVxdWVzdBItYXV0aG9yaXphdGlvblJlcXVlc3RzL3thdXRob3JpemF0aW9uX3JlcXVlc3R9IjQKHkdldEF1dGhvcml6YXRpb25SZXF1ZXN0UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIoABCiJBcHByb3ZlQXV0aG9yaXphdGlvblJlcXVlc3RSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISGAoKcHVibGljX2tleRgCIAEoDEIE4kEBAhIXCglzaWduYXR1cmUYAyABKAxCBOJBAQISEwoFc2NvcGUYBCABKAlCBOJBAQEiaAofRGVueUF1dGhvcml6YXRpb25SZXF1ZXN0UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEhgKCnB1YmxpY19rZXkYAiABKAxCBOJBAQISFwoJc2lnbmF0dXJlGAMgASgMQgTiQQECIp4FCgVHcmFudBISCgRuYW1lGAEgASgJQgTiQQEIEhUKB2FjY291bnQYAiABKAlCBOJBAQMSMAoEa2luZBgDIAEoDjIcLmZvcm1hdGlvbi5tY3AudjEuR3JhbnQuS2luZEIE4kEBAxIXCgljbGllbnRfaWQYBCABKAlCBOJBAQMSGQoLY2xpZW50X25hbWUYBSABKAlCBOJBAQMSEwoFc2NvcGUYBiABKAlCBOJBAQMSFgoIcmVzb3VyY2UYByABKAlCBOJBAQMSMgoFc3RhdGUYCCABKA4yHS5mb3JtYXRpb24ubWNwLnYxLkdyYW50LlN0YXRlQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI3Cg1sYXN0X3VzZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1CgtleHBpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLcmV2b2tlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDXJldm9rZV9yZWFzb24YDSABKAlCBOJBAQMiMgoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCQoFTE9HSU4QARIJCgVPQVVUSBACIkQKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASCgoGQUNUSVZFEAESCwoHUkVWT0tFRBACEgsKB0VYUElSRUQQAzou6kErChltY3AuZm9ybWF0aW9uLmNsb3VkL0dyYW50Eg5ncmFudHMve2dyYW50fSJcChFMaXN0R3JhbnRzUmVxdWVzdBIUCgZmaWx0ZXIYASABKAlCBOJBAQESFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQEiYgoSTGlzdEdyYW50c1Jlc3BvbnNlEi0KBmdyYW50cxgBIAMoCzIXLmZvcm1hdGlvbi5tY3AudjEuR3JhbnRCBOJBAQMSHQoPbmV4dF9wYWdlX3Rva2VuGAIgASgJQgTiQQEDIigKElJldm9rZUdyYW50UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECMoULCgtBdXRoU2VydmljZRJ3Cg9DcmVhdGVDaGFsbGVuZ2USKC5mb3JtYXRpb24ubWNwLnYxLkNyZWF0ZUNoYWxsZW5nZVJlcXVlc3QaGy5mb3JtYXRpb24ubWNwLnYxLkNoYWxsZW5nZSIdgtPkkwIXOgEqIhIvdjEvYXV0aC9jaGFsbGVuZ2USXQoFTG9naW4SHi5mb3JtYXRpb24ubWNwLnYxLkxvZ2luUmVxdWVzdBoZLmZvcm1hdGlvbi5tY3AudjEuU2Vzc2lvbiIZgtPkkwITOgEqIg4vdjEvYXV0aC9sb2dpbhJzCgxSZWZyZXNoVG9rZW4SJS5mb3JtYXRpb24ubWNwLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaGS5mb3JtYXRpb24ubWNwLnYxLlNlc3Npb24iIYLT5JMCGzoBKiIWL3YxL2F1dGgvdG9rZW46cmVmcmVzaBJtCgtSZXZva2VUb2tlbhIkLmZvcm1hdGlvbi5tY3AudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiCC0+STAho6ASoiFS92MS9hdXRoL3Rva2VuOnJldm9rZRJgChFHZXRDdXJyZW50QWNjb3VudBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoZLmZvcm1hdGlvbi5tY3AudjEuQWNjb3VudCIYgtPkkwISEhAvdjEvYXV0aC9hY2NvdW50EloKB0dldEp3a3MSIC5mb3JtYXRpb24ubWNwLnYxLkdldEp3a3NSZXF1ZXN0GhYuZm9ybWF0aW9uLm1jcC52MS5Kd2tzIhWC0+STAg8SDS92MS9hdXRoL2p3a3MSpAEKF0dldEF1dGhvcml6YXRpb25SZXF1ZXN0EjAuZm9ybWF0aW9uLm1jcC52MS5HZXRBdXRob3JpemF0aW9uUmVxdWVzdFJlcXVlc3QaJi5mb3JtYXRpb24ubWNwLnYxLkF1dGhvcml6YXRpb25SZXF1ZXN0Ii+C0+STAikSJy92MS9hdXRoL3tuYW1lPWF1dGhvcml6YXRpb25SZXF1ZXN0cy8qfRK3AQobQXBwcm92ZUF1dGhvcml6YXRpb25SZXF1ZXN0EjQuZm9ybWF0aW9uLm1jcC52MS5BcHByb3ZlQXV0aG9yaXphdGlvblJlcXVlc3RSZXF1ZXN0GiYuZm9ybWF0aW9uLm1jcC52MS5BdXRob3JpemF0aW9uUmVxdWVzdCI6gtPkkwI0OgEqIi8vdjEvYXV0aC97bmFtZT1hdXRob3JpemF0aW9uUmVxdWVzdHMvKn06YXBwcm92ZRKuAQoYRGVueUF1dGhvcml6YXRpb25SZXF1ZXN0EjEuZm9ybWF0aW9uLm1jcC52MS5EZW55QXV0aG9yaXphdGlvblJlcXVlc3RSZXF1ZXN0GiYuZm9ybWF0aW9uLm1jcC52MS5BdXRob3JpemF0aW9uUmVxdWVzdCI3gtPkkwIxOgEqIiwvdjEvYXV0aC97bmFtZT1hdXRob3JpemF0aW9uUmVxdWVzdHMvKn06ZGVueRJwCgpMaXN0R3JhbnRzEiMuZm9ybWF0aW9uLm1jcC52MS5MaXN0R3JhbnRzUmVxdWVzdBokLmZvcm1hdGlvbi5tY3AudjEuTGlzdEdyYW50c1Jlc3BvbnNlIheC0+STAhESDy92MS9hdXRoL2dyYW50cxJ4CgtSZXZva2VHcmFudBIkLmZvcm1hdGlvbi5tY3AudjEuUmV2b2tlR3JhbnRSZXF1ZXN0GhcuZm9ybWF0aW9uLm1jcC52MS5HcmFudCIqgtPkkwIkOgEqIh8vdjEvYXV0aC97bmFtZT1ncmFudHMvKn06cmV2b2tlYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_empty, file_google_protobuf_timestamp]);
 
 /**
  * Request for CreateChallenge.
@@ -357,6 +357,555 @@ export const JwkSchema: GenMessage<Jwk> = /*@__PURE__*/
   messageDesc(file_formation_mcp_v1_auth, 9);
 
 /**
+ * An MCP host's request to act as an account (an OAuth 2.1 authorization request), waiting
+ * for the account's key to approve or deny it.
+ *
+ * @generated from message formation.mcp.v1.AuthorizationRequest
+ */
+export type AuthorizationRequest = Message<"formation.mcp.v1.AuthorizationRequest"> & {
+  /**
+   * `authorizationRequests/{code}`: the code the sign-in page shows, without its dash.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The code as the sign-in page shows it (`BCDF-GHJK`).
+   *
+   * @generated from field: string user_code = 2;
+   */
+  userCode: string;
+
+  /**
+   * The OAuth client: a registered client's id, or the URL of its metadata document.
+   *
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * The name the client gives itself (its own claim: check client_id and redirect_uri).
+   *
+   * @generated from field: string client_name = 4;
+   */
+  clientName: string;
+
+  /**
+   * Where the code will be sent.
+   *
+   * @generated from field: string redirect_uri = 5;
+   */
+  redirectUri: string;
+
+  /**
+   * The resource (RFC 8707) the tokens will be for: this server's MCP endpoint.
+   *
+   * @generated from field: string resource = 6;
+   */
+  resource: string;
+
+  /**
+   * The scope asked for: `full` or `read-only`.
+   *
+   * @generated from field: string scope = 7;
+   */
+  scope: string;
+
+  /**
+   * The state.
+   *
+   * @generated from field: formation.mcp.v1.AuthorizationRequest.State state = 8;
+   */
+  state: AuthorizationRequest_State;
+
+  /**
+   * The account that approved or denied it (`accounts/{key_id}`); empty while pending.
+   *
+   * @generated from field: string account = 9;
+   */
+  account: string;
+
+  /**
+   * The scope granted (the one asked for, or `read-only`); empty unless approved.
+   *
+   * @generated from field: string granted_scope = 10;
+   */
+  grantedScope: string;
+
+  /**
+   * The only account that may decide (the client's `login_hint`); empty for any.
+   *
+   * @generated from field: string requested_account = 11;
+   */
+  requestedAccount: string;
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 12;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * After this it can no longer be decided.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 13;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The request's own value in the signed decision (see ApproveAuthorizationRequestRequest).
+   *
+   * @generated from field: string nonce = 14;
+   */
+  nonce: string;
+
+  /**
+   * The domain in the signed decision (the server's FMCP_AUTH_DOMAIN).
+   *
+   * @generated from field: string domain = 15;
+   */
+  domain: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.AuthorizationRequest.
+ * Use `create(AuthorizationRequestSchema)` to create a new message.
+ */
+export const AuthorizationRequestSchema: GenMessage<AuthorizationRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 10);
+
+/**
+ * Where the request is in its life.
+ *
+ * @generated from enum formation.mcp.v1.AuthorizationRequest.State
+ */
+export enum AuthorizationRequest_State {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  STATE_UNSPECIFIED = 0,
+
+  /**
+   * Waiting for a key to approve or deny it.
+   *
+   * @generated from enum value: PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Approved: the host gets its code when its browser returns.
+   *
+   * @generated from enum value: APPROVED = 2;
+   */
+  APPROVED = 2,
+
+  /**
+   * Denied: the host is told access_denied.
+   *
+   * @generated from enum value: DENIED = 3;
+   */
+  DENIED = 3,
+
+  /**
+   * Nobody decided in time.
+   *
+   * @generated from enum value: EXPIRED = 4;
+   */
+  EXPIRED = 4,
+
+  /**
+   * Approved, and the code went to the host.
+   *
+   * @generated from enum value: COMPLETED = 5;
+   */
+  COMPLETED = 5,
+}
+
+/**
+ * Describes the enum formation.mcp.v1.AuthorizationRequest.State.
+ */
+export const AuthorizationRequest_StateSchema: GenEnum<AuthorizationRequest_State> = /*@__PURE__*/
+  enumDesc(file_formation_mcp_v1_auth, 10, 0);
+
+/**
+ * Request for GetAuthorizationRequest.
+ *
+ * @generated from message formation.mcp.v1.GetAuthorizationRequestRequest
+ */
+export type GetAuthorizationRequestRequest = Message<"formation.mcp.v1.GetAuthorizationRequestRequest"> & {
+  /**
+   * `authorizationRequests/{code}`; the code may be written with its dash and in any case.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.GetAuthorizationRequestRequest.
+ * Use `create(GetAuthorizationRequestRequestSchema)` to create a new message.
+ */
+export const GetAuthorizationRequestRequestSchema: GenMessage<GetAuthorizationRequestRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 11);
+
+/**
+ * Request for ApproveAuthorizationRequest.
+ *
+ * The signature is the Ed25519 signature of these lines joined by a newline (no final
+ * newline), the values from the AuthorizationRequest:
+ * `formation-mcp-authorize-v1`, `domain: {domain}`, `key_id: {key id of public_key}`,
+ * `request: {name}`, `nonce: {nonce}`, `client_id: {client_id}`,
+ * `redirect_uri: {redirect_uri}`, `resource: {resource}`, `decision: approve {scope}`
+ * (the scope granted), `expiration_time: {expire_time, RFC 3339, whole seconds, Z}`.
+ * `fmcp authorize CODE` (or the SDK's `client.authorizations.approve`) does it.
+ *
+ * @generated from message formation.mcp.v1.ApproveAuthorizationRequestRequest
+ */
+export type ApproveAuthorizationRequestRequest = Message<"formation.mcp.v1.ApproveAuthorizationRequestRequest"> & {
+  /**
+   * `authorizationRequests/{code}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The raw 32-byte Ed25519 public key of the account to grant access to.
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * The 64-byte signature of the decision (see above).
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+
+  /**
+   * The scope to grant: the one asked for (the default) or the narrower `read-only`.
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.ApproveAuthorizationRequestRequest.
+ * Use `create(ApproveAuthorizationRequestRequestSchema)` to create a new message.
+ */
+export const ApproveAuthorizationRequestRequestSchema: GenMessage<ApproveAuthorizationRequestRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 12);
+
+/**
+ * Request for DenyAuthorizationRequest. The signature is as for an approval, with the line
+ * `decision: deny`.
+ *
+ * @generated from message formation.mcp.v1.DenyAuthorizationRequestRequest
+ */
+export type DenyAuthorizationRequestRequest = Message<"formation.mcp.v1.DenyAuthorizationRequestRequest"> & {
+  /**
+   * `authorizationRequests/{code}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The raw 32-byte Ed25519 public key.
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * The 64-byte signature of the decision.
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message formation.mcp.v1.DenyAuthorizationRequestRequest.
+ * Use `create(DenyAuthorizationRequestRequestSchema)` to create a new message.
+ */
+export const DenyAuthorizationRequestRequestSchema: GenMessage<DenyAuthorizationRequestRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 13);
+
+/**
+ * Access given to something acting as an account: a login session (the CLI, the SDK) or an
+ * MCP host the account approved. One refresh-token family; its access tokens name it.
+ *
+ * @generated from message formation.mcp.v1.Grant
+ */
+export type Grant = Message<"formation.mcp.v1.Grant"> & {
+  /**
+   * `grants/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The account it acts as (`accounts/{key_id}`).
+   *
+   * @generated from field: string account = 2;
+   */
+  account: string;
+
+  /**
+   * How it was made.
+   *
+   * @generated from field: formation.mcp.v1.Grant.Kind kind = 3;
+   */
+  kind: Grant_Kind;
+
+  /**
+   * The OAuth client (OAUTH grants).
+   *
+   * @generated from field: string client_id = 4;
+   */
+  clientId: string;
+
+  /**
+   * The client's name for itself, or `fmcp login` for logins.
+   *
+   * @generated from field: string client_name = 5;
+   */
+  clientName: string;
+
+  /**
+   * `full` or `read-only`.
+   *
+   * @generated from field: string scope = 6;
+   */
+  scope: string;
+
+  /**
+   * The resource its access tokens are for (the MCP endpoint's URL); empty for the API.
+   *
+   * @generated from field: string resource = 7;
+   */
+  resource: string;
+
+  /**
+   * Whether it still works.
+   *
+   * @generated from field: formation.mcp.v1.Grant.State state = 8;
+   */
+  state: Grant_State;
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When a token was last issued under it.
+   *
+   * @generated from field: google.protobuf.Timestamp last_use_time = 10;
+   */
+  lastUseTime?: Timestamp | undefined;
+
+  /**
+   * When its newest refresh token expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 11;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When it was revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 12;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * Why: `logout`, `revoked` (RevokeGrant), `client` (the OAuth client revoked it),
+   * `refresh_token_reused`, `code_reused`.
+   *
+   * @generated from field: string revoke_reason = 13;
+   */
+  revokeReason: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 14);
+
+/**
+ * How the grant was made.
+ *
+ * @generated from enum formation.mcp.v1.Grant.Kind
+ */
+export enum Grant_Kind {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  KIND_UNSPECIFIED = 0,
+
+  /**
+   * A login with the key (Login).
+   *
+   * @generated from enum value: LOGIN = 1;
+   */
+  LOGIN = 1,
+
+  /**
+   * An MCP host (OAuth client) approved with the key.
+   *
+   * @generated from enum value: OAUTH = 2;
+   */
+  OAUTH = 2,
+}
+
+/**
+ * Describes the enum formation.mcp.v1.Grant.Kind.
+ */
+export const Grant_KindSchema: GenEnum<Grant_Kind> = /*@__PURE__*/
+  enumDesc(file_formation_mcp_v1_auth, 14, 0);
+
+/**
+ * Whether it still works.
+ *
+ * @generated from enum formation.mcp.v1.Grant.State
+ */
+export enum Grant_State {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  STATE_UNSPECIFIED = 0,
+
+  /**
+   * Its tokens work.
+   *
+   * @generated from enum value: ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Revoked (logout, RevokeGrant, the client, or a reused refresh token or code).
+   *
+   * @generated from enum value: REVOKED = 2;
+   */
+  REVOKED = 2,
+
+  /**
+   * Its last refresh token expired.
+   *
+   * @generated from enum value: EXPIRED = 3;
+   */
+  EXPIRED = 3,
+}
+
+/**
+ * Describes the enum formation.mcp.v1.Grant.State.
+ */
+export const Grant_StateSchema: GenEnum<Grant_State> = /*@__PURE__*/
+  enumDesc(file_formation_mcp_v1_auth, 14, 1);
+
+/**
+ * Request for ListGrants.
+ *
+ * @generated from message formation.mcp.v1.ListGrantsRequest
+ */
+export type ListGrantsRequest = Message<"formation.mcp.v1.ListGrantsRequest"> & {
+  /**
+   * `kind = OAUTH`, `state = ACTIVE`, joined by AND; empty for every grant.
+   *
+   * @generated from field: string filter = 1;
+   */
+  filter: string;
+
+  /**
+   * Maximum grants per page: 0 means 50; above 1000 is treated as 1000; negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page. The filter must not change between pages.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.ListGrantsRequest.
+ * Use `create(ListGrantsRequestSchema)` to create a new message.
+ */
+export const ListGrantsRequestSchema: GenMessage<ListGrantsRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 15);
+
+/**
+ * Response of ListGrants.
+ *
+ * @generated from message formation.mcp.v1.ListGrantsResponse
+ */
+export type ListGrantsResponse = Message<"formation.mcp.v1.ListGrantsResponse"> & {
+  /**
+   * The grants on this page, newest first.
+   *
+   * @generated from field: repeated formation.mcp.v1.Grant grants = 1;
+   */
+  grants: Grant[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.ListGrantsResponse.
+ * Use `create(ListGrantsResponseSchema)` to create a new message.
+ */
+export const ListGrantsResponseSchema: GenMessage<ListGrantsResponse> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 16);
+
+/**
+ * Request for RevokeGrant.
+ *
+ * @generated from message formation.mcp.v1.RevokeGrantRequest
+ */
+export type RevokeGrantRequest = Message<"formation.mcp.v1.RevokeGrantRequest"> & {
+  /**
+   * `grants/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.RevokeGrantRequest.
+ * Use `create(RevokeGrantRequestSchema)` to create a new message.
+ */
+export const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_auth, 17);
+
+/**
  * Challenge-response login with an Ed25519 key; EdDSA-signed access tokens,
  * rotated opaque refresh tokens.
  *
@@ -422,6 +971,65 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof GetJwksRequestSchema;
     output: typeof JwksSchema;
+  },
+  /**
+   * Returns an MCP host's pending sign-in (OAuth authorization request) by the code its
+   * sign-in page shows: which client asks, where the code goes, for which resource and
+   * scope. Needs no token: the code is the handle.
+   *
+   * @generated from rpc formation.mcp.v1.AuthService.GetAuthorizationRequest
+   */
+  getAuthorizationRequest: {
+    methodKind: "unary";
+    input: typeof GetAuthorizationRequestRequestSchema;
+    output: typeof AuthorizationRequestSchema;
+  },
+  /**
+   * Approves an authorization request with a key: the host gets tokens for the key's
+   * account. Signed, not bearer-authenticated: a stolen access token cannot approve.
+   * Repeating an approval already made by the same key returns the request unchanged.
+   *
+   * @generated from rpc formation.mcp.v1.AuthService.ApproveAuthorizationRequest
+   */
+  approveAuthorizationRequest: {
+    methodKind: "unary";
+    input: typeof ApproveAuthorizationRequestRequestSchema;
+    output: typeof AuthorizationRequestSchema;
+  },
+  /**
+   * Denies an authorization request with a key: the host is told access_denied.
+   * Repeating a denial already made by the same key returns the request unchanged.
+   *
+   * @generated from rpc formation.mcp.v1.AuthService.DenyAuthorizationRequest
+   */
+  denyAuthorizationRequest: {
+    methodKind: "unary";
+    input: typeof DenyAuthorizationRequestRequestSchema;
+    output: typeof AuthorizationRequestSchema;
+  },
+  /**
+   * Lists the caller's grants, newest first: login sessions and the MCP hosts they
+   * approved. AIP-160 filter subset: `kind` (`LOGIN`, `OAUTH`) and `state` (`ACTIVE`,
+   * `REVOKED`, `EXPIRED`) with `=`, joined by AND.
+   *
+   * @generated from rpc formation.mcp.v1.AuthService.ListGrants
+   */
+  listGrants: {
+    methodKind: "unary";
+    input: typeof ListGrantsRequestSchema;
+    output: typeof ListGrantsResponseSchema;
+  },
+  /**
+   * Revokes a grant: its refresh tokens and every access token it issued stop working at
+   * once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
+   * (admins may revoke any).
+   *
+   * @generated from rpc formation.mcp.v1.AuthService.RevokeGrant
+   */
+  revokeGrant: {
+    methodKind: "unary";
+    input: typeof RevokeGrantRequestSchema;
+    output: typeof GrantSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_formation_mcp_v1_auth, 0);
