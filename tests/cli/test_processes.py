@@ -13,10 +13,19 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support.auth import AUDIENCE, ISSUER, token_claims
+from tests.support.mcp import MODERN, http_client
 from tests.support.servers import free_port
 from tests.support.waiting import eventually
+
+from formation_mcp.auth.keys import load_or_create_signing_key
+from formation_mcp.auth.tokens import TokenIssuer
+from formation_mcp.client.auth import login
+from formation_mcp.permissions import FULL_SCOPE
 
 FMCP = str(Path(sys.executable).parent / "fmcp")
 
@@ -200,3 +209,33 @@ async def test_several_processes_on_sqlite_are_refused_naming_the_setting(
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert "FMCP_DATABASE_URL=postgresql" in stderr.decode()
+
+
+async def test_every_process_serves_mcp_whichever_process_its_api_calls_reach(
+    shared_env: dict[str, str], started: list[asyncio.subprocess.Process]
+) -> None:
+    """The MCP endpoint of each child calls the gRPC API on the shared port, where the kernel
+    may hand the connection to another child: they all trust the same bridge."""
+    parent = await start(shared_env, "serve", "--processes", "2", "--no-worker")
+    started.append(parent)
+    http_port = int(shared_env["FMCP_HTTP_LISTEN"].rsplit(":", 1)[1])
+
+    async def two_children_listening() -> bool:
+        children = children_of(parent.pid)
+        return len(children) == 2 and all(listens_on(c, http_port) for c in children)
+
+    await eventually(two_children_listening, deadline=60)
+    async with grpc.aio.insecure_channel(shared_env["FMCP_GRPC_LISTEN"]) as channel:
+        session = await login(channel, Ed25519PrivateKey.generate())
+    url = f"http://127.0.0.1:{http_port}/mcp"
+    signing_key = load_or_create_signing_key(Path(shared_env["FMCP_DATA_DIR"]) / "signing-key.pem")
+    subject = token_claims(session.access_token)["sub"]
+    token = TokenIssuer(signing_key, ISSUER, AUDIENCE, 300).issue(
+        subject, ("user",), audience=url, scope=FULL_SCOPE
+    )
+    # 2026-07-28 is stateless: any child serves any request (2025-11-25 sessions live in one
+    # process: they need one replica per session).
+    for _ in range(8):  # new connections: both children answer, each over either API
+        async with http_client(url, token.token, MODERN) as client:
+            listed = await client.list_tools()
+        assert any(tool.name == "pack_build" for tool in listed.tools)
