@@ -116,14 +116,19 @@ class _BoundedWalk:
         return (self.root + "".join(parts))[:_PATH_CHARS]
 
     def _too_many(self) -> ResourceExhausted:
-        where = self._where(1)
-        description = (
-            f"has more than {MAX_VALUES} values (strings, numbers, objects and lists at any"
-            " depth); send fewer"
-        )
-        return ResourceExhausted(
-            f"{where}: {description}",
-            reason="ARGUMENTS_TOO_LARGE",
-            metadata={"field": where, "limit": "max_values", "limit_value": str(MAX_VALUES)},
-            field_violations=[FieldViolation(where, description, "ARGUMENTS_TOO_LARGE")],
-        )
+        return too_many_values(self._where(1))
+
+
+def too_many_values(where: str) -> ResourceExhausted:
+    """The refusal of a JSON value (`where`: its field, or the top-level key under it) holding
+    more than `MAX_VALUES` values."""
+    description = (
+        f"has more than {MAX_VALUES} values (strings, numbers, objects and lists at any"
+        " depth); send fewer"
+    )
+    return ResourceExhausted(
+        f"{where}: {description}",
+        reason="ARGUMENTS_TOO_LARGE",
+        metadata={"field": where, "limit": "max_values", "limit_value": str(MAX_VALUES)},
+        field_violations=[FieldViolation(where, description, "ARGUMENTS_TOO_LARGE")],
+    )

@@ -19,7 +19,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
 from formation_mcp.api.request_strings import REASON, checker_for, key_segment
-from formation_mcp.errors import InvalidArgument
+from formation_mcp.errors import InvalidArgument, ResourceExhausted
+from formation_mcp.structs import MAX_VALUES
 
 CONTROL_CHARACTERS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
 
@@ -210,3 +211,27 @@ def test_a_type_that_contains_itself_is_walked_to_any_depth() -> None:
     deep = root.children.add(label="one").named["two"].children.add(label="thr\x00ee")
     assert deep.label == "thr\x00ee"
     assert refused_field(root) == "children[0].named.two.children[0].label"
+
+
+def test_json_of_more_than_max_values_is_refused_before_the_rest_is_read() -> None:
+    """The walk stops at the first value past MAX_VALUES with the refusal
+    `arguments_from_struct` would give (a request of 200,000 values costs no more than one of
+    MAX_VALUES)."""
+    files = {str(n): "x" for n in range(MAX_VALUES + 10)}
+    check = checker_for(descriptor_of(call("tools/pack.build", {})))
+    assert check is not None
+
+    with pytest.raises(ResourceExhausted) as caught:
+        check(call("tools/pack.build", {"context_files": files}))
+
+    assert caught.value.reason == "ARGUMENTS_TOO_LARGE"
+    assert [v.field for v in caught.value.field_violations] == ["arguments.context_files"]
+
+
+def test_json_of_exactly_max_values_is_walked_to_the_end() -> None:
+    files = {str(n): "x" for n in range(MAX_VALUES - 2)}  # the object itself is a value too
+    files["last"] = "a\x00b"
+
+    assert refused_field(call("tools/pack.build", {"context_files": files})) == (
+        "arguments.context_files.last"
+    )

@@ -26,6 +26,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from formation_mcp.errors import InvalidArgument
+from formation_mcp.structs import MAX_VALUES, too_many_values
 
 TEXT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "formation.mcp.v1.ListOperationsRequest": ("filter",),
@@ -78,6 +79,24 @@ class _Refused(Exception):
 
     def path(self) -> str:
         return "".join(reversed(self.segments)).removeprefix(".")
+
+
+class _TooMany(_Refused):
+    """A JSON value holds more than `MAX_VALUES` values: refused as `arguments_from_struct`
+    refuses it, before the walk reads the rest (a request of 200,000 tiny values costs no
+    more than one of `MAX_VALUES`)."""
+
+    def __init__(self) -> None:
+        super().__init__("too many values")
+
+
+class _Count:
+    """Values seen so far in one JSON field of a request."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values = 0
 
 
 def _check(value: str, text: bool) -> None:
@@ -149,40 +168,43 @@ _EVERYWHERE: Final = _Places(text=True)
 # -- JSON (Struct, Value, ListValue), walked at run time: its keys are data --------------------
 
 
-def _walk_struct(struct: struct_pb2.Struct, places: _Places) -> None:
+def _walk_struct(struct: struct_pb2.Struct, places: _Places, count: _Count) -> None:
     fields = struct.fields
     for key in fields:  # with fields[key], twice as fast as items() on upb maps
         try:
             _check_key(key)
-            _walk_value(fields[key], places.below(key))
+            _walk_value(fields[key], places.below(key), count)
         except _Refused as refused:
             refused.segments.append(key_segment(key))
             raise
 
 
-def _walk_list(values: struct_pb2.ListValue, places: _Places) -> None:
+def _walk_list(values: struct_pb2.ListValue, places: _Places, count: _Count) -> None:
     item_places = places.below("*")
     for index, value in enumerate(values.values):
         try:
-            _walk_value(value, item_places)
+            _walk_value(value, item_places, count)
         except _Refused as refused:
             refused.segments.append(f"[{index}]")
             raise
 
 
-def _walk_value(value: struct_pb2.Value, places: _Places) -> None:
+def _walk_value(value: struct_pb2.Value, places: _Places, count: _Count) -> None:
+    count.values += 1
+    if count.values > MAX_VALUES:
+        raise _TooMany()
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         string = value.string_value
         if string:
             _check(string, places.text)
     elif kind == "struct_value":
-        _walk_struct(value.struct_value, places)
+        _walk_struct(value.struct_value, places, count)
     elif kind == "list_value":
-        _walk_list(value.list_value, places)
+        _walk_list(value.list_value, places, count)
 
 
-def _json_walker(type_name: str) -> Callable[[Any, _Places], None]:
+def _json_walker(type_name: str) -> Callable[[Any, _Places, _Count], None]:
     if type_name == "google.protobuf.Struct":
         return _walk_struct
     if type_name == "google.protobuf.ListValue":
@@ -207,6 +229,20 @@ def _visit_all(visits: list[Visit]) -> Visit:
     return visit
 
 
+def _json_field(walk: Callable[[Any, _Places, _Count], None], places: _Places) -> Visit:
+    """One JSON field's walk, with a count of its own; a refusal for too many values names the
+    field's top-level key, as `arguments_from_struct` does."""
+
+    def visit(message: Any) -> None:
+        try:
+            walk(message, places, _Count())
+        except _TooMany as too_many:
+            del too_many.segments[:-1]
+            raise
+
+    return visit
+
+
 class _Compiler:
     def __init__(self) -> None:
         self._messages: dict[tuple[str, int], Visit | None] = {}
@@ -215,8 +251,7 @@ class _Compiler:
     def message(self, descriptor: Descriptor, places: _Places) -> Visit | None:
         """The walk over a message's string-holding fields; None when it has none."""
         if descriptor.full_name in _JSON_TYPES:
-            walk = _json_walker(descriptor.full_name)
-            return lambda message: walk(message, places)
+            return _json_field(_json_walker(descriptor.full_name), places)
         key = (descriptor.full_name, id(places))
         if key in self._messages:
             return self._messages[key]
@@ -363,6 +398,8 @@ def checker_for(descriptor: Descriptor) -> RequestCheck | None:
     def check(request: Message) -> None:
         try:
             walk(request)
+        except _TooMany as too_many:
+            raise too_many_values(too_many.path()) from None
         except _Refused as refused:
             raise InvalidArgument.for_field(
                 refused.path(), refused.description, reason=REASON
