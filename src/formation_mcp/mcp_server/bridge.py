@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import grpc
@@ -19,10 +19,19 @@ import mcp_types as types
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
-from mcp.server import Server, ServerRequestContext
+from mcp.server import Server
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from formation_mcp.mcp_server.backend import (
+    UNARY_TIMEOUT_SECONDS,
+    Api,
+    Backend,
+    Context,
+    CredentialsError,
+    Metadata,
+)
 from formation_mcp.mcp_server.convert import (
     TOOL_PREFIX,
     ProgressRelay,
@@ -33,37 +42,18 @@ from formation_mcp.mcp_server.convert import (
     result_of,
     to_mcp_tool,
 )
+from formation_mcp.mcp_server.task_methods import TaskService, install_tasks
 
 log = logging.getLogger(__name__)
 
-Metadata = tuple[tuple[str, str], ...]
-Context = ServerRequestContext[Any, Any]
+__all__ = ["Backend", "Context", "CredentialsError", "Metadata", "ToolBridge"]
 
-UNARY_TIMEOUT_SECONDS = 60.0
-"""ListTools and CallTool (a quick tool runs inline within the call)."""
 CALL_WAIT_SECONDS = 50.0
 """A call without a progress token waits this long within CallTool (one RPC for work done by
 then; under UNARY_TIMEOUT_SECONDS and the server's default FMCP_WAIT_MAX), then is followed."""
 CANCEL_TIMEOUT_SECONDS = 10.0
 LIST_PAGE_SIZE = 100
-
-
-class CredentialsError(Exception):
-    """The caller's credentials could not be had (no key file, login refused, API down);
-    the message says what to do."""
-
-
-class Backend(Protocol):
-    """Where our API is and who is calling: all a transport has to provide."""
-
-    def channel(self) -> grpc.aio.Channel:
-        """The gRPC channel to our API (created lazily, in the serving event loop)."""
-        ...
-
-    async def credentials(self, ctx: Context) -> Metadata:
-        """gRPC metadata that authenticates this MCP request's caller; CredentialsError when
-        there are none to be had."""
-        ...
+DEFAULT_RETENTION_SECONDS = 7 * 86400.0
 
 
 class ToolBridge:
@@ -72,12 +62,22 @@ class ToolBridge:
     asked for it), the final operation becomes the result, and a cancelled request cancels the
     operation."""
 
-    def __init__(self, backend: Backend, *, closing: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        closing: Callable[[], bool] = lambda: False,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    ) -> None:
+        """`retention_seconds`: how long the API keeps an operation after it ends
+        (FMCP_OPERATION_TTL), reported as the tasks' ttl."""
         self._backend = backend
+        self._api = Api(backend)
         self._closing = closing
+        self._tasks = TaskService(self._api, retention_seconds)
 
     def server(self, name: str = "formation-mcp") -> Server[Any]:
-        return Server(
+        server = FormationServer(
             name,
             version=package_version(),
             title="Formation MCP control plane",
@@ -90,14 +90,15 @@ class ToolBridge:
             # `Mcp-Param-*` headers to check: saying so spares a tools/list per 2026 call.
             get_tool_input_schema=lambda _name: None,
             on_list_tools=self.list_tools,
-            on_call_tool=self.call_tool,
         )
+        install_tasks(server, self._tasks, self.call_tool)
+        return server
 
     def _tools(self) -> tools_pb2_grpc.ToolsServiceAsyncStub:
-        return tools_pb2_grpc.ToolsServiceStub(self._backend.channel())
+        return self._api.tools()
 
     def _operations(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
-        return operations_pb2_grpc.OperationsServiceStub(self._backend.channel())
+        return self._api.operations()
 
     async def list_tools(
         self, ctx: Context, _params: types.PaginatedRequestParams | None
@@ -209,6 +210,39 @@ class ToolBridge:
             )
         except Exception as exc:  # the cancel is best effort; the operation stays watchable
             log.warning("could not cancel %s after the MCP request was cancelled: %s", name, exc)
+
+
+class FormationServer(Server[Any]):
+    """The SDK's low-level server, advertising 2025-11-25's `tasks` capability (the SDK
+    derives every other capability from the handlers, but tasks are types-only there)."""
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            notification_options,
+            experimental_capabilities,
+            extensions,
+            protocol_version=protocol_version,
+        )
+        if protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return capabilities
+        return capabilities.model_copy(
+            update={
+                "tasks": types.ServerTasksCapability(
+                    list=types.TasksListCapability(),
+                    cancel=types.TasksCancelCapability(),
+                    requests=types.ServerTasksRequestsCapability(
+                        tools=types.TasksToolsCapability(call=types.TasksCallCapability())
+                    ),
+                )
+            }
+        )
 
 
 def _wants_progress(ctx: Context) -> bool:

@@ -85,11 +85,15 @@ class McpHttpEndpoint:
         allowed_origins: tuple[str, ...] = (),
         proxies: ProxyTrust,
         bridge_secret: str,
+        retention_seconds: float,
     ) -> None:
-        """`bridge_secret`: the one the gRPC server of this process was given."""
+        """`bridge_secret`: the one the gRPC server of this process was given;
+        `retention_seconds`: its FMCP_OPERATION_TTL (the tasks' ttl)."""
         self._backend = _LoopbackBackend(grpc_target, bridge_secret)
         self._closing = False
-        server = ToolBridge(self._backend, closing=lambda: self._closing).server()
+        server = ToolBridge(
+            self._backend, closing=lambda: self._closing, retention_seconds=retention_seconds
+        ).server()
         self._manager = StreamableHTTPSessionManager(
             app=server,
             session_idle_timeout=SESSION_IDLE_SECONDS,
