@@ -11,6 +11,7 @@ import anyio
 import mcp_types as types
 from mcp.client import Client
 from mcp.client.extension import ClientExtension
+from mcp.client.session import LoggingFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -22,13 +23,22 @@ OPERATION_META = "formation.cloud/operation"
 
 @asynccontextmanager
 async def http_client(
-    url: str, token: str, mode: str = LEGACY, extensions: Sequence[ClientExtension] = ()
+    url: str,
+    token: str,
+    mode: str = LEGACY,
+    extensions: Sequence[ClientExtension] = (),
+    logging_callback: LoggingFnT | None = None,
 ) -> AsyncIterator[Client]:
     """An initialized MCP client over Streamable HTTP, presenting `token`."""
     headers = {"authorization": f"Bearer {token}"}
     async with create_mcp_http_client(headers=headers) as http:
         transport = streamable_http_client(url, http_client=http)
-        async with Client(transport, mode=mode, extensions=list(extensions) or None) as client:
+        async with Client(
+            transport,
+            mode=mode,
+            extensions=list(extensions) or None,
+            logging_callback=logging_callback,
+        ) as client:
             yield client
 
 

@@ -7,9 +7,14 @@ from typing import Any, Protocol
 
 import grpc
 import mcp_types as types
-from formation.mcp.v1 import operations_pb2_grpc, tools_pb2_grpc
+from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
+from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import json_format
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+
+from formation_mcp.mcp_server.convert import TOOL_PREFIX
+from formation_mcp.structs import struct_to_dict
 
 Metadata = tuple[tuple[str, str], ...]
 Context = ServerRequestContext[Any, Any]
@@ -57,3 +62,30 @@ class Api:
 
     def operations(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
         return operations_pb2_grpc.OperationsServiceStub(self._backend.channel())
+
+    async def call(
+        self, ctx: Context, tool: str, arguments: dict[str, Any], wait_seconds: int = 20
+    ) -> dict[str, Any]:
+        """A quick tool's output (`vm.status`, `pack.get`, ...), waited for within one CallTool.
+        ToolError when it failed or did not finish in time; grpc errors as they come."""
+        request = tools_pb2.CallToolRequest(name=TOOL_PREFIX + tool)
+        json_format.ParseDict(arguments, request.arguments)
+        request.wait.FromSeconds(wait_seconds)
+        operation: lro_pb2.Operation = await self.tools().CallTool(
+            request, metadata=await self.metadata(ctx), timeout=UNARY_TIMEOUT_SECONDS
+        )
+        if not operation.done:
+            raise ToolError(f"{tool} did not finish within {wait_seconds}s ({operation.name})")
+        if operation.HasField("error"):
+            raise ToolError(f"{tool} failed: {operation.error.message}", operation.error.code)
+        result = operations_pb2.ToolResult()
+        operation.response.Unpack(result)
+        return struct_to_dict(result.output)
+
+
+class ToolError(Exception):
+    """A quick tool the MCP server called for a resource, prompt or completion failed."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code

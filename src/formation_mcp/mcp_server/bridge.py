@@ -42,6 +42,9 @@ from formation_mcp.mcp_server.convert import (
     result_of,
     to_mcp_tool,
 )
+from formation_mcp.mcp_server.logs import LogLevels, LogRelay
+from formation_mcp.mcp_server.prompts import Prompts
+from formation_mcp.mcp_server.resources import Resources
 from formation_mcp.mcp_server.task_methods import TaskService, install_tasks
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,9 @@ class ToolBridge:
         self._api = Api(backend)
         self._closing = closing
         self._tasks = TaskService(self._api, retention_seconds)
+        self._resources = Resources(self._api)
+        self._prompts = Prompts(self._api, self._resources)
+        self._log_levels = LogLevels()
 
     def server(self, name: str = "formation-mcp") -> Server[Any]:
         server = FormationServer(
@@ -83,13 +89,28 @@ class ToolBridge:
             title="Formation MCP control plane",
             instructions=(
                 "Tools to build packs and manage instances on the Formation network. Long-running "
-                "tools report progress and return when their operation finishes; the result's "
-                "_meta names the operation."
+                "tools report progress and return when their operation finishes (or, for a "
+                "client that takes tasks, return a task at once: its id is the operation's "
+                "name); the result's _meta names the operation. Resources: "
+                "formation://operations/{id}, formation://instances/{id}, "
+                "formation://packs/{build_id}/formfile. Prompts: deploy-web-app, "
+                "diagnose-instance."
             ),
             # Our input schemas carry no `x-mcp-header` annotations, so there are no
             # `Mcp-Param-*` headers to check: saying so spares a tools/list per 2026 call.
             get_tool_input_schema=lambda _name: None,
             on_list_tools=self.list_tools,
+            on_list_resources=self._resources.listing,
+            on_list_resource_templates=self._resources.templates,
+            on_read_resource=self._resources.read,
+            on_list_prompts=self._prompts.listing,
+            on_get_prompt=self._prompts.get,
+            on_completion=self._prompts.complete,
+        )
+        # Not `on_set_logging_level=`, which warns that 2026-07-28 dropped it: the SDK serves
+        # logging/setLevel to 2025 sessions only either way.
+        server.add_request_handler(
+            "logging/setLevel", types.SetLevelRequestParams, self._log_levels.set_level
         )
         install_tasks(server, self._tasks, self.call_tool)
         return server
@@ -139,7 +160,9 @@ class ToolBridge:
             return error_result(str(error))
         request = tools_pb2.CallToolRequest(name=TOOL_PREFIX + params.name)
         json_format.ParseDict(params.arguments or {}, request.arguments)
-        if not _wants_progress(ctx):  # nothing to report meanwhile: wait within the call
+        lines = LogRelay(ctx, self._log_levels.allowed(ctx), params.name)
+        if not _wants_progress(ctx) and not lines.active:
+            # nothing to report meanwhile: wait within the call
             request.wait.FromSeconds(int(CALL_WAIT_SECONDS))
         try:
             operation: lro_pb2.Operation = await self._tools().CallTool(
@@ -150,7 +173,7 @@ class ToolBridge:
         if operation.done:
             return result_of(operation)
         try:
-            return await self._follow(ctx, operation, metadata)
+            return await self._follow(ctx, operation, metadata, lines)
         except anyio.get_cancelled_exc_class():
             if self._cancelled_by_client(ctx):
                 with anyio.CancelScope(shield=True):
@@ -158,12 +181,13 @@ class ToolBridge:
             raise
 
     async def _follow(
-        self, ctx: Context, operation: lro_pb2.Operation, metadata: Metadata
+        self, ctx: Context, operation: lro_pb2.Operation, metadata: Metadata, lines: LogRelay
     ) -> types.CallToolResult:
         """Watch from just after the operation's creation (every change exactly once) until it
         is done. Each rise of the percentage, and each new message at the same percentage (a
         long step's heartbeat), is reported with the stage and status message of that change
-        (see ProgressRelay: MCP progress must only ever rise)."""
+        (see ProgressRelay: MCP progress must only ever rise); each change's new output lines
+        go out as log messages when the caller asked for them (see LogRelay)."""
         relay = ProgressRelay(progress_of(operation))
         watch = self._operations().WatchOperation(
             operations_pb2.WatchOperationRequest(
@@ -175,9 +199,12 @@ class ToolBridge:
             async for change in watch:
                 progress = progress_of(change)
                 value = relay.next(progress)
-                if value is not None:
+                if value is not None and _wants_progress(ctx):
                     await ctx.session.report_progress(value, 100, progress.message)
+                if lines.active:
+                    await lines.send(list(metadata_of(change).logs))
                 if change.done:
+                    await lines.finish()
                     return result_of(change)
         except grpc.aio.AioRpcError as error:
             what = f"could not be followed to its end; {operation.name} may still be running"
