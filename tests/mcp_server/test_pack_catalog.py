@@ -47,3 +47,19 @@ async def test_pack_list_and_pack_get_show_the_callers_build(
     assert got.structured_content["name"] == "web"
     assert got.structured_content["formfile"]["expose"] == [8080]
     assert missing.is_error is True and "PACK_NOT_FOUND" in text_of(missing)
+
+
+async def test_pack_build_takes_the_formfile_as_an_object(mcp_url: str, token: str) -> None:
+    document = {"name": "mcp-object", "run": ["echo hi"], "entrypoint": ["python3", "app.py"]}
+    async with http_client(mcp_url, token) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        result = await client.call_tool(
+            "pack_build", {"formfile": document, "context_files": {"app.py": "print(1)\n"}}
+        )
+    assert tools["pack_build"].input_schema["properties"]["formfile"]["type"] == [
+        "string",
+        "object",
+    ]
+    assert result.is_error is False, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["name"] == "mcp-object"
