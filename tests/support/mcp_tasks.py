@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 import anyio
 import mcp_types as types
 from mcp.client import Client
-from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
+from mcp.client.extension import ClaimContext, ClientExtension, NotificationBinding, ResultClaim
 from tests.support.waiting import DEADLINE
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
@@ -103,10 +103,33 @@ async def _poll_to_end(handle: TaskHandle, ctx: ClaimContext) -> types.CallToolR
             await anyio.sleep((handle.poll_interval_ms or 1000) / 1000 / 20)
 
 
+class TaskStatus(types.NotificationParams):
+    model_config = types.NotificationParams.model_config | {"extra": "allow"}
+    task_id: str
+    status: str
+
+
 class TasksClient(ClientExtension):
-    """Declares the extension; `client.call_tool` then polls a task to its result."""
+    """Declares the extension; `client.call_tool` then polls a task to its result.
+    `notifications/tasks` received are kept in `statuses`."""
 
     identifier = TASKS_EXTENSION
 
+    def __init__(self) -> None:
+        self.statuses: list[TaskStatus] = []
+        self.terminal = anyio.Event()
+
     def claims(self) -> Sequence[ResultClaim[Any]]:
         return (ResultClaim(result_type="task", model=TaskHandle, resolve=_poll_to_end),)
+
+    def notifications(self) -> Sequence[NotificationBinding[Any]]:
+        return (
+            NotificationBinding(
+                method="notifications/tasks", params_type=TaskStatus, handler=self._status
+            ),
+        )
+
+    async def _status(self, params: TaskStatus) -> None:
+        self.statuses.append(params)
+        if params.status in TERMINAL:
+            self.terminal.set()

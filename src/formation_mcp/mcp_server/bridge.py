@@ -45,6 +45,7 @@ from formation_mcp.mcp_server.convert import (
 from formation_mcp.mcp_server.logs import LogLevels, LogRelay
 from formation_mcp.mcp_server.prompts import Prompts
 from formation_mcp.mcp_server.resources import Resources
+from formation_mcp.mcp_server.subscriptions import Listen
 from formation_mcp.mcp_server.task_methods import TaskService, install_tasks
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class ToolBridge:
         self._backend = backend
         self._api = Api(backend)
         self._closing = closing
+        self._retention = retention_seconds
         self._tasks = TaskService(self._api, retention_seconds)
         self._resources = Resources(self._api)
         self._prompts = Prompts(self._api, self._resources)
@@ -106,6 +108,7 @@ class ToolBridge:
             on_list_prompts=self._prompts.listing,
             on_get_prompt=self._prompts.get,
             on_completion=self._prompts.complete,
+            on_subscriptions_listen=Listen(self._api, self._retention),
         )
         # Not `on_set_logging_level=`, which warns that 2026-07-28 dropped it: the SDK serves
         # logging/setLevel to 2025 sessions only either way.
@@ -258,7 +261,14 @@ class FormationServer(Server[Any]):
             protocol_version=protocol_version,
         )
         if protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return capabilities
+            # subscriptions/listen serves resource updates (and task status), not list changes.
+            return capabilities.model_copy(
+                update={
+                    "tools": types.ToolsCapability(list_changed=False),
+                    "prompts": types.PromptsCapability(list_changed=False),
+                    "resources": types.ResourcesCapability(subscribe=True, list_changed=False),
+                }
+            )
         return capabilities.model_copy(
             update={
                 "tasks": types.ServerTasksCapability(
