@@ -20,6 +20,7 @@ from tests.support.workloads import build, ship
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import login
+from formation_mcp.permissions import READ_ONLY_SCOPE
 
 NOT_FOUND = -32002
 
@@ -220,3 +221,16 @@ async def test_2026_07_28_output_lines_are_log_messages_when_the_request_asks(
         )
     assert asked.is_error is False
     assert [message.data for message in messages.seen] == ["step 1 of 2", "step 2 of 2"]
+
+
+async def test_a_read_only_grant_lists_and_reads_resources(
+    app: Application, session: auth_pb2.Session, mcp_url: str, token: str
+) -> None:
+    async with http_client(mcp_url, token) as client:
+        name = operation_of(await client.call_tool("test.echo", {"text": "ro"}))
+    read_only = mcp_token(app, session.access_token, mcp_url, scope=READ_ONLY_SCOPE)
+    async with http_client(mcp_url, read_only) as client:
+        listed = await client.list_resources()
+        read = await client.read_resource(f"formation://{name}")
+    assert f"formation://{name}" in [resource.uri for resource in listed.resources]
+    assert json_of(read)["name"] == name

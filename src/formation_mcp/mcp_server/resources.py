@@ -13,6 +13,7 @@ bounded: an operation's log lines are trimmed (oldest first) to fit MAX_BODY_CHA
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any, Final
 
@@ -25,6 +26,8 @@ from google.rpc import code_pb2
 from mcp.shared.exceptions import MCPError
 
 from formation_mcp.mcp_server.backend import UNARY_TIMEOUT_SECONDS, Api, Context, ToolError
+
+log = logging.getLogger(__name__)
 
 SCHEME: Final = "formation://"
 OPERATION_TEMPLATE: Final = SCHEME + "operations/{id}"
@@ -142,8 +145,16 @@ class Resources:
             code = grpc.StatusCode.NOT_FOUND if error.code == code_pb2.NOT_FOUND else None
             raise _read_error(uri, code, str(error)) from None
 
+    async def _listed(self, ctx: Context, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A listing tool's output; nothing when the caller may not call it (a viewer)."""
+        try:
+            return await self._api.call(ctx, tool, arguments)
+        except (grpc.aio.AioRpcError, ToolError) as error:
+            log.info("resources/list leaves out %s: %s", tool, error)
+            return {}
+
     async def _instances(self, ctx: Context) -> list[types.Resource]:
-        listed = await self._api.call(ctx, "vm.list", {})
+        listed = await self._listed(ctx, "vm.list", {})
         instances = listed.get("instances", [])[:LIST_INSTANCES]
         return [
             types.Resource(
@@ -156,7 +167,7 @@ class Resources:
         ]
 
     async def _packs(self, ctx: Context) -> list[types.Resource]:
-        listed = await self._api.call(ctx, "pack.list", {"limit": LIST_PACKS})
+        listed = await self._listed(ctx, "pack.list", {"limit": LIST_PACKS})
         return [
             types.Resource(
                 uri=f"{SCHEME}packs/{pack['build_id']}/formfile",

@@ -30,7 +30,12 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from pydantic import BaseModel
 
 from formation_mcp.mcp_server.backend import UNARY_TIMEOUT_SECONDS, Api, Context, Metadata
-from formation_mcp.mcp_server.convert import TOOL_PREFIX, call_error_result, text_of_result
+from formation_mcp.mcp_server.convert import (
+    TOOL_PREFIX,
+    call_error_result,
+    result_of,
+    text_of_result,
+)
 from formation_mcp.mcp_server.tasks import (
     TASKS_EXTENSION,
     detailed_task,
@@ -80,7 +85,7 @@ class TaskService:
         if always:
             return {"task": task_of(operation, self._retention, modern=False)}
         if operation.done:
-            return types.CallToolResult.model_validate(tool_result(operation, modern=True))
+            return result_of(operation)
         return {"resultType": "task", **task_of(operation, self._retention, modern=True)}
 
     async def get(self, ctx: Context, params: TaskIdParams) -> dict[str, Any]:
