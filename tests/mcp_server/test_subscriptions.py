@@ -13,8 +13,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.mcp import MODERN, http_client
-from tests.support.mcp_tasks import TaskHandle, TasksClient
-from tests.support.waiting import DEADLINE
+from tests.support.mcp_tasks import TaskHandle, TasksClient, call_as_task
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 
@@ -84,3 +84,59 @@ async def test_task_ids_need_the_tasks_extension(mcp_url: str, token: str) -> No
         with pytest.raises(MCPError) as refused:
             await client.session.send_request(listen, types.SubscriptionsListenResult)
     assert refused.value.error.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+
+
+class Notifications:
+    """Every notification the client receives, and a flag once one of `method` arrives."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    async def __call__(self, message: Any) -> None:
+        self.seen.append(message)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [message for message in self.seen if isinstance(message, kind)]
+
+
+# The SDK's client warns that 2026-07-28 dropped resources/subscribe; 2025-11-25 has it.
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_2025_11_25_a_subscribed_operation_sends_updates_until_it_is_done(
+    mcp_url: str, token: str
+) -> None:
+    received = Notifications()
+    async with http_client(mcp_url, token, message_handler=received) as client:
+        assert client.server_capabilities.resources is not None
+        assert client.server_capabilities.resources.subscribe is True
+        created = await call_as_task(client, "test.sleep", SLOW)
+        uri = f"formation://{created['task']['taskId']}"
+        await client.subscribe_resource(uri)
+
+        async def done() -> bool:
+            return '"done": true' in str((await client.read_resource(uri)).contents[0])
+
+        await eventually(done)
+
+        async def updated() -> bool:
+            return any(n.params.uri == uri for n in received.of(types.ResourceUpdatedNotification))
+
+        await eventually(updated)
+        with pytest.raises(MCPError) as refused:
+            await client.subscribe_resource("formation://instances/anything")
+        await client.unsubscribe_resource(uri)
+    assert refused.value.error.code == types.INVALID_PARAMS
+
+
+async def test_2025_11_25_a_tasks_status_changes_are_notified(mcp_url: str, token: str) -> None:
+    tasks = TasksClient()
+    async with http_client(mcp_url, token, extensions=[tasks]) as client:
+        created = await call_as_task(client, "test.sleep", SLOW)
+        with anyio.fail_after(DEADLINE):
+            await tasks.terminal.wait()
+    task_id = created["task"]["taskId"]
+    assert {status.task_id for status in tasks.statuses} == {task_id}
+    assert tasks.statuses[-1].status == "completed"
+    assert (
+        tasks.statuses[-1].model_extra is not None
+        and "pollInterval" in tasks.statuses[-1].model_extra
+    )

@@ -11,7 +11,7 @@ import anyio
 import mcp_types as types
 from mcp.client import Client
 from mcp.client.extension import ClientExtension
-from mcp.client.session import LoggingFnT
+from mcp.client.session import LoggingFnT, MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -28,6 +28,7 @@ async def http_client(
     mode: str = LEGACY,
     extensions: Sequence[ClientExtension] = (),
     logging_callback: LoggingFnT | None = None,
+    message_handler: MessageHandlerFnT | None = None,
 ) -> AsyncIterator[Client]:
     """An initialized MCP client over Streamable HTTP, presenting `token`."""
     headers = {"authorization": f"Bearer {token}"}
@@ -38,6 +39,7 @@ async def http_client(
             mode=mode,
             extensions=list(extensions) or None,
             logging_callback=logging_callback,
+            message_handler=message_handler,
         ) as client:
             yield client
 

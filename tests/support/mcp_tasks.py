@@ -111,7 +111,8 @@ class TaskStatus(types.NotificationParams):
 
 class TasksClient(ClientExtension):
     """Declares the extension; `client.call_tool` then polls a task to its result.
-    `notifications/tasks` received are kept in `statuses`."""
+    `notifications/tasks` (2026-07-28) and `notifications/tasks/status` (2025-11-25) received
+    are kept in `statuses`."""
 
     identifier = TASKS_EXTENSION
 
@@ -123,10 +124,9 @@ class TasksClient(ClientExtension):
         return (ResultClaim(result_type="task", model=TaskHandle, resolve=_poll_to_end),)
 
     def notifications(self) -> Sequence[NotificationBinding[Any]]:
-        return (
-            NotificationBinding(
-                method="notifications/tasks", params_type=TaskStatus, handler=self._status
-            ),
+        return tuple(
+            NotificationBinding(method=method, params_type=TaskStatus, handler=self._status)
+            for method in ("notifications/tasks", "notifications/tasks/status")
         )
 
     async def _status(self, params: TaskStatus) -> None:

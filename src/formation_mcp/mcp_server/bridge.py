@@ -45,6 +45,7 @@ from formation_mcp.mcp_server.convert import (
 from formation_mcp.mcp_server.logs import LogLevels, LogRelay
 from formation_mcp.mcp_server.prompts import Prompts
 from formation_mcp.mcp_server.resources import Resources
+from formation_mcp.mcp_server.session_watches import SessionWatches
 from formation_mcp.mcp_server.subscriptions import Listen
 from formation_mcp.mcp_server.task_methods import TaskService, install_tasks
 
@@ -83,6 +84,7 @@ class ToolBridge:
         self._resources = Resources(self._api)
         self._prompts = Prompts(self._api, self._resources)
         self._log_levels = LogLevels()
+        self._watches = SessionWatches(self._api, retention_seconds)
 
     def server(self, name: str = "formation-mcp") -> Server[Any]:
         server = FormationServer(
@@ -109,14 +111,20 @@ class ToolBridge:
             on_get_prompt=self._prompts.get,
             on_completion=self._prompts.complete,
             on_subscriptions_listen=Listen(self._api, self._retention),
+            on_subscribe_resource=self._watches.subscribe,
+            on_unsubscribe_resource=self._watches.unsubscribe,
         )
         # Not `on_set_logging_level=`, which warns that 2026-07-28 dropped it: the SDK serves
         # logging/setLevel to 2025 sessions only either way.
         server.add_request_handler(
             "logging/setLevel", types.SetLevelRequestParams, self._log_levels.set_level
         )
-        install_tasks(server, self._tasks, self.call_tool)
+        install_tasks(server, self._tasks, self.call_tool, self._watches.follow_task)
         return server
+
+    async def close(self) -> None:
+        """Stop following operations for sessions (their operations go on)."""
+        await self._watches.close()
 
     def _tools(self) -> tools_pb2_grpc.ToolsServiceAsyncStub:
         return self._api.tools()

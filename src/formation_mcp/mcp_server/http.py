@@ -91,9 +91,10 @@ class McpHttpEndpoint:
         `retention_seconds`: its FMCP_OPERATION_TTL (the tasks' ttl)."""
         self._backend = _LoopbackBackend(grpc_target, bridge_secret)
         self._closing = False
-        server = ToolBridge(
+        self._bridge = ToolBridge(
             self._backend, closing=lambda: self._closing, retention_seconds=retention_seconds
-        ).server()
+        )
+        server = self._bridge.server()
         self._manager = StreamableHTTPSessionManager(
             app=server,
             session_idle_timeout=SESSION_IDLE_SECONDS,
@@ -136,6 +137,7 @@ class McpHttpEndpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._bridge.close()
         await self._backend.close()
 
     def _forbidden_origin(self, connection: HTTPConnection) -> Response | None:

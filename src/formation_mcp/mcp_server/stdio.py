@@ -48,9 +48,11 @@ async def serve_stdio(client: Client, key_file: Path, retention_seconds: float) 
     `key_file`), then close it. `retention_seconds`: FMCP_OPERATION_TTL as this process reads
     it (the tasks' ttl; the same as the server's when they share a configuration)."""
     backend = _ClientBackend(client, key_file)
-    server = ToolBridge(backend, retention_seconds=retention_seconds).server()
+    bridge = ToolBridge(backend, retention_seconds=retention_seconds)
+    server = bridge.server()
     try:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
+        await bridge.close()
         await backend.close()

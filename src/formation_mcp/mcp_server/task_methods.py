@@ -235,11 +235,16 @@ def _declared(ctx: Context) -> bool:
     return bool(extensions and TASKS_EXTENSION in extensions)
 
 
-class LegacyTaskAugmentation:
-    """Server middleware: a 2025-11-25 `tools/call` with `params.task` becomes a task."""
+Follow = Callable[[Context, str], Awaitable[None]]
 
-    def __init__(self, service: TaskService) -> None:
+
+class LegacyTaskAugmentation:
+    """Server middleware: a 2025-11-25 `tools/call` with `params.task` becomes a task, whose
+    status changes `follow` sends as `notifications/tasks/status`."""
+
+    def __init__(self, service: TaskService, follow: Follow) -> None:
         self._service = service
+        self._follow = follow
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> HandlerResult:
         params = ctx.params
@@ -254,10 +259,15 @@ class LegacyTaskAugmentation:
             typed = types.CallToolRequestParams.model_validate(params, by_name=False)
         except ValueError as error:
             raise MCPError(types.INVALID_PARAMS, f"Invalid tools/call params: {error}") from None
-        return await self._service.start(ctx, typed, always=True)
+        created = await self._service.start(ctx, typed, always=True)
+        if isinstance(created, dict) and created["task"]["status"] == "working":
+            await self._follow(ctx, created["task"]["taskId"])
+        return created
 
 
-def install_tasks(server: Server[Any], service: TaskService, call_tool: Handler) -> None:
+def install_tasks(
+    server: Server[Any], service: TaskService, call_tool: Handler, follow: Follow
+) -> None:
     """Apply the extension to a low-level server as `MCPServer(extensions=...)` would: its
     methods (each served at its revisions only), its `tools/call` interceptor around
     `call_tool`, and the capability; plus the 2025-11-25 middleware."""
@@ -268,7 +278,7 @@ def install_tasks(server: Server[Any], service: TaskService, call_tool: Handler)
     server.add_request_handler(
         "tools/call", types.CallToolRequestParams, compose_tool_call_handler([extension], call_tool)
     )
-    server.middleware.append(LegacyTaskAugmentation(service))
+    server.middleware.append(LegacyTaskAugmentation(service, follow))
 
 
 def _gated(binding: MethodBinding) -> Handler:
