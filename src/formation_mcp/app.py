@@ -184,6 +184,7 @@ class Application:
             allowed_origins=settings.mcp_allowed_origins,
             proxies=proxies,
             bridge_secret=bridge_secret,
+            retention_seconds=settings.operation_ttl_seconds,
         )
         self.authorization_server = AuthorizationServer(
             self.oauth_clients, self.authorizations, self.oauth_tokens, self.auth.jwks, proxies

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from formation_mcp.db.database import Database
 from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
-from formation_mcp.workloads import pack_tools, vm_tools
+from formation_mcp.workloads import pack_catalog, pack_tools, vm_tools
 from formation_mcp.workloads.driver import InstanceDriver
 from formation_mcp.workloads.local_driver import LocalDriver
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
@@ -27,6 +27,7 @@ def build_registry(
     registry = ToolRegistry()
     if environment is not None:
         pack_tools.register(registry, environment)
+        pack_catalog.register(registry, environment.database)
         vm_tools.register(registry, environment, driver)
     for name in modules:
         module = importlib.import_module(name)

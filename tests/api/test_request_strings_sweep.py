@@ -84,6 +84,7 @@ BASE_ARGUMENTS: dict[str, Json] = {
     "vm.status": {"id": "sweep"},
     "vm.control": {"id": "sweep", "operation": "stop"},
     "vm.delete": {"id": "sweep"},
+    "pack.get": {"build_id": "0" * 64},
 }
 """The same for tool arguments (checked first in each sweep). Others start empty."""
 

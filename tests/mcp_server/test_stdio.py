@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,8 +16,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from mcp.client import Client
+from mcp.client.extension import ClientExtension
 from mcp.client.stdio import StdioServerParameters
-from tests.support.mcp import LEGACY, ProgressLog, operation_of
+from tests.support.mcp import LEGACY, MODERN, ProgressLog, operation_of
+from tests.support.mcp_tasks import (
+    TaskHandle,
+    TaskParams,
+    TaskResult,
+    TasksClient,
+    call_as_task,
+    get_task,
+    request,
+)
 
 from formation_mcp.app import Application
 from formation_mcp.auth.keys import key_id, public_bytes, write_private_key
@@ -32,7 +42,13 @@ def key_file(tmp_path: Path) -> Path:
 
 
 @asynccontextmanager
-async def stdio_client(app: Application, key_file: Path, home: Path) -> AsyncIterator[Client]:
+async def stdio_client(
+    app: Application,
+    key_file: Path,
+    home: Path,
+    mode: str = LEGACY,
+    extensions: Sequence[ClientExtension] = (),
+) -> AsyncIterator[Client]:
     parameters = StdioServerParameters(
         command=sys.executable,
         args=["-m", "formation_mcp.cli.main", "mcp"],
@@ -42,7 +58,7 @@ async def stdio_client(app: Application, key_file: Path, home: Path) -> AsyncIte
             "FMCP_CONFIG_DIR": str(home),
         },
     )
-    async with Client(parameters, mode=LEGACY) as client:
+    async with Client(parameters, mode=mode, extensions=list(extensions) or None) as client:
         yield client
 
 
@@ -104,3 +120,36 @@ async def test_stdio_without_a_key_says_so_on_stderr_and_exits(tmp_path: Path) -
     assert process.returncode == 1
     assert stdout == b""  # stdout is only ever MCP
     assert b"run `fmcp keygen`" in stderr
+
+
+async def test_stdio_2025_11_25_runs_a_task_and_reads_resources_and_prompts(
+    app: Application, key_file: Path, tmp_path: Path
+) -> None:
+    async with stdio_client(app, key_file, tmp_path / "config") as client:
+        created = await call_as_task(client, "test.sleep", {"steps": 3, "delay_ms": 10})
+        task_id = created["task"]["taskId"]
+        with anyio.fail_after(30):
+            result = await request(client, TaskResult(params=TaskParams(task_id=task_id)))
+        read = await client.read_resource(f"formation://{task_id}")
+        prompts = await client.list_prompts()
+    assert result["structuredContent"] == {"steps": 3}
+    assert read.contents[0].uri == f"formation://{task_id}"
+    assert {prompt.name for prompt in prompts.prompts} == {"deploy-web-app", "diagnose-instance"}
+
+
+async def test_stdio_2026_07_28_serves_tasks_without_a_handshake(
+    app: Application, key_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    async with stdio_client(
+        app, key_file, config, mode=MODERN, extensions=[TasksClient()]
+    ) as client:
+        handle = await client.session.call_tool(
+            "test.sleep", {"steps": 50, "delay_ms": 20}, allow_claimed=True
+        )
+        assert isinstance(handle, TaskHandle)
+        task = await get_task(client, handle.task_id)
+        with anyio.fail_after(30):
+            final = await client.call_tool("test.sleep", {"steps": 2, "delay_ms": 10})
+    assert task["taskId"] == handle.task_id and task["resultType"] == "complete"
+    assert final.structured_content == {"steps": 2}

@@ -3,13 +3,15 @@ results read."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
 import mcp_types as types
 from mcp.client import Client
+from mcp.client.extension import ClientExtension
+from mcp.client.session import LoggingFnT, MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -20,14 +22,26 @@ OPERATION_META = "formation.cloud/operation"
 
 
 @asynccontextmanager
-async def http_client(url: str, token: str, mode: str = LEGACY) -> AsyncIterator[Client]:
+async def http_client(
+    url: str,
+    token: str,
+    mode: str = LEGACY,
+    extensions: Sequence[ClientExtension] = (),
+    logging_callback: LoggingFnT | None = None,
+    message_handler: MessageHandlerFnT | None = None,
+) -> AsyncIterator[Client]:
     """An initialized MCP client over Streamable HTTP, presenting `token`."""
     headers = {"authorization": f"Bearer {token}"}
-    async with (
-        create_mcp_http_client(headers=headers) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
-    ):
-        yield client
+    async with create_mcp_http_client(headers=headers) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(
+            transport,
+            mode=mode,
+            extensions=list(extensions) or None,
+            logging_callback=logging_callback,
+            message_handler=message_handler,
+        ) as client:
+            yield client
 
 
 @dataclass

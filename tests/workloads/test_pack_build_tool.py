@@ -48,7 +48,7 @@ def app(tools_app: Application) -> Application:
 async def build(
     channel: grpc.aio.Channel,
     md: Md,
-    formfile: str = FORMFILE,
+    formfile: str | dict[str, object] = FORMFILE,
     tool: str = "pack.build",
     files: dict[str, str] | None = None,
 ) -> list[lro_pb2.Operation]:
@@ -131,6 +131,37 @@ async def test_a_bad_formfile_is_refused_before_anything_starts(
         operations_pb2.ListOperationsRequest(), metadata=as_account
     )
     assert list(listed.operations) == []
+
+
+async def test_the_formfile_may_be_the_document_as_an_object(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    document: dict[str, object] = {
+        "name": "object-form",
+        "run": ["echo built from an object"],
+        "expose": [8080],
+        "entrypoint": ["python3", "app.py"],
+    }
+    messages = await build(channel, as_account, formfile=document)
+    assert not messages[-1].HasField("error"), messages[-1].error.message
+    assert output_of(messages[-1])["name"] == "object-form"
+    assert "built from an object" in log_text(messages)
+
+
+async def test_a_bad_formfile_object_names_the_field_to_fix(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(
+            tools_pb2.CallToolRequest(
+                name="tools/pack.build",
+                arguments=struct({"formfile": {"name": "x", "expose": ["not a port"]}}),
+            ),
+            metadata=as_account,
+        )
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).reason == "FORMFILE_INVALID"
+    assert any(v.startswith("arguments.formfile") for v in field_violations(caught.value))
 
 
 async def test_a_context_path_that_escapes_the_build_root_is_refused(

@@ -34,7 +34,15 @@ def a_pack(owner: str, **changes: str) -> PackRecord:
         "node": "node-a",
         **changes,
     }
-    return PackRecord(size_bytes=123, **values)
+    return PackRecord(
+        build_id=values["build_id"],
+        owner=values["owner"],
+        name=values["name"],
+        digest=values["digest"],
+        size_bytes=123,
+        formfile=values["formfile"],
+        node=values["node"],
+    )
 
 
 async def test_a_recorded_pack_is_found_by_its_owner(store: PackStore) -> None:
@@ -61,3 +69,14 @@ async def test_recording_the_same_build_again_keeps_the_first(store: PackStore) 
 
 def test_the_archive_is_named_by_its_digest() -> None:
     assert a_pack("accounts/x", digest="ab" * 32).archive_name == "ab" * 32 + ".tar.gz"
+
+
+async def test_the_list_is_the_owners_newest_first_up_to_the_limit(store: PackStore) -> None:
+    owner = f"accounts/{uuid.uuid4().hex}"
+    added = [a_pack(owner, name=f"p{i}") for i in range(3)]
+    for pack in added:
+        await store.add(pack)
+    await store.add(a_pack(f"accounts/{uuid.uuid4().hex}"))
+    listed = await store.list(owner, 2)
+    assert [pack.name for pack in listed] == ["p2", "p1"]
+    assert (await store.get(added[0].build_id, owner)).create_time > 0

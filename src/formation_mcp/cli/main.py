@@ -84,7 +84,10 @@ def mcp_command(target: str | None, key_file: str | None) -> None:
     config = ClientConfig.resolve(target, key_file)
     if not config.key_file.exists():
         raise click.ClickException(f"no key at {config.key_file}: run `fmcp keygen` first")
-    asyncio.run(serve_stdio(make_client(config), config.key_file))
+    from formation_mcp.settings import Settings
+
+    retention = Settings.from_env().operation_ttl_seconds
+    asyncio.run(serve_stdio(make_client(config), config.key_file, retention))
 
 
 main.add_command(serve)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import grpc
@@ -19,10 +19,19 @@ import mcp_types as types
 from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
-from mcp.server import Server, ServerRequestContext
+from mcp.server import Server
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from formation_mcp.mcp_server.backend import (
+    UNARY_TIMEOUT_SECONDS,
+    Api,
+    Backend,
+    Context,
+    CredentialsError,
+    Metadata,
+)
 from formation_mcp.mcp_server.convert import (
     TOOL_PREFIX,
     ProgressRelay,
@@ -33,37 +42,23 @@ from formation_mcp.mcp_server.convert import (
     result_of,
     to_mcp_tool,
 )
+from formation_mcp.mcp_server.logs import LogLevels, LogRelay
+from formation_mcp.mcp_server.prompts import Prompts
+from formation_mcp.mcp_server.resources import Resources
+from formation_mcp.mcp_server.session_watches import SessionWatches
+from formation_mcp.mcp_server.subscriptions import Listen
+from formation_mcp.mcp_server.task_methods import TaskService, install_tasks
 
 log = logging.getLogger(__name__)
 
-Metadata = tuple[tuple[str, str], ...]
-Context = ServerRequestContext[Any, Any]
+__all__ = ["Backend", "Context", "CredentialsError", "Metadata", "ToolBridge"]
 
-UNARY_TIMEOUT_SECONDS = 60.0
-"""ListTools and CallTool (a quick tool runs inline within the call)."""
 CALL_WAIT_SECONDS = 50.0
 """A call without a progress token waits this long within CallTool (one RPC for work done by
 then; under UNARY_TIMEOUT_SECONDS and the server's default FMCP_WAIT_MAX), then is followed."""
 CANCEL_TIMEOUT_SECONDS = 10.0
 LIST_PAGE_SIZE = 100
-
-
-class CredentialsError(Exception):
-    """The caller's credentials could not be had (no key file, login refused, API down);
-    the message says what to do."""
-
-
-class Backend(Protocol):
-    """Where our API is and who is calling: all a transport has to provide."""
-
-    def channel(self) -> grpc.aio.Channel:
-        """The gRPC channel to our API (created lazily, in the serving event loop)."""
-        ...
-
-    async def credentials(self, ctx: Context) -> Metadata:
-        """gRPC metadata that authenticates this MCP request's caller; CredentialsError when
-        there are none to be had."""
-        ...
+DEFAULT_RETENTION_SECONDS = 7 * 86400.0
 
 
 class ToolBridge:
@@ -72,32 +67,70 @@ class ToolBridge:
     asked for it), the final operation becomes the result, and a cancelled request cancels the
     operation."""
 
-    def __init__(self, backend: Backend, *, closing: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        closing: Callable[[], bool] = lambda: False,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    ) -> None:
+        """`retention_seconds`: how long the API keeps an operation after it ends
+        (FMCP_OPERATION_TTL), reported as the tasks' ttl."""
         self._backend = backend
+        self._api = Api(backend)
         self._closing = closing
+        self._retention = retention_seconds
+        self._tasks = TaskService(self._api, retention_seconds)
+        self._resources = Resources(self._api)
+        self._prompts = Prompts(self._api, self._resources)
+        self._log_levels = LogLevels()
+        self._watches = SessionWatches(self._api, retention_seconds)
 
     def server(self, name: str = "formation-mcp") -> Server[Any]:
-        return Server(
+        server = FormationServer(
             name,
             version=package_version(),
             title="Formation MCP control plane",
             instructions=(
                 "Tools to build packs and manage instances on the Formation network. Long-running "
-                "tools report progress and return when their operation finishes; the result's "
-                "_meta names the operation."
+                "tools report progress and return when their operation finishes (or, for a "
+                "client that takes tasks, return a task at once: its id is the operation's "
+                "name); the result's _meta names the operation. Resources: "
+                "formation://operations/{id}, formation://instances/{id}, "
+                "formation://packs/{build_id}/formfile. Prompts: deploy-web-app, "
+                "diagnose-instance."
             ),
             # Our input schemas carry no `x-mcp-header` annotations, so there are no
             # `Mcp-Param-*` headers to check: saying so spares a tools/list per 2026 call.
             get_tool_input_schema=lambda _name: None,
             on_list_tools=self.list_tools,
-            on_call_tool=self.call_tool,
+            on_list_resources=self._resources.listing,
+            on_list_resource_templates=self._resources.templates,
+            on_read_resource=self._resources.read,
+            on_list_prompts=self._prompts.listing,
+            on_get_prompt=self._prompts.get,
+            on_completion=self._prompts.complete,
+            on_subscriptions_listen=Listen(self._api, self._retention),
+            on_subscribe_resource=self._watches.subscribe,
+            on_unsubscribe_resource=self._watches.unsubscribe,
         )
+        # Not `on_set_logging_level=`, which warns that 2026-07-28 dropped it: the SDK serves
+        # logging/setLevel to 2025 sessions only either way.
+        server.add_request_handler(
+            "logging/setLevel", types.SetLevelRequestParams, self._log_levels.set_level
+        )
+        install_tasks(server, self._tasks, self.call_tool, self._watches.follow_task)
+        return server
+
+    async def close(self) -> None:
+        """Stop following operations for sessions (their operations go on)."""
+        await self._watches.close()
 
     def _tools(self) -> tools_pb2_grpc.ToolsServiceAsyncStub:
-        return tools_pb2_grpc.ToolsServiceStub(self._backend.channel())
+        return self._api.tools()
 
     def _operations(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
-        return operations_pb2_grpc.OperationsServiceStub(self._backend.channel())
+        return self._api.operations()
 
     async def list_tools(
         self, ctx: Context, _params: types.PaginatedRequestParams | None
@@ -138,7 +171,9 @@ class ToolBridge:
             return error_result(str(error))
         request = tools_pb2.CallToolRequest(name=TOOL_PREFIX + params.name)
         json_format.ParseDict(params.arguments or {}, request.arguments)
-        if not _wants_progress(ctx):  # nothing to report meanwhile: wait within the call
+        lines = LogRelay(ctx, self._log_levels.allowed(ctx), params.name)
+        if not _wants_progress(ctx) and not lines.active:
+            # nothing to report meanwhile: wait within the call
             request.wait.FromSeconds(int(CALL_WAIT_SECONDS))
         try:
             operation: lro_pb2.Operation = await self._tools().CallTool(
@@ -149,7 +184,7 @@ class ToolBridge:
         if operation.done:
             return result_of(operation)
         try:
-            return await self._follow(ctx, operation, metadata)
+            return await self._follow(ctx, operation, metadata, lines)
         except anyio.get_cancelled_exc_class():
             if self._cancelled_by_client(ctx):
                 with anyio.CancelScope(shield=True):
@@ -157,12 +192,13 @@ class ToolBridge:
             raise
 
     async def _follow(
-        self, ctx: Context, operation: lro_pb2.Operation, metadata: Metadata
+        self, ctx: Context, operation: lro_pb2.Operation, metadata: Metadata, lines: LogRelay
     ) -> types.CallToolResult:
         """Watch from just after the operation's creation (every change exactly once) until it
         is done. Each rise of the percentage, and each new message at the same percentage (a
         long step's heartbeat), is reported with the stage and status message of that change
-        (see ProgressRelay: MCP progress must only ever rise)."""
+        (see ProgressRelay: MCP progress must only ever rise); each change's new output lines
+        go out as log messages when the caller asked for them (see LogRelay)."""
         relay = ProgressRelay(progress_of(operation))
         watch = self._operations().WatchOperation(
             operations_pb2.WatchOperationRequest(
@@ -174,9 +210,12 @@ class ToolBridge:
             async for change in watch:
                 progress = progress_of(change)
                 value = relay.next(progress)
-                if value is not None:
+                if value is not None and _wants_progress(ctx):
                     await ctx.session.report_progress(value, 100, progress.message)
+                if lines.active:
+                    await lines.send(list(metadata_of(change).logs))
                 if change.done:
+                    await lines.finish()
                     return result_of(change)
         except grpc.aio.AioRpcError as error:
             what = f"could not be followed to its end; {operation.name} may still be running"
@@ -209,6 +248,46 @@ class ToolBridge:
             )
         except Exception as exc:  # the cancel is best effort; the operation stays watchable
             log.warning("could not cancel %s after the MCP request was cancelled: %s", name, exc)
+
+
+class FormationServer(Server[Any]):
+    """The SDK's low-level server, advertising 2025-11-25's `tasks` capability (the SDK
+    derives every other capability from the handlers, but tasks are types-only there)."""
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            notification_options,
+            experimental_capabilities,
+            extensions,
+            protocol_version=protocol_version,
+        )
+        if protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # subscriptions/listen serves resource updates (and task status), not list changes.
+            return capabilities.model_copy(
+                update={
+                    "tools": types.ToolsCapability(list_changed=False),
+                    "prompts": types.PromptsCapability(list_changed=False),
+                    "resources": types.ResourcesCapability(subscribe=True, list_changed=False),
+                }
+            )
+        return capabilities.model_copy(
+            update={
+                "tasks": types.ServerTasksCapability(
+                    list=types.TasksListCapability(),
+                    cancel=types.TasksCancelCapability(),
+                    requests=types.ServerTasksRequestsCapability(
+                        tools=types.TasksToolsCapability(call=types.TasksCallCapability())
+                    ),
+                )
+            }
+        )
 
 
 def _wants_progress(ctx: Context) -> bool:

@@ -46,6 +46,10 @@ def to_mcp_tool(tool: tools_pb2.Tool) -> types.Tool:
             idempotent_hint=annotations.idempotent,
             open_world_hint=False,
         ),
+        # A long-running tool may run as a task (2025-11-25's per-tool negotiation).
+        execution=types.ToolExecution(task_support="optional")
+        if annotations.long_running
+        else None,
         _meta={
             META_PREFIX + "name": canonical,
             META_PREFIX + "version": tool.version,
@@ -113,6 +117,10 @@ def _text_result(
         is_error=is_error,
         _meta={OPERATION_META: operation} if operation else None,
     )
+
+
+def text_of_result(result: types.CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 def error_result(text: str) -> types.CallToolResult:

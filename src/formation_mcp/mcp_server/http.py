@@ -85,11 +85,16 @@ class McpHttpEndpoint:
         allowed_origins: tuple[str, ...] = (),
         proxies: ProxyTrust,
         bridge_secret: str,
+        retention_seconds: float,
     ) -> None:
-        """`bridge_secret`: the one the gRPC server of this process was given."""
+        """`bridge_secret`: the one the gRPC server of this process was given;
+        `retention_seconds`: its FMCP_OPERATION_TTL (the tasks' ttl)."""
         self._backend = _LoopbackBackend(grpc_target, bridge_secret)
         self._closing = False
-        server = ToolBridge(self._backend, closing=lambda: self._closing).server()
+        self._bridge = ToolBridge(
+            self._backend, closing=lambda: self._closing, retention_seconds=retention_seconds
+        )
+        server = self._bridge.server()
         self._manager = StreamableHTTPSessionManager(
             app=server,
             session_idle_timeout=SESSION_IDLE_SECONDS,
@@ -132,6 +137,7 @@ class McpHttpEndpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._bridge.close()
         await self._backend.close()
 
     def _forbidden_origin(self, connection: HTTPConnection) -> Response | None:

@@ -43,13 +43,16 @@ class _ClientBackend:
         await self._client.close()
 
 
-async def serve_stdio(client: Client, key_file: Path) -> None:
+async def serve_stdio(client: Client, key_file: Path, retention_seconds: float) -> None:
     """Serve one host over stdin/stdout until it closes stdin, as `client` (made with the key in
-    `key_file`), then close it."""
+    `key_file`), then close it. `retention_seconds`: FMCP_OPERATION_TTL as this process reads
+    it (the tasks' ttl; the same as the server's when they share a configuration)."""
     backend = _ClientBackend(client, key_file)
-    server = ToolBridge(backend).server()
+    bridge = ToolBridge(backend, retention_seconds=retention_seconds)
+    server = bridge.server()
     try:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
+        await bridge.close()
         await backend.close()

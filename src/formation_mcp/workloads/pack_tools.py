@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -30,7 +31,12 @@ from formation_mcp.workloads.build import (
     build_pack,
     not_applied,
 )
-from formation_mcp.workloads.formfile import Formfile, FormfileError, parse_formfile
+from formation_mcp.workloads.formfile import (
+    Formfile,
+    FormfileError,
+    parse_formfile,
+    parse_formfile_document,
+)
 from formation_mcp.workloads.packs import PackRecord, PackStore
 from formation_mcp.workloads.sandbox import WorkloadSandbox
 from formation_mcp.workloads.staging import (
@@ -62,11 +68,14 @@ PACK_BUILD_INPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "formfile": {
-            "type": "string",
+            "type": ["string", "object"],
             "minLength": 1,
             "maxLength": MAX_FORMFILE_CHARS,
-            "description": "The Formfile: Formation's text form (NAME, RUN, COPY, ...) or the "
-            "JSON/YAML document (name, run, include, env, expose, entrypoint, resources).",
+            "minProperties": 1,
+            "maxProperties": 64,
+            "description": "The Formfile: a string in Formation's text form (NAME, RUN, COPY, "
+            "...) or the JSON/YAML document, or the document itself as a JSON object (name, "
+            "run, include, env, expose, entrypoint, resources).",
         },
         "context_files": {
             "type": "object",
@@ -110,8 +119,16 @@ PACK_BUILD_OUTPUT: dict[str, Any] = {
 
 
 def _formfile(arguments: dict[str, Any]) -> Formfile:
+    value = arguments["formfile"]
     try:
-        return parse_formfile(arguments["formfile"])
+        if isinstance(value, dict):  # the document form, sent as an object
+            if len(json.dumps(value)) > MAX_FORMFILE_CHARS:
+                raise InvalidArgument.for_field(
+                    "arguments.formfile",
+                    f"the Formfile document is over {MAX_FORMFILE_CHARS} characters as JSON",
+                )
+            return parse_formfile_document(value)
+        return parse_formfile(value)
     except FormfileError as error:
         violations = [
             FieldViolation(field, description)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,8 @@ class PackRecord:
     """The normalized Formfile as JSON."""
     node: str
     """The node whose artifact store holds the archive."""
+    create_time: int = field(default=0, compare=False)
+    """Microseconds since the epoch; stamped by the table (not part of what a pack is)."""
 
     @property
     def archive_name(self) -> str:
@@ -55,6 +57,7 @@ class PackStore:
             size_bytes=row.size_bytes,
             formfile=row.formfile,
             node=row.node,
+            create_time=row.create_time,
         )
 
     async def get(self, build_id: str, owner: str) -> PackRecord:
@@ -85,3 +88,34 @@ class PackStore:
                         create_time=now_us(),
                     )
                 )
+
+    async def list(self, owner: str, limit: int) -> list[PackSummary]:
+        """The owner's packs, newest first, at most `limit`."""
+        query = (
+            sa.select(
+                packs.c.build_id,
+                packs.c.name,
+                packs.c.digest,
+                packs.c.size_bytes,
+                packs.c.create_time,
+            )
+            .where(packs.c.owner == owner)
+            .order_by(packs.c.create_time.desc(), packs.c.build_id)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            PackSummary(row.build_id, row.name, row.digest, row.size_bytes, row.create_time)
+            for row in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class PackSummary:
+    build_id: str
+    name: str
+    digest: str
+    size_bytes: int
+    create_time: int
+    """Microseconds since the epoch."""
