@@ -185,6 +185,7 @@ class Application:
             proxies=proxies,
             bridge_secret=bridge_secret,
             retention_seconds=settings.operation_ttl_seconds,
+            sessionless=shared_ports,
         )
         self.authorization_server = AuthorizationServer(
             self.oauth_clients, self.authorizations, self.oauth_tokens, self.auth.jwks, proxies

@@ -86,9 +86,15 @@ class McpHttpEndpoint:
         proxies: ProxyTrust,
         bridge_secret: str,
         retention_seconds: float,
+        sessionless: bool = False,
     ) -> None:
         """`bridge_secret`: the one the gRPC server of this process was given;
-        `retention_seconds`: its FMCP_OPERATION_TTL (the tasks' ttl)."""
+        `retention_seconds`: its FMCP_OPERATION_TTL (the tasks' ttl); `sessionless`: serve
+        2025-11-25 without sessions, for a process whose port other processes share (the
+        kernel hands each connection to any of them, so a session held in one process's
+        memory would be missing on the next request; each request then stands alone, and
+        what needs a session, the standing GET stream with its subscriptions and task status
+        notifications, and logging/setLevel, is not offered)."""
         self._backend = _LoopbackBackend(grpc_target, bridge_secret)
         self._closing = False
         self._bridge = ToolBridge(
@@ -97,8 +103,9 @@ class McpHttpEndpoint:
         server = self._bridge.server()
         self._manager = StreamableHTTPSessionManager(
             app=server,
-            session_idle_timeout=SESSION_IDLE_SECONDS,
+            session_idle_timeout=None if sessionless else SESSION_IDLE_SECONDS,
             max_request_body_size=MAX_REQUEST_BYTES,
+            stateless=sessionless,
         )
         self._auth = BearerAuthenticator(verifier, issuer, proxies)
         self._issuer = issuer
