@@ -37,6 +37,7 @@ from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.manager import OperationManager
 from formation_mcp.operations.reader import OperationReader
 from formation_mcp.operations.sweeper import Sweeper
+from formation_mcp.policies.manager import PolicyManager
 from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
 from formation_mcp.tools.audit import AuditLog
@@ -151,8 +152,14 @@ class Application:
             if run_worker
             else None
         )
+        self.policies = PolicyManager(self.database, self.bus)
         self.tools = ToolManager(
-            self.database, self.registry, self.operations, AuditLog(self.database), self.outbox
+            self.database,
+            self.registry,
+            self.operations,
+            AuditLog(self.database),
+            self.outbox,
+            self.policies,
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
@@ -170,6 +177,7 @@ class Application:
             grants=self.grants,
             tools=self.tools,
             accounts=self.accounts,
+            policies=self.policies,
             verifier=self.verifier,
             metrics=self.metrics,
             max_message_bytes=settings.max_message_bytes,
@@ -207,6 +215,7 @@ class Application:
         await self.bus.start()
         await self.auth_upkeep.start()
         await self.accounts.bootstrap_admins(settings.admin_keys)
+        await self.policies.load()
         if self.driver is not None:
             await self.driver.start()
         await self.grpc.start()
@@ -220,6 +229,7 @@ class Application:
             loop.create_task(refresh_gauges(self.database, self.metrics, self.relay)),
             loop.create_task(self.hub.resync_every(WATCH_RESYNC_SECONDS)),
             loop.create_task(self.auth_upkeep.run()),
+            loop.create_task(self.policies.run()),
         ]
         log.info(
             "serving",
@@ -250,6 +260,7 @@ class Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.http.stop()
+        await self.policies.close()
         await self.broker.close()
         await self.bus.close()
         await self.database.close()

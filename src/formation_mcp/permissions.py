@@ -48,6 +48,7 @@ _AUTH = "/formation.mcp.v1.AuthService/"
 _OPS = "/formation.mcp.v1.OperationsService/"
 _TOOLS = "/formation.mcp.v1.ToolsService/"
 _ACCOUNTS = "/formation.mcp.v1.AccountsService/"
+_POLICIES = "/formation.mcp.v1.PoliciesService/"
 
 METHOD_PERMISSIONS: dict[str, str | None] = {
     _AUTH + "CreateChallenge": PUBLIC,
@@ -76,6 +77,10 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _ACCOUNTS + "GetAccount": ACCOUNTS_ADMIN,
     _ACCOUNTS + "CreateAccount": ACCOUNTS_ADMIN,
     _ACCOUNTS + "UpdateAccount": ACCOUNTS_ADMIN,
+    _POLICIES + "GetPolicy": ACCOUNTS_ADMIN,
+    _POLICIES + "UpdatePolicy": ACCOUNTS_ADMIN,
+    # Any caller, about itself (what applies to it and its usage).
+    _POLICIES + "GetEffectivePolicy": ACCOUNT_SELF,
 }
 
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
