@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, tools_pb2
+from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, policies_pb2, tools_pb2
 from google.api import annotations_pb2
 from grpc_tools import protoc
 from openapi_spec_validator import validate
@@ -65,6 +65,11 @@ EXPECTED_OPERATIONS = {
     "OperationsService_DeleteOperation": ("delete", "/v1/operations/{operation}"),
     "OperationsService_WaitOperation": ("post", "/v1/operations/{operation}:wait"),
     "OperationsService_WatchOperation": ("get", "/v1/operations/{operation}:watch"),
+    "PoliciesService_GetPolicy": ("get", "/v1/accounts/{account}/policy"),
+    "PoliciesService_GetPolicy_2": ("get", "/v1/roles/{role}/policy"),
+    "PoliciesService_UpdatePolicy": ("patch", "/v1/accounts/{account}/policy"),
+    "PoliciesService_UpdatePolicy_2": ("patch", "/v1/roles/{role}/policy"),
+    "PoliciesService_GetEffectivePolicy": ("get", "/v1/policy:effective"),
 }
 PUBLIC_OPERATIONS = {
     "AuthService_CreateChallenge",
@@ -181,15 +186,15 @@ def test_every_rpc_with_an_http_binding_has_its_operation(document: JsonObject) 
     # Cross-check against the Python descriptors: every bound RPC of the transcoded services
     # is in the document, with the binding it declares.
     bound = {}
-    for module in (accounts_pb2, auth_pb2, operations_pb2, tools_pb2):
+    for module in (accounts_pb2, auth_pb2, operations_pb2, policies_pb2, tools_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 options = method.GetOptions()
                 if options.HasExtension(annotations_pb2.http):
-                    bound[f"{service.name}_{method.name}"] = (
-                        method,
-                        options.Extensions[annotations_pb2.http],
-                    )
+                    rule = options.Extensions[annotations_pb2.http]
+                    bound[f"{service.name}_{method.name}"] = (method, rule)
+                    for number, extra in enumerate(rule.additional_bindings, start=2):
+                        bound[f"{service.name}_{method.name}_{number}"] = (method, extra)
     assert set(bound) == set(found)
     for key, (method, rule) in bound.items():
         verb, _path, operation = found[key]
@@ -207,6 +212,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "formation.mcp.v1.AccountsService",
         "formation.mcp.v1.ToolsService",
         "formation.mcp.v1.OperationsService",
+        "formation.mcp.v1.PoliciesService",
     )
     assert config.preserve_proto_field_names and config.always_print_primitive_fields
     assert config.stream_newline_delimited and not config.always_print_enums_as_ints
@@ -216,6 +222,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "AccountsService",
         "ToolsService",
         "OperationsService",
+        "PoliciesService",
     ]
 
 
