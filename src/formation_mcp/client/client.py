@@ -45,6 +45,7 @@ from formation_mcp.client.errors import (
 )
 from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
 from formation_mcp.client.models import Account, Operation, Tool
+from formation_mcp.client.policies import PoliciesAPI
 from formation_mcp.client.retry import RetryPolicy
 from formation_mcp.client.session import SessionStore
 from formation_mcp.client.workloads import pack_context
@@ -113,6 +114,7 @@ class Client:
         self.operations = OperationsAPI(self)
         self.grants = GrantsAPI(self)
         self.authorizations = AuthorizationsAPI(self)
+        self.policies = PoliciesAPI(self)
 
     @classmethod
     def from_config(cls, config: ClientConfig, **options: Any) -> Client:

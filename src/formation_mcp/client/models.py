@@ -90,6 +90,10 @@ class Tool(_Plain):
     annotations: ToolAnnotations
     permission: str
     aliases: list[str]
+    allowed: bool = True
+    """Whether the caller may call it (its roles, grant and policy)."""
+    refusal: str = ""
+    """Why not, when it may not."""
 
     @classmethod
     def from_proto(cls, tool: tools_pb2.Tool) -> Tool:
@@ -110,6 +114,8 @@ class Tool(_Plain):
             ),
             permission=tool.permission,
             aliases=list(tool.aliases),
+            allowed=tool.allowed,
+            refusal=tool.refusal,
         )
 
 
