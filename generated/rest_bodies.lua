@@ -15,6 +15,8 @@ local REST_ROUTES = {
   {"POST", "^/v1/tools/[^/]+:call$", "formation.mcp.v1.CallToolRequest"},
   {"POST", "^/v1/operations/[^/]+:cancel$", "formation.mcp.v1.CancelOperationRequest"},
   {"POST", "^/v1/operations/[^/]+:wait$", "formation.mcp.v1.WaitOperationRequest"},
+  {"POST", "^/v1/operations/[^/]+:approve$", "formation.mcp.v1.ApproveOperationRequest"},
+  {"POST", "^/v1/operations/[^/]+:deny$", "formation.mcp.v1.DenyOperationRequest"},
   {"PATCH", "^/v1/accounts/[^/]+/policy$", "formation.mcp.v1.Policy"},
   {"PATCH", "^/v1/roles/[^/]+/policy$", "formation.mcp.v1.Policy"},
 }
@@ -40,6 +42,10 @@ local REST_MESSAGES = {
     ["signature"] = "",
     ["scope"] = "",
   },
+  ["formation.mcp.v1.ApproveOperationRequest"] = {
+    ["name"] = "",
+    ["comment"] = "",
+  },
   ["formation.mcp.v1.CallToolRequest"] = {
     ["name"] = "",
     ["arguments"] = "*",
@@ -48,6 +54,7 @@ local REST_MESSAGES = {
     ["validate_only"] = "",
     ["validateOnly"] = "",
     ["wait"] = "",
+    ["reason"] = "",
   },
   ["formation.mcp.v1.CancelOperationRequest"] = {
     ["name"] = "",
@@ -61,6 +68,10 @@ local REST_MESSAGES = {
     ["public_key"] = "",
     ["publicKey"] = "",
     ["signature"] = "",
+  },
+  ["formation.mcp.v1.DenyOperationRequest"] = {
+    ["name"] = "",
+    ["comment"] = "",
   },
   ["formation.mcp.v1.LoginRequest"] = {
     ["challenge_id"] = "",

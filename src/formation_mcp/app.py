@@ -40,6 +40,7 @@ from formation_mcp.operations.sweeper import Sweeper
 from formation_mcp.policies.manager import PolicyManager
 from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
+from formation_mcp.tools.approvals import ApprovalManager
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolRegistry
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_CACHE_ENTRIES = 10_000
 WATCH_RESYNC_SECONDS = 5.0
+APPROVAL_EXPIRY_SECONDS = 1.0
+"""How often calls whose approval did not come in time are failed."""
 
 
 class Application:
@@ -153,13 +156,16 @@ class Application:
             else None
         )
         self.policies = PolicyManager(self.database, self.bus)
+        audit_log = AuditLog(self.database)
+        self.approvals = ApprovalManager(self.database, self.operations, self.outbox, audit_log)
         self.tools = ToolManager(
             self.database,
             self.registry,
             self.operations,
-            AuditLog(self.database),
+            audit_log,
             self.outbox,
             self.policies,
+            approval_ttl_seconds=settings.approval_ttl_seconds,
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
@@ -176,6 +182,7 @@ class Application:
             authorizations=self.authorizations,
             grants=self.grants,
             tools=self.tools,
+            approvals=self.approvals,
             accounts=self.accounts,
             policies=self.policies,
             verifier=self.verifier,
@@ -230,6 +237,7 @@ class Application:
             loop.create_task(self.hub.resync_every(WATCH_RESYNC_SECONDS)),
             loop.create_task(self.auth_upkeep.run()),
             loop.create_task(self.policies.run()),
+            loop.create_task(self.approvals.run(APPROVAL_EXPIRY_SECONDS)),
         ]
         log.info(
             "serving",

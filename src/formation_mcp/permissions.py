@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-ADMIN, USER, VIEWER = "admin", "user", "viewer"
-ROLES = (ADMIN, USER, VIEWER)
+ADMIN, USER, VIEWER, APPROVER = "admin", "user", "viewer", "approver"
+ROLES = (ADMIN, USER, VIEWER, APPROVER)
 
 OPERATIONS_READ = "operations.read"
 OPERATIONS_WRITE = "operations.write"
+OPERATIONS_APPROVE = "operations.approve"
 TOOLS_READ = "tools.read"
 TOOLS_CALL = "tools.call"
 ACCOUNT_SELF = "account.self"
@@ -29,6 +30,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {OPERATIONS_READ, OPERATIONS_WRITE, TOOLS_READ, TOOLS_CALL, ACCOUNT_SELF, GRANTS_REVOKE}
     ),
     VIEWER: frozenset({OPERATIONS_READ, TOOLS_READ, ACCOUNT_SELF, GRANTS_REVOKE}),
+    # Decides on other accounts' calls that wait for an approval (usually with `user`).
+    APPROVER: frozenset(
+        {OPERATIONS_READ, OPERATIONS_APPROVE, TOOLS_READ, ACCOUNT_SELF, GRANTS_REVOKE}
+    ),
 }
 
 FULL_SCOPE, READ_ONLY_SCOPE = "full", "read-only"
@@ -69,6 +74,8 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _OPS + "WatchOperation": OPERATIONS_READ,
     _OPS + "CancelOperation": OPERATIONS_WRITE,
     _OPS + "DeleteOperation": OPERATIONS_WRITE,
+    _OPS + "ApproveOperation": OPERATIONS_APPROVE,
+    _OPS + "DenyOperation": OPERATIONS_APPROVE,
     _TOOLS + "ListTools": TOOLS_READ,
     _TOOLS + "GetTool": TOOLS_READ,
     # Which tools a caller may call depends on the tool: checked by `may_call_tool`.

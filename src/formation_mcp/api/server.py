@@ -35,6 +35,7 @@ from formation_mcp.metrics import Metrics
 from formation_mcp.operations.manager import OperationManager
 from formation_mcp.policies.manager import PolicyManager
 from formation_mcp.proxies import ProxyTrust
+from formation_mcp.tools.approvals import ApprovalManager
 from formation_mcp.tools.manager import ToolManager
 
 SERVICE_NAMES = (
@@ -56,6 +57,7 @@ class GrpcServer:
         authorizations: AuthorizationManager,
         grants: GrantManager,
         tools: ToolManager,
+        approvals: ApprovalManager,
         accounts: AccountManager,
         policies: PolicyManager,
         verifier: TokenVerifier,
@@ -96,7 +98,7 @@ class GrpcServer:
         )
         tools_pb2_grpc.add_ToolsServiceServicer_to_server(ToolsServicer(tools), self.server)
         operations_pb2_grpc.add_OperationsServiceServicer_to_server(
-            OperationsServicer(operations, metrics), self.server
+            OperationsServicer(operations, approvals, metrics), self.server
         )
         policies_pb2_grpc.add_PoliciesServiceServicer_to_server(
             PoliciesServicer(policies), self.server

@@ -77,4 +77,5 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
             request.validate_only,
             size=size,
             wait=wait,
+            reason=request.reason,
         )

@@ -34,6 +34,8 @@ operations = sa.Table(
     sa.Column("create_time", sa.BigInteger, nullable=False),
     sa.Column("update_time", sa.BigInteger, nullable=False),
     sa.Column("end_time", sa.BigInteger, nullable=True),
+    # formation.mcp.v1.Approval, serialized: the call needed a human approval.
+    sa.Column("approval", sa.LargeBinary, nullable=True),
     sa.Index("ix_operations_owner_id", "owner", "id"),
     sa.Index("ix_operations_owner_request_id", "owner", "request_id", unique=True),
     sa.Index("ix_operations_done_end_time", "done", "end_time"),
@@ -334,4 +336,16 @@ rate_windows = sa.Table(
     sa.Column("tool", sa.String(128), primary_key=True),
     sa.Column("window_start", sa.BigInteger, primary_key=True),
     sa.Column("calls", sa.Integer, nullable=False),
+)
+
+approval_work = sa.Table(
+    "approval_work",
+    metadata,
+    # The work of a call that waits for an approval: queued (outbox) when it is approved,
+    # dropped when it is denied, expires or is cancelled.
+    sa.Column("operation_id", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("work", sa.LargeBinary, nullable=False),  # formation.mcp.internal.v1.WorkItem
+    sa.Column("expire_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_approval_work_expire_time", "expire_time"),
 )

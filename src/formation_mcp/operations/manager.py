@@ -198,6 +198,21 @@ class OperationManager:
 
         return await self._mutate(operation_id, change)
 
+    async def transition(
+        self,
+        operation_id: str,
+        decide: Callable[[OperationRecord], Change | None],
+        also: Callable[[AsyncConnection, Change], Awaitable[None]] | None = None,
+    ) -> OperationRecord | None:
+        """Apply a change `decide` makes (e.g. an approval) with optimistic concurrency;
+        `also` runs in the same transaction after it is written. The operation afterwards
+        (unchanged when `decide` returned None), or None when it does not exist."""
+        return await self._mutate(operation_id, decide, also)
+
+    async def visible_record(self, caller: Caller, name: str) -> OperationRecord:
+        """The operation the caller may see (NOT_FOUND otherwise), read now."""
+        return await self._visible(caller, parse_operation_name(name))
+
     async def by_request_id(self, owner: str, request_id: str) -> OperationRecord | None:
         async with self._db.read() as conn:
             return await store.get_by_request_id(conn, owner, request_id)

@@ -53,6 +53,7 @@ def _row_values(record: OperationRecord) -> dict[str, Any]:
         "create_time": record.create_time,
         "update_time": record.update_time,
         "end_time": record.end_time,
+        "approval": record.approval,
     }
 
 
@@ -79,6 +80,7 @@ def _record(row: sa.Row[Any]) -> OperationRecord:
         create_time=row.create_time,
         update_time=row.update_time,
         end_time=row.end_time,
+        approval=row.approval,
     )
 
 

@@ -66,12 +66,6 @@ def check_policy(policy: policies_pb2.Policy, paths: Sequence[str]) -> None:
             continue
         patterns = list(getattr(policy, field))
         _check_patterns(f"policy.{field}", patterns)
-    if "require_approval" in paths and policy.require_approval:
-        raise InvalidArgument.for_field(
-            "policy.require_approval",
-            "human approval is not available on this server yet; leave it empty",
-            reason="APPROVAL_NOT_AVAILABLE",
-        )
     for quota in QUOTAS:
         if quota in paths and has(policy, quota) and getattr(policy, quota) < 0:
             raise InvalidArgument.for_field(

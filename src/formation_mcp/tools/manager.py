@@ -24,6 +24,7 @@ from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.dispatch.outbox import Pending
 from formation_mcp.errors import FmcpError, InvalidArgument, PermissionDenied, ResourceExhausted
 from formation_mcp.identity import Caller
+from formation_mcp.operations import lifecycle
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.ids import operation_name
 from formation_mcp.operations.lifecycle import OperationRecord
@@ -31,9 +32,10 @@ from formation_mcp.operations.manager import OperationManager, new_record
 from formation_mcp.permissions import may_call_tool, permissions_of
 from formation_mcp.policies.manager import PolicyManager, QuotaCheck
 from formation_mcp.policies.quotas import INSTANCE_QUOTAS, relevant
-from formation_mcp.policies.rules import has_quota
+from formation_mcp.policies.rules import first_match, has_quota
 from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
+from formation_mcp.tools.approvals import keep_work
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.checks import CheckedArguments, WorkOrder, check_arguments, work_item
 from formation_mcp.tools.context import ToolContext
@@ -43,6 +45,7 @@ from formation_mcp.tools.runner import run_tool
 PLACED_QUICK_WAIT = 15.0
 """How long the call of a quick tool placed on a node waits for its result before it returns
 the pending operation (the node is busy or was just restarted: the caller can wait on it)."""
+MAX_REASON_CHARS = 500
 ADMISSION_BATCH = 128
 """At most this many accepted calls are written in one transaction."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -73,9 +76,12 @@ class ToolManager:
         audit_log: AuditLog,
         dispatcher: Dispatcher,
         policies: PolicyManager,
+        *,
+        approval_ttl_seconds: float = 3600.0,
     ) -> None:
         self._db = database
         self._policies = policies
+        self._approval_ttl_us = int(approval_ttl_seconds * 1_000_000)
         self._registry = registry
         self._operations = operations
         self._audit = audit_log
@@ -128,12 +134,18 @@ class ToolManager:
         *,
         size: StructSize | None = None,
         wait: float = 0.0,
+        reason: str = "",
     ) -> lro_pb2.Operation:
         """`size`: what `structs.arguments_from_struct` measured of `arguments` (big ones
         are checked off the event loop, see `tools.checks`). `wait` > 0: a long-running
         call's answer waits that long at most (capped by the operations' wait limit) for
-        the operation to finish (call-and-wait in one RPC)."""
-        operation = await self._call(caller, name, arguments, request_id, validate_only, size=size)
+        the operation to finish (call-and-wait in one RPC). `reason`: why the call is made,
+        for an approver when the call needs one."""
+        if len(reason) > MAX_REASON_CHARS:
+            raise InvalidArgument.for_field("reason", f"at most {MAX_REASON_CHARS} characters")
+        operation = await self._call(
+            caller, name, arguments, request_id, validate_only, size=size, reason=reason
+        )
         if wait > 0 and not operation.done:
             return await self._operations.wait(caller, operation.name, wait)
         return operation
@@ -147,6 +159,7 @@ class ToolManager:
         validate_only: bool,
         *,
         size: StructSize | None,
+        reason: str = "",
     ) -> lro_pb2.Operation:
         tool = self._registry.resolve_resource(name)
         spec = tool.spec
@@ -188,9 +201,10 @@ class ToolManager:
                 audit.entry(**audit_fields, outcome=outcome, detail=error.message)
             )
             raise
+        rule = first_match(self._policies.for_caller(caller).require_approval, spec.facts)
         if validate_only:
             await self._audit.write(audit.entry(**audit_fields, outcome=audit.VALIDATED))
-            return _validated(spec)
+            return _validated(spec, rule)
         placement = None
         if spec.placement is not None:
             try:
@@ -200,11 +214,24 @@ class ToolManager:
                     audit.entry(**audit_fields, outcome=audit.REJECTED, detail=error.message)
                 )
                 raise
-        if spec.long_running or placement is not None:
-            operation = await self._dispatch(
-                caller, tool, arguments, checked, request_id, audit_fields, placement, quota
+        approval = None
+        if rule is not None:
+            approval = operations_pb2.Approval(
+                state=operations_pb2.Approval.REQUESTED, reason=reason, rule=rule
             )
-            if not spec.long_running and not operation.done:
+        if spec.long_running or placement is not None or approval is not None:
+            operation = await self._dispatch(
+                caller,
+                tool,
+                arguments,
+                checked,
+                request_id,
+                audit_fields,
+                placement,
+                quota,
+                approval,
+            )
+            if not spec.long_running and not operation.done and approval is None:
                 # A quick tool placed on a node: answer with its result, as for any quick tool.
                 return await self._operations.wait(caller, operation.name, PLACED_QUICK_WAIT)
             return operation
@@ -281,14 +308,19 @@ class ToolManager:
         audit_fields: dict[str, Any],
         placement: Placement | None,
         quota: QuotaCheck | None,
+        approval: operations_pb2.Approval | None = None,
     ) -> lro_pb2.Operation:
         """The operation, its work item in the outbox and the audit entry, written in one
         transaction (together with other calls' admissions that arrive meanwhile), in which
         the caller's quotas are checked too."""
         created = new_record(caller.account, tool.spec.name, request_id or None)
+        if approval is not None:
+            approval.expire_time.FromMicroseconds(created.create_time + self._approval_ttl_us)
+            created = lifecycle.awaiting_approval(created, approval)
         order = WorkOrder(operation_name(created.id), tool.spec.name, caller.account, placement)
         item = await work_item(order, arguments, checked)
-        entry = audit.entry(**audit_fields, outcome=audit.ACCEPTED, operation_id=created.id)
+        outcome = audit.ACCEPTED if approval is None else audit.AWAITING_APPROVAL
+        entry = audit.entry(**audit_fields, outcome=outcome, operation_id=created.id)
         admission = _Admission(created, to_operation(created), item, entry, quota)
         try:
             await self._admissions.submit(admission)
@@ -309,9 +341,14 @@ class ToolManager:
             for admission in admissions:
                 if admission.quota is not None:
                     await self._policies.admit(conn, admission.operation.id, admission.quota)
-            pending = await self._dispatcher.enqueue_many(conn, [a.work for a in admissions])
+            queued = [a.work for a in admissions if not a.awaiting]
+            pending = await self._dispatcher.enqueue_many(conn, queued) if queued else None
+            waiting = [(a.operation, a.work) for a in admissions if a.awaiting]
+            if waiting:  # queued when approved (tools.approvals)
+                await keep_work(conn, waiting, self._approval_ttl_us)
             await self._audit.insert_many(conn, [a.audit for a in admissions])
-        self._dispatcher.committed(pending)
+        if pending is not None:
+            self._dispatcher.committed(pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +361,11 @@ class _Admission:
     work: queue_pb2.WorkItem
     audit: dict[str, Any]
     quota: QuotaCheck | None
+
+    @property
+    def awaiting(self) -> bool:
+        """The call waits for an approval: its work is kept aside, not queued."""
+        return self.operation.state is lifecycle.State.AWAITING_APPROVAL
 
 
 def _parse_filter(filter_text: str) -> tuple[str | None, bool | None]:
@@ -363,13 +405,16 @@ def _permission_refusal(caller: Caller, spec: ToolSpec) -> PermissionDenied:
     )
 
 
-def _validated(spec: ToolSpec) -> lro_pb2.Operation:
+def _validated(spec: ToolSpec, approval_rule: str | None = None) -> lro_pb2.Operation:
     """validate_only: a done operation with no name and an empty result."""
+    message = "Arguments are valid; nothing was started (validate_only)."
+    if approval_rule is not None:
+        message += f" The call would wait for an approval (require_approval: {approval_rule})."
     metadata = operations_pb2.OperationMetadata(
         tool=spec.name,
         state=operations_pb2.OperationMetadata.SUCCEEDED,
         progress_percent=100,
-        status_message="Arguments are valid; nothing was started (validate_only).",
+        status_message=message,
     )
     operation = lro_pb2.Operation(done=True)
     operation.metadata.Pack(metadata)

@@ -92,8 +92,8 @@ class Policy(_message.Message):
 
     @_builtins.property
     def require_approval(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Calls of tools matching one of these patterns wait for a human approval.
-        Not enforced by this server yet: setting it is FAILED_PRECONDITION.
+        """Calls of tools matching one of these patterns wait AWAITING_APPROVAL until an
+        approver approves them (OperationsService.ApproveOperation); empty by default.
         """
 
     @_builtins.property

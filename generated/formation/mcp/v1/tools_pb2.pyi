@@ -225,6 +225,7 @@ class CallToolRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The tool, `tools/{tool}`; aliases resolve."""
     request_id: _builtins.str
@@ -233,6 +234,10 @@ class CallToolRequest(_message.Message):
     """
     validate_only: _builtins.bool
     """Only validate the arguments; start nothing and return a done operation."""
+    reason: _builtins.str
+    """Why the call is made: an approver reads it when the caller's policy makes
+    the call wait for an approval (at most 500 characters).
+    """
     @_builtins.property
     def arguments(self) -> _struct_pb2.Struct:
         """Arguments, validated against the tool's input schema."""
@@ -253,10 +258,11 @@ class CallToolRequest(_message.Message):
         request_id: _builtins.str = ...,
         validate_only: _builtins.bool = ...,
         wait: _duration_pb2.Duration | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "request_id", b"request_id", "validate_only", b"validate_only", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "reason", b"reason", "request_id", b"request_id", "validate_only", b"validate_only", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

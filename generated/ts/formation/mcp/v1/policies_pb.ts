@@ -57,8 +57,8 @@ export type Policy = Message<"formation.mcp.v1.Policy"> & {
   readOnly?: boolean | undefined;
 
   /**
-   * Calls of tools matching one of these patterns wait for a human approval.
-   * Not enforced by this server yet: setting it is FAILED_PRECONDITION.
+   * Calls of tools matching one of these patterns wait AWAITING_APPROVAL until an
+   * approver approves them (OperationsService.ApproveOperation); empty by default.
    *
    * @generated from field: repeated string require_approval = 5;
    */

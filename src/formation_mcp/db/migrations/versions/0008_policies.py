@@ -1,5 +1,6 @@
 """Policies: per-account and per-role rules on tool calls, the quota lock row of each account,
-the quota claims of admitted calls and the per-tool rate windows.
+the quota claims of admitted calls, the per-tool rate windows, and human approvals (an
+operation's approval, the work of calls waiting for one).
 
 Revision ID: 0008_policies
 Revises: 0007_oauth
@@ -50,8 +51,22 @@ def upgrade() -> None:
         sa.Column("calls", sa.Integer, nullable=False),
     )
 
+    op.add_column("operations", sa.Column("approval", sa.LargeBinary, nullable=True))
+    op.create_table(
+        "approval_work",
+        sa.Column("operation_id", sa.String(32), primary_key=True),
+        sa.Column("owner", sa.String(255), nullable=False),
+        sa.Column("work", sa.LargeBinary, nullable=False),
+        sa.Column("expire_time", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_approval_work_expire_time", "approval_work", ["expire_time"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_approval_work_expire_time", table_name="approval_work")
+    op.drop_table("approval_work")
+    with op.batch_alter_table("operations") as batch:
+        batch.drop_column("approval")
     op.drop_table("rate_windows")
     op.drop_index("ix_quota_claims_account_create_time", table_name="quota_claims")
     op.drop_table("quota_claims")
