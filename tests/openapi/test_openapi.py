@@ -283,6 +283,7 @@ def test_enums_are_their_value_names(document: JsonObject) -> None:
         "SUCCEEDED",
         "FAILED",
         "CANCELLED",
+        "AWAITING_APPROVAL",
     ]
     assert "- `RUNNING`: A worker is running it." in state["description"]
     assert prop(document, "formation.mcp.v1.OperationMetadata", "state")["$ref"] == (

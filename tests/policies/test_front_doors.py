@@ -12,7 +12,7 @@ from tests.mcp_server.mcp_tokens import mcp_token
 from tests.policies.conftest import Policies, set_policy
 from tests.support.auth import Md
 from tests.support.envoy import assert_error, auth, details, url
-from tests.support.mcp import http_client, text_of
+from tests.support.mcp import http_client, operation_of, text_of
 
 from formation_mcp.app import Application
 
@@ -116,3 +116,46 @@ async def test_read_only_holds_over_mcp(
         read = await mcp.call_tool("test_read", {})
     assert refused.is_error is True and "the policy is read-only" in text_of(refused)
     assert read.is_error is False
+
+
+async def test_a_call_that_needs_approval_is_approved_over_rest(
+    client: httpx.AsyncClient,
+    policies: Policies,
+    admin: Md,
+    admin_token: str,
+    session: auth_pb2.Session,
+) -> None:
+    await set_policy(policies, admin, session.account.name, require_approval=["test.echo"])
+    called = await client.post(
+        "/v1/tools/test.echo:call",
+        json={"arguments": {"text": "hi"}, "reason": "greeting"},
+        headers=auth(session.access_token),
+    )
+    assert called.status_code == 200, called.text
+    operation = called.json()
+    assert operation["metadata"]["state"] == "AWAITING_APPROVAL"
+    assert operation["metadata"]["approval"]["reason"] == "greeting"
+    path = f"/v1/{operation['name']}"
+    mine = await client.post(f"{path}:approve", json={}, headers=auth(session.access_token))
+    assert_error(mine, 403, 7, "MISSING_PERMISSION")
+    no_comment = await client.post(f"{path}:deny", json={}, headers=auth(admin_token))
+    assert_error(no_comment, 400, 3, "INVALID_ARGUMENT")
+    approved = await client.post(
+        f"{path}:approve", json={"comment": "fine"}, headers=auth(admin_token)
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["metadata"]["approval"]["state"] == "APPROVED"
+    waited = await client.post(f"{path}:wait", json={}, headers=auth(session.access_token))
+    assert waited.json()["response"]["output"] == {"echo": "hi"}
+
+
+async def test_a_call_that_needs_approval_is_answered_at_once_over_mcp(
+    envoy: str, app: Application, policies: Policies, admin: Md, session: auth_pb2.Session
+) -> None:
+    await set_policy(policies, admin, session.account.name, require_approval=["test.sleep"])
+    token = mcp_token(app, session.access_token, f"{envoy}/mcp")
+    async with http_client(f"{envoy}/mcp", token) as mcp:
+        result = await mcp.call_tool("test_sleep", {"steps": 1})
+    text = text_of(result)
+    assert "test.sleep needs approval (require_approval: test.sleep); operations/" in text
+    assert "Nothing has run yet" in text and operation_of(result) in text

@@ -112,3 +112,27 @@ async def test_fmcp_policy_set_needs_a_change_and_well_formed_rates(admin_fmcp: 
     assert (await admin_fmcp("policy", "set", "roles/viewer")).exit_code == 2
     bad = await admin_fmcp("policy", "set", "roles/viewer", "--rate", "pack.*")
     assert bad.exit_code == 2 and "PATTERN=N" in bad.output
+
+
+async def test_fmcp_ops_approve_and_deny(
+    admin_fmcp: Fmcp, user_fmcp: Fmcp, app: Application, admin_key: Ed25519PrivateKey
+) -> None:
+    me = json.loads((await user_fmcp("whoami", "-o", "json")).stdout)["name"]
+    await admin_fmcp("policy", "set", me, "--deny", "x.*")
+    async with Client(app.grpc.address, key=admin_key) as admin:
+        await admin.policies.update(me, require_approval=["test.echo"])
+    called = await user_fmcp(
+        "call", "test.echo", "--arg", "text=hi", "--reason", "say hi", "--no-wait", "-o", "json"
+    )
+    assert called.exit_code == 0, called.output
+    operation = json.loads(called.stdout)
+    assert operation["metadata"]["state"] == "AWAITING_APPROVAL"
+    assert operation["metadata"]["approval"]["reason"] == "say hi"
+    shown = await admin_fmcp("ops", "approve", operation["name"], "--comment", "ok")
+    assert shown.exit_code == 0, shown.output
+    assert "APPROVED by accounts/" in shown.output and "(say hi)" in shown.output
+    again = await user_fmcp("call", "test.echo", "--arg", "text=bye", "--no-wait", "-o", "json")
+    second = json.loads(again.stdout)["name"]
+    assert (await admin_fmcp("ops", "deny", second)).exit_code == 2  # --comment is required
+    denied = await admin_fmcp("ops", "deny", second, "--comment", "no", "-o", "json")
+    assert json.loads(denied.stdout)["metadata"]["approval"]["state"] == "DENIED"

@@ -1,5 +1,6 @@
 """`client.policies`: an account's or a role's policy (admins read and change them) and what
-applies to the caller itself, with its usage of each quota.
+applies to the caller itself, with its usage of each quota; and the approvers' decisions on
+calls a policy makes wait (`client.operations.approve / deny`).
 
     policy = await client.policies.update("accounts/KID", deny_tools=["vm.delete"],
                                           max_instances=2)
@@ -12,10 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from formation.mcp.v1 import policies_pb2, policies_pb2_grpc
+from formation.mcp.v1 import (
+    operations_pb2,
+    operations_pb2_grpc,
+    policies_pb2,
+    policies_pb2_grpc,
+)
+from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import field_mask_pb2
 
-from formation_mcp.client.models import _Plain, _time
+from formation_mcp.client.models import Operation, _Plain, _time
 
 if TYPE_CHECKING:
     from formation_mcp.client.client import Client
@@ -149,3 +156,23 @@ class PoliciesAPI:
             idempotent=True,
         )
         return EffectivePolicy.from_proto(effective)
+
+
+async def decide(client: Client, name: str, comment: str, *, approve: bool) -> Operation:
+    """ApproveOperation or DenyOperation (`client.operations.approve / deny`)."""
+    resource = name if name.startswith("operations/") else f"operations/{name}"
+    stub = operations_pb2_grpc.OperationsServiceStub(client.channel)
+    operation: lro_pb2.Operation
+    if approve:
+        operation = await client.unary(
+            stub.ApproveOperation,
+            operations_pb2.ApproveOperationRequest(name=resource, comment=comment),
+            idempotent=False,
+        )
+    else:
+        operation = await client.unary(
+            stub.DenyOperation,
+            operations_pb2.DenyOperationRequest(name=resource, comment=comment),
+            idempotent=False,
+        )
+    return Operation.from_proto(operation)

@@ -264,10 +264,16 @@ class _SyncTools:
         request_id: str | None = None,
         validate_only: bool = False,
         wait: float = 0.0,
+        reason: str = "",
     ) -> Operation:
         return self._owner._run(
             self._owner._client.tools.call(
-                name, arguments, request_id=request_id, validate_only=validate_only, wait=wait
+                name,
+                arguments,
+                request_id=request_id,
+                validate_only=validate_only,
+                wait=wait,
+                reason=reason,
             )
         )
 
@@ -292,6 +298,12 @@ class _SyncOperations:
 
     def cancel(self, name: str) -> Operation:
         return self._owner._run(self._owner._client.operations.cancel(name))
+
+    def approve(self, name: str, comment: str = "") -> Operation:
+        return self._owner._run(self._owner._client.operations.approve(name, comment))
+
+    def deny(self, name: str, comment: str) -> Operation:
+        return self._owner._run(self._owner._client.operations.deny(name, comment))
 
     def delete(self, name: str) -> None:
         self._owner._run(self._owner._client.operations.delete(name))

@@ -26,6 +26,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from formation_mcp.mcp_server.convert import (
     TOOL_PREFIX,
     ProgressRelay,
+    awaiting_approval_result,
     call_error_result,
     error_result,
     metadata_of,
@@ -148,6 +149,8 @@ class ToolBridge:
             return call_error_result(params.name, error)
         if operation.done:
             return result_of(operation)
+        if metadata_of(operation).state == operations_pb2.OperationMetadata.AWAITING_APPROVAL:
+            return awaiting_approval_result(operation)
         try:
             return await self._follow(ctx, operation, metadata)
         except anyio.get_cancelled_exc_class():

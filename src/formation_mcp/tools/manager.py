@@ -146,7 +146,7 @@ class ToolManager:
         operation = await self._call(
             caller, name, arguments, request_id, validate_only, size=size, reason=reason
         )
-        if wait > 0 and not operation.done:
+        if wait > 0 and not operation.done and not _awaits_approval(operation):
             return await self._operations.wait(caller, operation.name, wait)
         return operation
 
@@ -366,6 +366,13 @@ class _Admission:
     def awaiting(self) -> bool:
         """The call waits for an approval: its work is kept aside, not queued."""
         return self.operation.state is lifecycle.State.AWAITING_APPROVAL
+
+
+def _awaits_approval(operation: lro_pb2.Operation) -> bool:
+    """No call-and-wait for a call waiting for a person: it answers at once."""
+    metadata = operations_pb2.OperationMetadata()
+    operation.metadata.Unpack(metadata)
+    return metadata.state == operations_pb2.OperationMetadata.AWAITING_APPROVAL
 
 
 def _parse_filter(filter_text: str) -> tuple[str | None, bool | None]:
