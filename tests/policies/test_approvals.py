@@ -78,7 +78,10 @@ async def test_a_call_waits_then_runs_once_approved(
     listed = await ops.ListOperations(
         operations_pb2.ListOperationsRequest(filter="state = AWAITING_APPROVAL"), metadata=md
     )
-    assert [o.name for o in listed.operations] == [waiting.name]
+    names = [o.name for o in listed.operations]  # other tests' calls may wait in this database
+    assert waiting.name in names and plain.name not in names
+    assert {metadata_of(o).state for o in listed.operations} == {State.AWAITING_APPROVAL}
+    assert approver_session.account.name not in {metadata_of(o).owner for o in listed.operations}
     approved = await ops.ApproveOperation(
         operations_pb2.ApproveOperationRequest(name=waiting.name, comment="ok"), metadata=admin
     )
@@ -219,9 +222,20 @@ async def test_an_approver_sees_no_unrelated_or_finished_operation_of_others(
             require_approval=["test.sleep"],
         )
         waiting: lro_pb2.Operation = await call(tools, md, "test.sleep", steps=1)
+        mine = operations_pb2.ListOperationsRequest(filter="awaiting_my_approval = true")
+        listed = await ops.ListOperations(mine, metadata=approver)
+        await refused(
+            ops.ListOperations(mine, metadata=md),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_ARGUMENT",
+        )
         approved = await ops.ApproveOperation(
             operations_pb2.ApproveOperationRequest(name=waiting.name), metadata=approver
         )
+    names = [o.name for o in listed.operations]  # other tests' calls may wait in this database
+    assert waiting.name in names and plain.name not in names
+    assert {metadata_of(o).state for o in listed.operations} == {State.AWAITING_APPROVAL}
+    assert approver_session.account.name not in {metadata_of(o).owner for o in listed.operations}
     assert metadata_of(approved).approval.decided_by == approver_session.account.name
 
 

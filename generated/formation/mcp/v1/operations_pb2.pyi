@@ -356,9 +356,11 @@ class ListOperationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     filter: _builtins.str
     """AIP-160 subset: comparisons of `state` (= != with PENDING, RUNNING, SUCCEEDED,
-    FAILED, CANCELLED), `tool` (= != with a name; a trailing `*` matches a prefix),
-    `done` (= != true/false) and `create_time` (= != < > <= >= with an RFC 3339
-    timestamp), joined by AND. Example: `state = RUNNING AND tool = "pack.*"`.
+    FAILED, CANCELLED, AWAITING_APPROVAL), `tool` (= != with a name; a trailing `*`
+    matches a prefix), `done` (= != true/false) and `create_time` (= != < > <= >=
+    with an RFC 3339 timestamp), joined by AND. Example: `state = RUNNING AND tool =
+    "pack.*"`. Approvers add `awaiting_my_approval = true`: every other account's
+    operation AWAITING_APPROVAL.
     """
     page_size: _builtins.int
     """Maximum operations per page: 0 means 50; above 1000 is treated as 1000;

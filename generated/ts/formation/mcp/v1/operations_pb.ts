@@ -445,9 +445,11 @@ export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__P
 export type ListOperationsRequest = Message<"formation.mcp.v1.ListOperationsRequest"> & {
   /**
    * AIP-160 subset: comparisons of `state` (= != with PENDING, RUNNING, SUCCEEDED,
-   * FAILED, CANCELLED), `tool` (= != with a name; a trailing `*` matches a prefix),
-   * `done` (= != true/false) and `create_time` (= != < > <= >= with an RFC 3339
-   * timestamp), joined by AND. Example: `state = RUNNING AND tool = "pack.*"`.
+   * FAILED, CANCELLED, AWAITING_APPROVAL), `tool` (= != with a name; a trailing `*`
+   * matches a prefix), `done` (= != true/false) and `create_time` (= != < > <= >=
+   * with an RFC 3339 timestamp), joined by AND. Example: `state = RUNNING AND tool =
+   * "pack.*"`. Approvers add `awaiting_my_approval = true`: every other account's
+   * operation AWAITING_APPROVAL.
    *
    * @generated from field: string filter = 1;
    */
