@@ -371,7 +371,13 @@ def test_body_star_is_the_request_without_path_fields(document: JsonObject) -> N
     assert list(wait["properties"]) == ["timeout"]  # `name` is in the path
     assert wait["properties"]["timeout"]["$ref"].endswith("/google.protobuf.Duration")
     call = body_schema(found["ToolsService_CallTool"][2])
-    assert set(call["properties"]) == {"arguments", "request_id", "validate_only", "wait"}
+    assert set(call["properties"]) == {
+        "arguments",
+        "request_id",
+        "validate_only",
+        "wait",
+        "reason",
+    }
 
 
 def test_required_request_fields(document: JsonObject) -> None:

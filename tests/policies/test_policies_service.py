@@ -109,16 +109,6 @@ async def test_a_bad_pattern_is_invalid_naming_the_field(
     assert "policy.deny_tools[1]" in (error.details() or "")
 
 
-async def test_require_approval_is_refused_until_approvals_exist(
-    policies: Policies, admin: Md, account: str
-) -> None:
-    await refused(
-        set_policy(policies, admin, account, require_approval=["vm.delete"]),
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "APPROVAL_NOT_AVAILABLE",
-    )
-
-
 async def test_a_policy_of_an_unknown_role_is_invalid(policies: Policies, admin: Md) -> None:
     await refused(
         policies.GetPolicy(policies_pb2.GetPolicyRequest(name="roles/root/policy"), metadata=admin),
