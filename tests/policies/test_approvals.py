@@ -5,6 +5,8 @@ someone else's unrelated one, a non-approver approving, a reused request_id."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any, TypeAlias
 
 import grpc
@@ -335,3 +337,36 @@ def admin_account(admin: Md) -> str:
 
 def _account(name: str, roles: list[str]) -> auth_pb2.Account:
     return auth_pb2.Account(name=name, roles=roles)
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+async def test_approved_work_runs_on_a_separate_worker_through_rabbitmq(
+    start_app: StartApp, database_url: str, rabbitmq_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("an API and a separate worker share PostgreSQL")
+    shared = {"broker_url": rabbitmq_url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
+    admin_key = Ed25519PrivateKey.generate()
+    api = await start_app(run_worker=False, admin_keys=(b64url(public_bytes(admin_key)),), **shared)
+    worker = await start_app(**shared)  # its in-process worker is the only one
+    await asyncio.wait_for(worker.broker_ready.wait(), 30)
+    async with grpc.aio.insecure_channel(api.grpc.address) as channel:
+        admin = bearer((await login(channel, admin_key)).access_token)
+        user = await login(channel, Ed25519PrivateKey.generate())
+        md = bearer(user.access_token)
+        await set_policy(
+            policies_pb2_grpc.PoliciesServiceStub(channel),
+            admin,
+            user.account.name,
+            require_approval=["test.sleep"],
+        )
+        tools = tools_pb2_grpc.ToolsServiceStub(channel)
+        ops = operations_pb2_grpc.OperationsServiceStub(channel)
+        waiting: lro_pb2.Operation = await call(tools, md, "test.sleep", steps=2, delay_ms=10)
+        assert metadata_of(waiting).state == State.AWAITING_APPROVAL
+        await ops.ApproveOperation(
+            operations_pb2.ApproveOperationRequest(name=waiting.name), metadata=admin
+        )
+        done = await finished(ops, md, waiting.name)
+    assert metadata_of(done).state == State.SUCCEEDED and output_of(done) == {"steps": 2}
