@@ -157,7 +157,6 @@ class Application:
         )
         self.policies = PolicyManager(self.database, self.bus)
         audit_log = AuditLog(self.database)
-        self.approvals = ApprovalManager(self.database, self.operations, self.outbox, audit_log)
         self.tools = ToolManager(
             self.database,
             self.registry,
@@ -166,6 +165,9 @@ class Application:
             self.outbox,
             self.policies,
             approval_ttl_seconds=settings.approval_ttl_seconds,
+        )
+        self.approvals = ApprovalManager(
+            self.database, self.operations, self.outbox, audit_log, self.tools.refusal_now
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)

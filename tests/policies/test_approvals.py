@@ -370,3 +370,23 @@ async def test_approved_work_runs_on_a_separate_worker_through_rabbitmq(
         )
         done = await finished(ops, md, waiting.name)
     assert metadata_of(done).state == State.SUCCEEDED and output_of(done) == {"steps": 2}
+
+
+async def test_a_call_its_policy_denies_while_it_waits_cannot_be_approved(
+    tools: Tools, policies: Policies, ops: Ops, admin: Md, md: Md, account: str
+) -> None:
+    await set_policy(policies, admin, account, require_approval=["test.sleep"])
+    waiting: lro_pb2.Operation = await call(tools, md, "test.sleep", steps=1)
+    await set_policy(policies, admin, account, deny_tools=["test.sleep"])
+    await refused(
+        ops.ApproveOperation(
+            operations_pb2.ApproveOperationRequest(name=waiting.name), metadata=admin
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "POLICY_CHANGED",
+    )
+    denied = await ops.DenyOperation(
+        operations_pb2.DenyOperationRequest(name=waiting.name, comment="policy changed"),
+        metadata=admin,
+    )
+    assert denied.error.code == code_pb2.PERMISSION_DENIED

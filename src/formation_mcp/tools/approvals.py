@@ -21,7 +21,13 @@ from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.db.schema import approval_work
 from formation_mcp.dispatch.outbox import Pending
-from formation_mcp.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from formation_mcp.errors import (
+    FailedPrecondition,
+    FmcpError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from formation_mcp.identity import Caller
 from formation_mcp.operations import lifecycle
 from formation_mcp.operations.convert import to_operation
@@ -41,6 +47,10 @@ APPROVED, DENIED, EXPIRED = "APPROVED", "DENIED", "EXPIRED"
 
 Decider = Callable[[OperationRecord], Change | None]
 Also = Callable[[AsyncConnection, Change], Awaitable[None]]
+
+
+Recheck = Callable[[str, str], Awaitable[FmcpError | None]]
+"""Why an account may not call a tool now (ToolManager.refusal_now), or None."""
 
 
 class Dispatcher(Protocol):
@@ -78,14 +88,25 @@ class ApprovalManager:
         operations: OperationManager,
         dispatcher: Dispatcher,
         audit_log: AuditLog,
+        recheck: Recheck,
     ) -> None:
+        """`recheck`: the caller's roles and policy as they are when it is approved."""
         self._db = database
         self._operations = operations
         self._dispatcher = dispatcher
         self._audit = audit_log
+        self._recheck = recheck
 
     async def approve(self, caller: Caller, name: str, comment: str) -> lro_pb2.Operation:
         record = await self._waiting(caller, name, comment, required=False)
+        refused = await self._recheck(record.owner, record.tool)
+        if refused is not None:  # the policy changed while it waited
+            raise FailedPrecondition(
+                f"{record.owner} may no longer call {record.tool} ({refused.message}); "
+                "deny it instead",
+                reason="POLICY_CHANGED",
+                metadata={"name": operation_name(record.id), "tool": record.tool},
+            )
         pending: list[Pending] = []
 
         async def queue(conn: AsyncConnection, change: Change) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp import paging
+from formation_mcp.auth import store as auth_store
 from formation_mcp.db.database import Database
 from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.dispatch.outbox import Pending
@@ -112,6 +113,14 @@ class ToolManager:
         page = listed[:size]
         token = paging.encode_token(page[-1][0].name, key) if len(listed) > size else ""
         return page, token
+
+    async def refusal_now(self, account: str, tool: str) -> FmcpError | None:
+        """Why `account`, with the roles it has now, may not call `tool` now (its policy
+        may have changed since it called): approving must not run what it would refuse."""
+        async with self._db.read() as conn:
+            found = await auth_store.get_account(conn, account.removeprefix("accounts/"))
+        roles = frozenset(found.roles) if found is not None and not found.disabled else frozenset()
+        return self.refusal(Caller(account=account, roles=roles), self._registry.resolve(tool).spec)
 
     def refusal(self, caller: Caller, spec: ToolSpec) -> FmcpError | None:
         """Why the caller may not call the tool (its roles or grant, then its policy)."""
