@@ -3,18 +3,26 @@ and MCP over Streamable HTTP (by the tool's name and its host-safe name)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
 from tests.mcp_server.mcp_tokens import mcp_token
 from tests.policies.conftest import Policies, set_policy
 from tests.support.auth import Md
 from tests.support.envoy import assert_error, auth, details, url
-from tests.support.mcp import http_client, operation_of, text_of
+from tests.support.mcp import LEGACY, http_client, operation_of, text_of
 
 from formation_mcp.app import Application
+from formation_mcp.auth.keys import account_name, key_id, public_bytes, write_private_key
+from formation_mcp.client.auth import login
 
 
 @pytest.fixture
@@ -159,3 +167,31 @@ async def test_a_call_that_needs_approval_is_answered_at_once_over_mcp(
     text = text_of(result)
     assert "test.sleep needs approval (require_approval: test.sleep); operations/" in text
     assert "Nothing has run yet" in text and operation_of(result) in text
+
+
+async def test_a_denied_tool_is_an_error_result_over_mcp_stdio(
+    app: Application, policies: Policies, admin: Md, tmp_path: Path
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "key.pem"
+    write_private_key(key_file, key)
+    account = account_name(key_id(public_bytes(key)))
+    async with grpc.aio.insecure_channel(app.grpc.address) as channel:
+        await login(channel, key)  # the account exists (open sign-up)
+    await set_policy(policies, admin, account, deny_tools=["test.echo"], read_only=True)
+    parameters = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "formation_mcp.cli.main", "mcp"],
+        env={
+            "FMCP_TARGET": app.grpc.address,
+            "FMCP_KEY_FILE": str(key_file),
+            "FMCP_CONFIG_DIR": str(tmp_path / "config"),
+        },
+    )
+    async with Client(parameters, mode=LEGACY) as mcp:
+        by_alias = await mcp.call_tool("test_echo", {"text": "hi"})
+        not_read_only = await mcp.call_tool("test.sleep", {"steps": 1})
+        read = await mcp.call_tool("test.read", {})
+    assert by_alias.is_error is True and "test.echo is denied by the policy" in text_of(by_alias)
+    assert not_read_only.is_error is True and "the policy is read-only" in text_of(not_read_only)
+    assert read.is_error is False
