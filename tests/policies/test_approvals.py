@@ -22,6 +22,7 @@ from formation.mcp.v1 import (
     tools_pb2_grpc,
 )
 from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import json_format
 from google.rpc import code_pb2
 from tests.policies.conftest import Policies, Tools, set_policy
 from tests.support.auth import Md
@@ -77,6 +78,8 @@ async def test_a_call_waits_then_runs_once_approved(
         operations_pb2.Approval.REQUESTED,
         "nightly job",
     )
+    assert json_format.MessageToDict(meta.approval.arguments) == {"steps": 1, "delay_ms": 0}
+    assert len(meta.approval.arguments_sha256) == 64 and not meta.approval.arguments_truncated
     listed = await ops.ListOperations(
         operations_pb2.ListOperationsRequest(filter="state = AWAITING_APPROVAL"), metadata=md
     )
@@ -90,6 +93,18 @@ async def test_a_call_waits_then_runs_once_approved(
     assert metadata_of(done).approval.state == operations_pb2.Approval.APPROVED
     assert metadata_of(done).approval.decided_by.startswith("accounts/")
     assert output_of(done) == {"steps": 1}
+
+
+async def test_big_arguments_are_left_out_of_the_request_an_approver_reads(
+    tools: Tools, policies: Policies, admin: Md, md: Md, account: str
+) -> None:
+    await set_policy(policies, admin, account, require_approval=["pack.build"])
+    waiting: lro_pb2.Operation = await call(
+        tools, md, "pack.build", formfile="NAME big\n", context_files={"a.txt": "x" * 5000}
+    )
+    approval = metadata_of(waiting).approval
+    assert approval.arguments_truncated and not approval.HasField("arguments")
+    assert len(approval.arguments_sha256) == 64
 
 
 async def test_a_quick_tool_that_needs_approval_runs_on_a_worker_once_approved(

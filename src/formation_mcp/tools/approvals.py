@@ -8,13 +8,16 @@ waits cancels it at once. Every decision is audited."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from formation.mcp.internal.v1 import queue_pb2
+from formation.mcp.v1 import operations_pb2
 from google.longrunning import operations_pb2 as lro_pb2
+from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.clock import now_us
@@ -41,6 +44,8 @@ from formation_mcp.tools.audit import AuditLog
 log = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 500
+MAX_SHOWN_ARGUMENTS_CHARS = 4096
+"""The arguments an approver sees with the request, at most (as JSON)."""
 EXPIRY_BATCH = 100
 APPROVED, DENIED, EXPIRED = "APPROVED", "DENIED", "EXPIRED"
 
@@ -61,6 +66,23 @@ class Dispatcher(Protocol):
     ) -> Pending: ...
 
     def committed(self, pending: Pending) -> None: ...
+
+
+def approval_request(
+    rule: str, reason: str, arguments: dict[str, Any], digest: str
+) -> operations_pb2.Approval:
+    """What an approver sees of a call: why, which rule, and its arguments (when small)."""
+    approval = operations_pb2.Approval(
+        state=operations_pb2.Approval.REQUESTED,
+        reason=reason,
+        rule=rule,
+        arguments_sha256=digest,
+    )
+    if len(json.dumps(arguments, default=str)) <= MAX_SHOWN_ARGUMENTS_CHARS:
+        json_format.ParseDict(arguments, approval.arguments)
+    else:
+        approval.arguments_truncated = True
+    return approval
 
 
 async def keep_work(

@@ -36,7 +36,7 @@ from formation_mcp.policies.quotas import INSTANCE_QUOTAS, relevant
 from formation_mcp.policies.rules import first_match, has_quota
 from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
-from formation_mcp.tools.approvals import keep_work
+from formation_mcp.tools.approvals import approval_request, keep_work
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.checks import CheckedArguments, WorkOrder, check_arguments, work_item
 from formation_mcp.tools.context import ToolContext
@@ -225,9 +225,7 @@ class ToolManager:
                 raise
         approval = None
         if rule is not None:
-            approval = operations_pb2.Approval(
-                state=operations_pb2.Approval.REQUESTED, reason=reason, rule=rule
-            )
+            approval = approval_request(rule, reason, arguments, checked.digest)
         if spec.long_running or placement is not None or approval is not None:
             operation = await self._dispatch(
                 caller,

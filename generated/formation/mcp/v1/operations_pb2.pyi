@@ -204,6 +204,9 @@ class Approval(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_TRUNCATED_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_SHA256_FIELD_NUMBER: _builtins.int
     state: Global___Approval.State.ValueType
     """Where the approval is."""
     reason: _builtins.str
@@ -214,9 +217,19 @@ class Approval(_message.Message):
     """The account that approved or denied it."""
     comment: _builtins.str
     """The approver's comment."""
+    arguments_truncated: _builtins.bool
+    """True when `arguments` was left out for its size."""
+    arguments_sha256: _builtins.str
+    """SHA-256 of the arguments' canonical JSON (as the audit log keeps it)."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """Unapproved after this, the operation fails with DEADLINE_EXCEEDED."""
+
+    @_builtins.property
+    def arguments(self) -> _struct_pb2.Struct:
+        """The call's arguments, for the approver to judge (unset when they are larger
+        than 4 KiB as JSON: `arguments_truncated` is then true).
+        """
 
     def __init__(
         self,
@@ -227,10 +240,13 @@ class Approval(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         decided_by: _builtins.str = ...,
         comment: _builtins.str = ...,
+        arguments: _struct_pb2.Struct | None = ...,
+        arguments_truncated: _builtins.bool = ...,
+        arguments_sha256: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "decided_by", b"decided_by", "expire_time", b"expire_time", "reason", b"reason", "rule", b"rule", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "arguments_sha256", b"arguments_sha256", "arguments_truncated", b"arguments_truncated", "comment", b"comment", "decided_by", b"decided_by", "expire_time", b"expire_time", "reason", b"reason", "rule", b"rule", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
