@@ -186,23 +186,31 @@ class ApprovalManager:
                 .all()
             )
         for operation_id in due:
-            record = await self._operations.transition(
-                operation_id, lambda r: lifecycle.expire(r, now_us()), _drop_work
-            )
-            if record is None or record.state is not State.FAILED:
-                async with self._db.write() as conn:  # cancelled or deleted meanwhile
-                    await _delete_work(conn, operation_id)
-            if record is not None and record.state is State.FAILED:
-                await self._audit.write(
-                    audit.entry(
-                        account="",
-                        tool=record.tool,
-                        arguments_sha256="",
-                        outcome=EXPIRED,
-                        operation_id=record.id,
-                    )
-                )
+            await self._expire_one(operation_id)
         return len(due)
+
+    async def _expire_one(self, operation_id: str) -> None:
+        expired: list[Change] = []
+
+        def expire(record: OperationRecord) -> Change | None:
+            change = lifecycle.expire(record, now_us())
+            expired[:] = [change] if change is not None else []
+            return change
+
+        record = await self._operations.transition(operation_id, expire, _drop_work)
+        if not expired:  # cancelled, decided or deleted meanwhile (here or elsewhere)
+            async with self._db.write() as conn:
+                await _delete_work(conn, operation_id)
+        elif record is not None:
+            await self._audit.write(
+                audit.entry(
+                    account="",
+                    tool=record.tool,
+                    arguments_sha256="",
+                    outcome=EXPIRED,
+                    operation_id=record.id,
+                )
+            )
 
     async def run(self, interval_seconds: float) -> None:
         while True:
