@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 TOPIC = "policy"
 REFRESH_SECONDS = 0.5
+MERGED_CACHE_ENTRIES = 10_000
+"""Callers' merged policies kept at most (emptied when full, or when any policy changes)."""
 UPDATE_POLICY = "PoliciesService.UpdatePolicy"
 
 
@@ -147,6 +149,8 @@ class PolicyManager:
             merged = rules.merge(
                 rules.policy_name(caller.account), roles, self._policies.get(caller.account)
             )
+            if len(self._merged) >= MERGED_CACHE_ENTRIES:
+                self._merged.clear()
             self._merged[key] = merged
         return merged
 
