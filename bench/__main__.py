@@ -21,6 +21,7 @@ from bench import (
     logins,
     mcp,
     oauth,
+    policy,
     request_gate,
     rest,
     tool_calls,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "workloads": workloads.run,
     "gate": request_gate.run,
     "hostile": hostile.run,
+    "policy": policy.run,
 }
 
 

@@ -26,3 +26,15 @@ def register(registry: ToolRegistry) -> None:
         ),
         noop,
     )
+    registry.register(
+        ToolSpec(
+            name="bench.quick",
+            title="Quick no-op",
+            description="A quick tool that does nothing: a CallTool answered inline.",
+            version="1.0.0",
+            category="bench",
+            input_schema={"type": "object", "additionalProperties": False},
+            output_schema={"type": "object"},
+        ),
+        noop,
+    )

@@ -37,8 +37,10 @@ from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.manager import OperationManager
 from formation_mcp.operations.reader import OperationReader
 from formation_mcp.operations.sweeper import Sweeper
+from formation_mcp.policies.manager import PolicyManager
 from formation_mcp.proxies import ProxyTrust
 from formation_mcp.settings import Settings
+from formation_mcp.tools.approvals import ApprovalManager
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolRegistry
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_CACHE_ENTRIES = 10_000
 WATCH_RESYNC_SECONDS = 5.0
+APPROVAL_EXPIRY_SECONDS = 1.0
+"""How often calls whose approval did not come in time are failed."""
 
 
 class Application:
@@ -151,8 +155,19 @@ class Application:
             if run_worker
             else None
         )
+        self.policies = PolicyManager(self.database, self.bus)
+        audit_log = AuditLog(self.database)
         self.tools = ToolManager(
-            self.database, self.registry, self.operations, AuditLog(self.database), self.outbox
+            self.database,
+            self.registry,
+            self.operations,
+            audit_log,
+            self.outbox,
+            self.policies,
+            approval_ttl_seconds=settings.approval_ttl_seconds,
+        )
+        self.approvals = ApprovalManager(
+            self.database, self.operations, self.outbox, audit_log, self.tools.refusal_now
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)
@@ -169,7 +184,9 @@ class Application:
             authorizations=self.authorizations,
             grants=self.grants,
             tools=self.tools,
+            approvals=self.approvals,
             accounts=self.accounts,
+            policies=self.policies,
             verifier=self.verifier,
             metrics=self.metrics,
             max_message_bytes=settings.max_message_bytes,
@@ -209,6 +226,7 @@ class Application:
         await self.bus.start()
         await self.auth_upkeep.start()
         await self.accounts.bootstrap_admins(settings.admin_keys)
+        await self.policies.load()
         if self.driver is not None:
             await self.driver.start()
         await self.grpc.start()
@@ -222,6 +240,8 @@ class Application:
             loop.create_task(refresh_gauges(self.database, self.metrics, self.relay)),
             loop.create_task(self.hub.resync_every(WATCH_RESYNC_SECONDS)),
             loop.create_task(self.auth_upkeep.run()),
+            loop.create_task(self.policies.run()),
+            loop.create_task(self.approvals.run(APPROVAL_EXPIRY_SECONDS)),
         ]
         log.info(
             "serving",
@@ -252,6 +272,7 @@ class Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.http.stop()
+        await self.policies.close()
         await self.broker.close()
         await self.bus.close()
         await self.database.close()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-ADMIN, USER, VIEWER = "admin", "user", "viewer"
-ROLES = (ADMIN, USER, VIEWER)
+ADMIN, USER, VIEWER, APPROVER = "admin", "user", "viewer", "approver"
+ROLES = (ADMIN, USER, VIEWER, APPROVER)
 
 OPERATIONS_READ = "operations.read"
 OPERATIONS_WRITE = "operations.write"
+OPERATIONS_APPROVE = "operations.approve"
 TOOLS_READ = "tools.read"
 TOOLS_CALL = "tools.call"
 ACCOUNT_SELF = "account.self"
@@ -29,6 +30,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {OPERATIONS_READ, OPERATIONS_WRITE, TOOLS_READ, TOOLS_CALL, ACCOUNT_SELF, GRANTS_REVOKE}
     ),
     VIEWER: frozenset({OPERATIONS_READ, TOOLS_READ, ACCOUNT_SELF, GRANTS_REVOKE}),
+    # Decides on other accounts' calls that wait for an approval (usually with `user`).
+    APPROVER: frozenset(
+        {OPERATIONS_READ, OPERATIONS_APPROVE, TOOLS_READ, ACCOUNT_SELF, GRANTS_REVOKE}
+    ),
 }
 
 FULL_SCOPE, READ_ONLY_SCOPE = "full", "read-only"
@@ -48,6 +53,7 @@ _AUTH = "/formation.mcp.v1.AuthService/"
 _OPS = "/formation.mcp.v1.OperationsService/"
 _TOOLS = "/formation.mcp.v1.ToolsService/"
 _ACCOUNTS = "/formation.mcp.v1.AccountsService/"
+_POLICIES = "/formation.mcp.v1.PoliciesService/"
 
 METHOD_PERMISSIONS: dict[str, str | None] = {
     _AUTH + "CreateChallenge": PUBLIC,
@@ -68,6 +74,8 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _OPS + "WatchOperation": OPERATIONS_READ,
     _OPS + "CancelOperation": OPERATIONS_WRITE,
     _OPS + "DeleteOperation": OPERATIONS_WRITE,
+    _OPS + "ApproveOperation": OPERATIONS_APPROVE,
+    _OPS + "DenyOperation": OPERATIONS_APPROVE,
     _TOOLS + "ListTools": TOOLS_READ,
     _TOOLS + "GetTool": TOOLS_READ,
     # Which tools a caller may call depends on the tool: checked by `may_call_tool`.
@@ -76,6 +84,10 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _ACCOUNTS + "GetAccount": ACCOUNTS_ADMIN,
     _ACCOUNTS + "CreateAccount": ACCOUNTS_ADMIN,
     _ACCOUNTS + "UpdateAccount": ACCOUNTS_ADMIN,
+    _POLICIES + "GetPolicy": ACCOUNTS_ADMIN,
+    _POLICIES + "UpdatePolicy": ACCOUNTS_ADMIN,
+    # Any caller, about itself (what applies to it and its usage).
+    _POLICIES + "GetEffectivePolicy": ACCOUNT_SELF,
 }
 
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

@@ -27,7 +27,7 @@ async def test_a_forgotten_arguments_wrapper_is_400_naming_the_field(
     assert field_violations(body) == ["text"]
     assert body["message"] == (
         "text: unknown field: formation.mcp.v1.CallToolRequest has arguments, name, "
-        "request_id, validate_only, wait"
+        "reason, request_id, validate_only, wait"
     )
 
 

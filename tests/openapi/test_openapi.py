@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, tools_pb2
+from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, policies_pb2, tools_pb2
 from google.api import annotations_pb2
 from openapi_spec_validator import validate
 from tests.support.openapi_documents import (
@@ -102,15 +102,15 @@ def test_every_rpc_with_an_http_binding_has_its_operation(document: JsonObject) 
     # Cross-check against the Python descriptors: every bound RPC of the transcoded services
     # is in the document, with the binding it declares.
     bound = {}
-    for module in (accounts_pb2, auth_pb2, operations_pb2, tools_pb2):
+    for module in (accounts_pb2, auth_pb2, operations_pb2, policies_pb2, tools_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 options = method.GetOptions()
                 if options.HasExtension(annotations_pb2.http):
-                    bound[f"{service.name}_{method.name}"] = (
-                        method,
-                        options.Extensions[annotations_pb2.http],
-                    )
+                    rule = options.Extensions[annotations_pb2.http]
+                    bound[f"{service.name}_{method.name}"] = (method, rule)
+                    for number, extra in enumerate(rule.additional_bindings, start=2):
+                        bound[f"{service.name}_{method.name}_{number}"] = (method, extra)
     assert set(bound) == set(found)
     for key, (method, rule) in bound.items():
         verb, _path, operation = found[key]
@@ -128,6 +128,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "formation.mcp.v1.AccountsService",
         "formation.mcp.v1.ToolsService",
         "formation.mcp.v1.OperationsService",
+        "formation.mcp.v1.PoliciesService",
     )
     assert config.preserve_proto_field_names and config.always_print_primitive_fields
     assert config.stream_newline_delimited and not config.always_print_enums_as_ints
@@ -137,6 +138,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "AccountsService",
         "ToolsService",
         "OperationsService",
+        "PoliciesService",
     ]
 
 
@@ -195,6 +197,7 @@ def test_enums_are_their_value_names(document: JsonObject) -> None:
         "SUCCEEDED",
         "FAILED",
         "CANCELLED",
+        "AWAITING_APPROVAL",
     ]
     assert "- `RUNNING`: A worker is running it." in state["description"]
     assert prop(document, "formation.mcp.v1.OperationMetadata", "state")["$ref"] == (
@@ -282,7 +285,13 @@ def test_body_star_is_the_request_without_path_fields(document: JsonObject) -> N
     assert list(wait["properties"]) == ["timeout"]  # `name` is in the path
     assert wait["properties"]["timeout"]["$ref"].endswith("/google.protobuf.Duration")
     call = body_schema(found["ToolsService_CallTool"][2])
-    assert set(call["properties"]) == {"arguments", "request_id", "validate_only", "wait"}
+    assert set(call["properties"]) == {
+        "arguments",
+        "request_id",
+        "validate_only",
+        "wait",
+        "reason",
+    }
 
 
 def test_required_request_fields(document: JsonObject) -> None:

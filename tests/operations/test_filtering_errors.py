@@ -121,7 +121,7 @@ def test_unknown_state_name_lists_valid_names() -> None:
     assert error.position == 6
     assert error.message == (
         'invalid value "DONE" for field "state" at position 6; '
-        "expected one of: PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED"
+        "expected one of: PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, AWAITING_APPROVAL"
     )
 
 

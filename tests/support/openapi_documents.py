@@ -48,6 +48,13 @@ EXPECTED_OPERATIONS = {
     "OperationsService_DeleteOperation": ("delete", "/v1/operations/{operation}"),
     "OperationsService_WaitOperation": ("post", "/v1/operations/{operation}:wait"),
     "OperationsService_WatchOperation": ("get", "/v1/operations/{operation}:watch"),
+    "OperationsService_ApproveOperation": ("post", "/v1/operations/{operation}:approve"),
+    "OperationsService_DenyOperation": ("post", "/v1/operations/{operation}:deny"),
+    "PoliciesService_GetPolicy": ("get", "/v1/accounts/{account}/policy"),
+    "PoliciesService_GetPolicy_2": ("get", "/v1/roles/{role}/policy"),
+    "PoliciesService_UpdatePolicy": ("patch", "/v1/accounts/{account}/policy"),
+    "PoliciesService_UpdatePolicy_2": ("patch", "/v1/roles/{role}/policy"),
+    "PoliciesService_GetEffectivePolicy": ("get", "/v1/policy:effective"),
 }
 PUBLIC_OPERATIONS = {
     "AuthService_CreateChallenge",

@@ -12,11 +12,15 @@ from formation_mcp.api.wrapping import Context
 from formation_mcp.identity import current_caller
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.manager import OperationManager
+from formation_mcp.tools.approvals import ApprovalManager
 
 
 class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
-    def __init__(self, operations: OperationManager, metrics: Metrics) -> None:
+    def __init__(
+        self, operations: OperationManager, approvals: ApprovalManager, metrics: Metrics
+    ) -> None:
         self._operations = operations
+        self._approvals = approvals
         self._metrics = metrics
 
     async def GetOperation(
@@ -38,6 +42,16 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
         self, request: operations_pb2.CancelOperationRequest, context: Context
     ) -> lro_pb2.Operation:
         return await self._operations.cancel(current_caller(), request.name)
+
+    async def ApproveOperation(
+        self, request: operations_pb2.ApproveOperationRequest, context: Context
+    ) -> lro_pb2.Operation:
+        return await self._approvals.approve(current_caller(), request.name, request.comment)
+
+    async def DenyOperation(
+        self, request: operations_pb2.DenyOperationRequest, context: Context
+    ) -> lro_pb2.Operation:
+        return await self._approvals.deny(current_caller(), request.name, request.comment)
 
     async def DeleteOperation(
         self, request: operations_pb2.DeleteOperationRequest, context: Context

@@ -10,6 +10,8 @@ from formation.mcp.v1 import (
     auth_pb2_grpc,
     operations_pb2,
     operations_pb2_grpc,
+    policies_pb2,
+    policies_pb2_grpc,
     tools_pb2,
     tools_pb2_grpc,
 )
@@ -20,6 +22,7 @@ from formation_mcp.api.auth_interceptor import AuthInterceptor
 from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
 from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
+from formation_mcp.api.policies_servicer import PoliciesServicer
 from formation_mcp.api.request_gate import RequestGate
 from formation_mcp.api.tools_servicer import ToolsServicer
 from formation_mcp.auth.accounts import AccountManager
@@ -30,7 +33,9 @@ from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.listening import ListenError
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.manager import OperationManager
+from formation_mcp.policies.manager import PolicyManager
 from formation_mcp.proxies import ProxyTrust
+from formation_mcp.tools.approvals import ApprovalManager
 from formation_mcp.tools.manager import ToolManager
 
 SERVICE_NAMES = (
@@ -38,6 +43,7 @@ SERVICE_NAMES = (
     accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name,
     tools_pb2.DESCRIPTOR.services_by_name["ToolsService"].full_name,
     operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name,
+    policies_pb2.DESCRIPTOR.services_by_name["PoliciesService"].full_name,
 )
 
 
@@ -51,7 +57,9 @@ class GrpcServer:
         authorizations: AuthorizationManager,
         grants: GrantManager,
         tools: ToolManager,
+        approvals: ApprovalManager,
         accounts: AccountManager,
+        policies: PolicyManager,
         verifier: TokenVerifier,
         metrics: Metrics,
         max_message_bytes: int,
@@ -90,7 +98,10 @@ class GrpcServer:
         )
         tools_pb2_grpc.add_ToolsServiceServicer_to_server(ToolsServicer(tools), self.server)
         operations_pb2_grpc.add_OperationsServiceServicer_to_server(
-            OperationsServicer(operations, metrics), self.server
+            OperationsServicer(operations, approvals, metrics), self.server
+        )
+        policies_pb2_grpc.add_PoliciesServiceServicer_to_server(
+            PoliciesServicer(policies), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

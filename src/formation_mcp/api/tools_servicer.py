@@ -7,14 +7,15 @@ from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
 
 from formation_mcp.api.wrapping import Context
-from formation_mcp.errors import InvalidArgument
+from formation_mcp.errors import FmcpError, InvalidArgument
 from formation_mcp.identity import current_caller
 from formation_mcp.structs import arguments_from_struct
 from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolSpec
 
 
-def to_tool_message(spec: ToolSpec) -> tools_pb2.Tool:
+def to_tool_message(spec: ToolSpec, refusal: FmcpError | None = None) -> tools_pb2.Tool:
+    """`refusal`: why the caller may not call it (None: it may)."""
     tool = tools_pb2.Tool(
         name=spec.resource_name,
         title=spec.title,
@@ -29,7 +30,12 @@ def to_tool_message(spec: ToolSpec) -> tools_pb2.Tool:
             idempotent=spec.idempotent,
             long_running=spec.long_running,
         ),
+        allowed=refusal is None,
     )
+    if refusal is not None:
+        rule = refusal.metadata.get("rule")
+        label = f"{refusal.reason}: {rule}" if rule else refusal.reason
+        tool.refusal = f"{label}: {refusal.message}"[:512]
     json_format.ParseDict(spec.input_schema, tool.input_schema)
     json_format.ParseDict(spec.output_schema, tool.output_schema)
     return tool
@@ -42,13 +48,16 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
     async def ListTools(
         self, request: tools_pb2.ListToolsRequest, context: Context
     ) -> tools_pb2.ListToolsResponse:
-        specs, token = self._tools.list_tools(request.filter, request.page_size, request.page_token)
+        listed, token = self._tools.list_tools(
+            current_caller(), request.filter, request.page_size, request.page_token
+        )
         return tools_pb2.ListToolsResponse(
-            tools=[to_tool_message(s) for s in specs], next_page_token=token
+            tools=[to_tool_message(spec, why) for spec, why in listed], next_page_token=token
         )
 
     async def GetTool(self, request: tools_pb2.GetToolRequest, context: Context) -> tools_pb2.Tool:
-        return to_tool_message(self._tools.get_tool(request.name))
+        spec = self._tools.get_tool(request.name)
+        return to_tool_message(spec, self._tools.refusal(current_caller(), spec))
 
     async def CallTool(
         self, request: tools_pb2.CallToolRequest, context: Context
@@ -68,4 +77,5 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
             request.validate_only,
             size=size,
             wait=wait,
+            reason=request.reason,
         )

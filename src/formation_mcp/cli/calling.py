@@ -66,13 +66,18 @@ async def call_tool(
     *,
     wait: bool = True,
     timeout: float | None = None,
+    reason: str = "",
 ) -> Operation:
     """Call `tool` (with a request id, so the SDK may retry it) and, unless `wait` is False,
     follow it to its end; a failed operation raises its error class. The call itself waits a
     moment (FIRST_WAIT_SECONDS): work done by then takes one RPC and shows no progress bar."""
     first_wait = FIRST_WAIT_SECONDS if timeout is None else min(FIRST_WAIT_SECONDS, timeout)
     operation = await client.tools.call(
-        tool, arguments, request_id=str(uuid.uuid4()), wait=first_wait if wait else 0.0
+        tool,
+        arguments,
+        request_id=str(uuid.uuid4()),
+        wait=first_wait if wait else 0.0,
+        reason=reason,
     )
     if not wait:
         return operation

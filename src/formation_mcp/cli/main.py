@@ -21,6 +21,7 @@ from formation_mcp.cli.auth_commands import (
 )
 from formation_mcp.cli.grant_commands import authorize, sessions
 from formation_mcp.cli.ops_commands import ops
+from formation_mcp.cli.policy_commands import policy
 from formation_mcp.cli.server_commands import serve, worker
 from formation_mcp.cli.tool_commands import call, tools
 from formation_mcp.cli.workload_commands import pack, vm
@@ -105,6 +106,7 @@ main.add_command(authorize)
 main.add_command(tools)
 main.add_command(call)
 main.add_command(ops)
+main.add_command(policy)
 main.add_command(pack)
 main.add_command(vm)
 

@@ -1,4 +1,5 @@
-"""`fmcp ops list | get | wait | watch | cancel | delete`: the operations tool calls start.
+"""`fmcp ops list | get | wait | watch | cancel | approve | deny | delete`: the operations
+tool calls start (approve and deny: another account's call AWAITING_APPROVAL).
 
 `ops wait` and `ops get` print the operation; `ops wait` exits with the error class's code
 when the operation failed (12 when it was cancelled) and 11 when --timeout passed first.
@@ -28,6 +29,7 @@ DETAIL_COLUMNS = (
     "progress",
     "stage",
     "status_message",
+    "approval",
     "create_time",
     "update_time",
     "end_time",
@@ -55,7 +57,16 @@ def _flat(operation: Operation) -> dict[str, Any]:
         "create_time": meta["create_time"] or "",
         "update_time": meta["update_time"] or "",
         "end_time": meta["end_time"] or "",
+        "approval": _approval(meta["approval"]),
     }
+
+
+def _approval(approval: dict[str, Any]) -> str:
+    if not approval:
+        return ""
+    by = f" by {approval['decided_by']}" if approval.get("decided_by") else ""
+    why = f" ({approval['reason']})" if approval.get("reason") else ""
+    return f"{approval.get('state', '')}{by}{why}"
 
 
 def show_operation(operation: Operation, output: str) -> None:
@@ -168,6 +179,38 @@ def ops_cancel(name: str, target: str | None, key_file: str | None, output: str)
 
     async def action(client: Client) -> Operation:
         return await client.operations.cancel(name)
+
+    show_operation(run_client(target, key_file, action), output)
+
+
+@ops.command("approve")
+@click.argument("name")
+@click.option("--comment", default="", help="Why it is approved (kept with the operation).")
+@client_options
+def ops_approve(
+    name: str, comment: str, target: str | None, key_file: str | None, output: str
+) -> None:
+    """Approve NAME, another account's call AWAITING_APPROVAL: its work is queued and it runs
+    (approvers and admins)."""
+
+    async def action(client: Client) -> Operation:
+        return await client.operations.approve(name, comment)
+
+    show_operation(run_client(target, key_file, action), output)
+
+
+@ops.command("deny")
+@click.argument("name")
+@click.option("--comment", required=True, help="Why it is denied (the caller reads it).")
+@client_options
+def ops_deny(
+    name: str, comment: str, target: str | None, key_file: str | None, output: str
+) -> None:
+    """Deny NAME, another account's call AWAITING_APPROVAL: it fails PERMISSION_DENIED with
+    the comment (approvers and admins)."""
+
+    async def action(client: Client) -> Operation:
+        return await client.operations.deny(name, comment)
 
     show_operation(run_client(target, key_file, action), output)
 

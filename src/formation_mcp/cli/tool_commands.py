@@ -125,6 +125,7 @@ def print_operation_result(
     help="The arguments as a JSON object from FILE, or - for stdin.",
 )
 @click.option("--validate-only", is_flag=True, help="Check the call without running it.")
+@click.option("--reason", default="", help="Why: an approver reads it if the call needs one.")
 @wait_options
 @client_options
 def call(
@@ -132,6 +133,7 @@ def call(
     pairs: tuple[str, ...],
     json_source: str | None,
     validate_only: bool,
+    reason: str,
     no_wait: bool,
     timeout: float | None,
     target: str | None,
@@ -144,7 +146,9 @@ def call(
     async def action(client: Client) -> Operation:
         if validate_only:
             return await client.tools.call(tool, arguments, validate_only=True)
-        return await call_tool(client, tool, arguments, wait=not no_wait, timeout=timeout)
+        return await call_tool(
+            client, tool, arguments, wait=not no_wait, timeout=timeout, reason=reason
+        )
 
     operation = run_client(target, key_file, action)
     if validate_only:

@@ -36,6 +36,7 @@ from formation_mcp.client.models import (
     Tool,
     ToolAnnotations,
 )
+from formation_mcp.client.policies import EffectivePolicy, PoliciesAPI, Policy, QuotaUsage
 from formation_mcp.client.retry import RetryPolicy
 from formation_mcp.client.sync import SyncClient
 from formation_mcp.client.workloads import FormfileBuilder, find_formfile, pack_context
@@ -50,6 +51,7 @@ __all__ = [
     "Client",
     "DataLoss",
     "DeadlineExceeded",
+    "EffectivePolicy",
     "FailedPrecondition",
     "FieldViolation",
     "FmcpClientError",
@@ -66,6 +68,9 @@ __all__ = [
     "OperationsAPI",
     "OutOfRange",
     "PermissionDenied",
+    "PoliciesAPI",
+    "Policy",
+    "QuotaUsage",
     "ResourceExhausted",
     "RetryPolicy",
     "SyncClient",

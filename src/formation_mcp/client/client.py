@@ -45,6 +45,7 @@ from formation_mcp.client.errors import (
 )
 from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
 from formation_mcp.client.models import Account, Operation, Tool
+from formation_mcp.client.policies import PoliciesAPI, decide
 from formation_mcp.client.retry import RetryPolicy
 from formation_mcp.client.session import SessionStore
 from formation_mcp.client.workloads import pack_context
@@ -113,6 +114,7 @@ class Client:
         self.operations = OperationsAPI(self)
         self.grants = GrantsAPI(self)
         self.authorizations = AuthorizationsAPI(self)
+        self.policies = PoliciesAPI(self)
 
     @classmethod
     def from_config(cls, config: ClientConfig, **options: Any) -> Client:
@@ -424,13 +426,18 @@ class ToolsAPI:
         request_id: str | None = None,
         validate_only: bool = False,
         wait: float = 0.0,
+        reason: str = "",
     ) -> Operation:
         """Call a tool; a quick tool's operation comes back done, a long-running one PENDING
         (or, with `wait` seconds, done when it finished within them: the server caps the
-        wait at its FMCP_WAIT_MAX). With a `request_id` the call is retried when the server
-        is unavailable (a repeated id returns the first call's operation)."""
+        wait at its FMCP_WAIT_MAX), or AWAITING_APPROVAL when the policy wants an approver
+        to see it first (`reason` tells them why). With a `request_id` the call is retried
+        when the server is unavailable (a repeated id returns the first call's operation)."""
         request = tools_pb2.CallToolRequest(
-            name=tool_resource(name), request_id=request_id or "", validate_only=validate_only
+            name=tool_resource(name),
+            request_id=request_id or "",
+            validate_only=validate_only,
+            reason=reason,
         )
         json_format.ParseDict(arguments or {}, request.arguments)
         if wait > 0:
@@ -496,6 +503,14 @@ class OperationsAPI:
             idempotent=True,
         )
         return Operation.from_proto(operation)
+
+    async def approve(self, name: str, comment: str = "") -> Operation:
+        """Approve another account's call AWAITING_APPROVAL (approvers and admins)."""
+        return await decide(self._client, name, comment, approve=True)
+
+    async def deny(self, name: str, comment: str) -> Operation:
+        """Deny it: it fails PERMISSION_DENIED with `comment` (required)."""
+        return await decide(self._client, name, comment, approve=False)
 
     async def delete(self, name: str) -> None:
         """Forget the operation (it does not stop the work: cancel does)."""

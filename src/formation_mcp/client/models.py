@@ -90,6 +90,10 @@ class Tool(_Plain):
     annotations: ToolAnnotations
     permission: str
     aliases: list[str]
+    allowed: bool = True
+    """Whether the caller may call it (its roles, grant and policy)."""
+    refusal: str = ""
+    """Why not, when it may not."""
 
     @classmethod
     def from_proto(cls, tool: tools_pb2.Tool) -> Tool:
@@ -110,6 +114,8 @@ class Tool(_Plain):
             ),
             permission=tool.permission,
             aliases=list(tool.aliases),
+            allowed=tool.allowed,
+            refusal=tool.refusal,
         )
 
 
@@ -127,7 +133,7 @@ class OperationMetadata(_Plain):
     tool: str
     owner: str
     state: str
-    """PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED."""
+    """PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED or AWAITING_APPROVAL."""
     progress_percent: int
     stage: str
     status_message: str
@@ -139,6 +145,9 @@ class OperationMetadata(_Plain):
     attempt: int
     logs: list[LogLine]
     request_id: str
+    approval: dict[str, Any] = field(default_factory=dict)
+    """The human approval the call needed (state, reason, rule, expire_time, decided_by,
+    comment); empty when it needed none."""
 
     @classmethod
     def from_proto(cls, meta: operations_pb2.OperationMetadata) -> OperationMetadata:
@@ -146,6 +155,9 @@ class OperationMetadata(_Plain):
             tool=meta.tool,
             owner=meta.owner,
             state=operations_pb2.OperationMetadata.State.Name(meta.state),
+            approval=json_format.MessageToDict(meta.approval, preserving_proto_field_name=True)
+            if meta.HasField("approval")
+            else {},
             progress_percent=meta.progress_percent,
             stage=meta.stage,
             status_message=meta.status_message,

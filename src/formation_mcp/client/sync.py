@@ -21,6 +21,7 @@ from formation_mcp.client.client import Client, ProgressCallback
 from formation_mcp.client.config import ClientConfig
 from formation_mcp.client.credentials import TokenSource
 from formation_mcp.client.models import Account, AuthorizationRequest, Grant, Operation, Tool
+from formation_mcp.client.policies import EffectivePolicy, Policy
 from formation_mcp.client.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -90,6 +91,7 @@ class SyncClient:
         self.operations = _SyncOperations(self)
         self.grants = _SyncGrants(self)
         self.authorizations = _SyncAuthorizations(self)
+        self.policies = _SyncPolicies(self)
 
     def __enter__(self) -> SyncClient:
         return self
@@ -262,10 +264,16 @@ class _SyncTools:
         request_id: str | None = None,
         validate_only: bool = False,
         wait: float = 0.0,
+        reason: str = "",
     ) -> Operation:
         return self._owner._run(
             self._owner._client.tools.call(
-                name, arguments, request_id=request_id, validate_only=validate_only, wait=wait
+                name,
+                arguments,
+                request_id=request_id,
+                validate_only=validate_only,
+                wait=wait,
+                reason=reason,
             )
         )
 
@@ -290,6 +298,12 @@ class _SyncOperations:
 
     def cancel(self, name: str) -> Operation:
         return self._owner._run(self._owner._client.operations.cancel(name))
+
+    def approve(self, name: str, comment: str = "") -> Operation:
+        return self._owner._run(self._owner._client.operations.approve(name, comment))
+
+    def deny(self, name: str, comment: str) -> Operation:
+        return self._owner._run(self._owner._client.operations.deny(name, comment))
 
     def delete(self, name: str) -> None:
         self._owner._run(self._owner._client.operations.delete(name))
@@ -334,3 +348,17 @@ class _SyncAuthorizations:
 
     def deny(self, code: str, *, shown: AuthorizationRequest | None = None) -> AuthorizationRequest:
         return self._owner._run(self._owner._client.authorizations.deny(code, shown=shown))
+
+
+class _SyncPolicies:
+    def __init__(self, owner: SyncClient) -> None:
+        self._owner = owner
+
+    def get(self, name: str) -> Policy:
+        return self._owner._run(self._owner._client.policies.get(name))
+
+    def update(self, name: str, **changes: Any) -> Policy:
+        return self._owner._run(self._owner._client.policies.update(name, **changes))
+
+    def effective(self) -> EffectivePolicy:
+        return self._owner._run(self._owner._client.policies.effective())

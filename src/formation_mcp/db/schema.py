@@ -34,6 +34,8 @@ operations = sa.Table(
     sa.Column("create_time", sa.BigInteger, nullable=False),
     sa.Column("update_time", sa.BigInteger, nullable=False),
     sa.Column("end_time", sa.BigInteger, nullable=True),
+    # formation.mcp.v1.Approval, serialized: the call needed a human approval.
+    sa.Column("approval", sa.LargeBinary, nullable=True),
     sa.Index("ix_operations_owner_id", "owner", "id"),
     sa.Index("ix_operations_owner_request_id", "owner", "request_id", unique=True),
     sa.Index("ix_operations_done_end_time", "done", "end_time"),
@@ -287,4 +289,63 @@ grant_audit = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_grant_audit_account_time", "account", "time"),
     sa.Index("ix_grant_audit_grant_id", "grant_id"),
+)
+
+# -- policies (guardrails on tool calls) ---------------------------------------------------------
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    # `accounts/{key_id}` or `roles/{role}`: whose policy it is.
+    sa.Column("subject", sa.String(255), primary_key=True),
+    sa.Column("policy", sa.LargeBinary, nullable=False),  # formation.mcp.v1.Policy, serialized
+    sa.Column("update_time", sa.BigInteger, nullable=False),
+    sa.Column("update_account", sa.String(255), nullable=False),
+)
+
+quota_locks = sa.Table(
+    "quota_locks",
+    metadata,
+    # One row per account: admissions that count its usage against a quota update it first, so
+    # they take turns (a row lock on PostgreSQL, the write lock on SQLite).
+    sa.Column("account", sa.String(255), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+quota_claims = sa.Table(
+    "quota_claims",
+    metadata,
+    # What an admitted call will use once its operation has run: counted while the operation
+    # is not done (instances not created yet), and for an hour (builds).
+    sa.Column("operation_id", sa.String(32), primary_key=True),
+    sa.Column("account", sa.String(255), nullable=False),
+    sa.Column("instance_name", sa.String(255), nullable=True),
+    sa.Column("vcpus", sa.Integer, nullable=False),
+    sa.Column("memory_mb", sa.BigInteger, nullable=False),
+    sa.Column("disk_gb", sa.BigInteger, nullable=False),
+    sa.Column("build", sa.Boolean, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_quota_claims_account_create_time", "account", "create_time"),
+)
+
+rate_windows = sa.Table(
+    "rate_windows",
+    metadata,
+    # Calls of one tool by one account in one fixed minute (its start, µs).
+    sa.Column("account", sa.String(255), primary_key=True),
+    sa.Column("tool", sa.String(128), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+)
+
+approval_work = sa.Table(
+    "approval_work",
+    metadata,
+    # The work of a call that waits for an approval: queued (outbox) when it is approved,
+    # dropped when it is denied, expires or is cancelled.
+    sa.Column("operation_id", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("work", sa.LargeBinary, nullable=False),  # formation.mcp.internal.v1.WorkItem
+    sa.Column("expire_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_approval_work_expire_time", "expire_time"),
 )

@@ -35,6 +35,7 @@ from formation_mcp.mcp_server.backend import (
 from formation_mcp.mcp_server.convert import (
     TOOL_PREFIX,
     ProgressRelay,
+    awaiting_approval_result,
     call_error_result,
     error_result,
     metadata_of,
@@ -183,6 +184,8 @@ class ToolBridge:
             return call_error_result(params.name, error)
         if operation.done:
             return result_of(operation)
+        if metadata_of(operation).state == operations_pb2.OperationMetadata.AWAITING_APPROVAL:
+            return awaiting_approval_result(operation)
         try:
             return await self._follow(ctx, operation, metadata, lines)
         except anyio.get_cancelled_exc_class():

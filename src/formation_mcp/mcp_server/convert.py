@@ -127,6 +127,18 @@ def error_result(text: str) -> types.CallToolResult:
     return _text_result(text, is_error=True)
 
 
+def awaiting_approval_result(operation: lro_pb2.Operation) -> types.CallToolResult:
+    """A call the caller's policy makes wait for a human approval: answered at once (an
+    approval may take hours), saying so; `isError`, since there is no output yet."""
+    meta = metadata_of(operation)
+    text = (
+        f"{meta.status_message}. Nothing has run yet: it runs once an approver approves it, "
+        f"and fails if it is denied or not approved by {meta.approval.expire_time.ToJsonString()}. "
+        f"Check it later with GetOperation {operation.name}."
+    )
+    return _text_result(text, is_error=True, operation=operation.name)
+
+
 def result_of(operation: lro_pb2.Operation) -> types.CallToolResult:
     """A done operation as a tool result: the output object as `structuredContent` and the same
     JSON as text; an error (failed or cancelled) as `isError` with what happened."""

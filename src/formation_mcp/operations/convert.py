@@ -33,6 +33,8 @@ def to_operation(
     )
     if record.end_time is not None:
         metadata.end_time.CopyFrom(to_timestamp(record.end_time))
+    if record.approval is not None:
+        metadata.approval.ParseFromString(record.approval)
     operation = lro_pb2.Operation(name=operation_name(record.id), done=record.done)
     operation.metadata.Pack(metadata)
     if record.done:

@@ -23,7 +23,7 @@ to the bare field names.
 Per-field rules:
 
 * ``state``: ``=`` or ``!=``; the value is one of PENDING, RUNNING, SUCCEEDED,
-  FAILED or CANCELLED (case-sensitive), bare or quoted.
+  FAILED, CANCELLED or AWAITING_APPROVAL (case-sensitive), bare or quoted.
 * ``tool``: ``=`` or ``!=``; a bare value uses only ``[A-Za-z0-9_.-]``, anything
   else must be quoted. A trailing ``*`` means prefix match and yields
   ``Comparison("tool", "=", prefix_without_star, prefix=True)``; it is only
@@ -65,7 +65,14 @@ MAX_TERMS: Final = 16
 
 SUPPORTED_FIELDS: Final = ("state", "tool", "done", "create_time")
 SUPPORTED_OPERATORS: Final = ("=", "!=", "<", ">", "<=", ">=")
-STATE_NAMES: Final = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
+STATE_NAMES: Final = (
+    "PENDING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELLED",
+    "AWAITING_APPROVAL",
+)
 
 _FIELD_ALIASES: Final = {
     "metadata.state": "state",

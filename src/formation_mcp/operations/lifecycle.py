@@ -1,6 +1,9 @@
 """The operation state machine: pure functions from a record and a change to the next record.
 
 PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and PENDING -> CANCELLED | FAILED.
+A call that needs a human approval starts AWAITING_APPROVAL: approved, it becomes PENDING;
+denied or expired, FAILED; cancelled, CANCELLED. Worker events never move it (no work was
+queued for it yet).
 Terminal states never change again. Worker events are ordered by (attempt, sequence); an
 event that is not newer than the last one applied is a duplicate and changes nothing, which
 makes applying events idempotent under at-least-once delivery.
@@ -27,6 +30,7 @@ class State(IntEnum):
     SUCCEEDED = operations_pb2.OperationMetadata.SUCCEEDED
     FAILED = operations_pb2.OperationMetadata.FAILED
     CANCELLED = operations_pb2.OperationMetadata.CANCELLED
+    AWAITING_APPROVAL = operations_pb2.OperationMetadata.AWAITING_APPROVAL
 
     @property
     def is_terminal(self) -> bool:
@@ -56,6 +60,8 @@ class OperationRecord:
     create_time: int
     update_time: int
     end_time: int | None
+    approval: bytes | None = None
+    """formation.mcp.v1.Approval, serialized, when the call needed one."""
 
     @property
     def done(self) -> bool:
@@ -105,7 +111,7 @@ def request_cancel(record: OperationRecord, now: int) -> Change | None:
     a finished one does not change."""
     if record.done:
         return None
-    if record.state is State.PENDING:
+    if record.state in (State.PENDING, State.AWAITING_APPROVAL):
         advanced = replace(record, sequence=record.sequence + 1)
         return Change(_finish(advanced, State.CANCELLED, now, error=cancelled_status()))
     if record.cancel_requested:
@@ -128,6 +134,8 @@ def apply_event(
     position = (event.attempt, event.sequence)
     if record.done or position <= (record.event_attempt, record.event_sequence):
         return None
+    if record.state is State.AWAITING_APPROVAL:
+        return None  # no work was queued: nothing may run it before it is approved
     base = replace(
         record,
         attempt=max(record.attempt, event.attempt, 1),
@@ -210,3 +218,87 @@ def _finish(
         update_time=now,
         end_time=now,
     )
+
+
+# -- human approval ----------------------------------------------------------------------------
+
+
+def awaiting_approval(
+    record: OperationRecord, approval: operations_pb2.Approval
+) -> OperationRecord:
+    """A new operation (from `new_record`) that waits for an approver."""
+    name = f"operations/{record.id}"
+    return replace(
+        record,
+        state=State.AWAITING_APPROVAL,
+        status_message=(
+            f"{record.tool} needs approval (require_approval: {approval.rule}); {name} waits "
+            "for an approver"
+        )[:MAX_MESSAGE_CHARS],
+        approval=approval.SerializeToString(deterministic=True),
+    )
+
+
+def approval_of(record: OperationRecord) -> operations_pb2.Approval:
+    approval = operations_pb2.Approval()
+    if record.approval is not None:
+        approval.ParseFromString(record.approval)
+    return approval
+
+
+def _decided(
+    record: OperationRecord, state: operations_pb2.Approval.State.ValueType, by: str, comment: str
+) -> bytes:
+    approval = approval_of(record)
+    approval.state = state
+    approval.decided_by = by
+    approval.comment = comment
+    return approval.SerializeToString(deterministic=True)
+
+
+def approve(record: OperationRecord, by: str, comment: str, now: int) -> Change | None:
+    """Approved: PENDING (its work is queued in the same transaction); None unless it waits."""
+    if record.state is not State.AWAITING_APPROVAL:
+        return None
+    return Change(
+        replace(
+            record,
+            state=State.PENDING,
+            status_message=f"Approved by {by}; waiting for a worker."[:MAX_MESSAGE_CHARS],
+            approval=_decided(record, operations_pb2.Approval.APPROVED, by, comment),
+            sequence=record.sequence + 1,
+            update_time=now,
+        )
+    )
+
+
+def deny(record: OperationRecord, by: str, comment: str, now: int) -> Change | None:
+    """Denied: FAILED with PERMISSION_DENIED and the approver's comment."""
+    if record.state is not State.AWAITING_APPROVAL:
+        return None
+    error = status_pb2.Status(
+        code=code_pb2.PERMISSION_DENIED,
+        message=f"{record.tool} was denied by {by}: {comment}"[:MAX_MESSAGE_CHARS],
+    )
+    decided = replace(
+        record,
+        approval=_decided(record, operations_pb2.Approval.DENIED, by, comment),
+        sequence=record.sequence + 1,
+    )
+    return Change(_finish(decided, State.FAILED, now, error=error))
+
+
+def expire(record: OperationRecord, now: int) -> Change | None:
+    """Nobody decided in time: FAILED with DEADLINE_EXCEEDED."""
+    if record.state is not State.AWAITING_APPROVAL:
+        return None
+    error = status_pb2.Status(
+        code=code_pb2.DEADLINE_EXCEEDED,
+        message=f"{record.tool} was not approved in time (FMCP_APPROVAL_TTL); call it again",
+    )
+    decided = replace(
+        record,
+        approval=_decided(record, operations_pb2.Approval.EXPIRED, "", ""),
+        sequence=record.sequence + 1,
+    )
+    return Change(_finish(decided, State.FAILED, now, error=error))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -22,11 +23,12 @@ from formation_mcp.identity import Caller
 from formation_mcp.operations import lifecycle, store
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.feeds import FeedHub, OperationDeleted
-from formation_mcp.operations.filtering import FilterError, parse_filter
+from formation_mcp.operations.filtering import Comparison, FilterError, parse_filter
 from formation_mcp.operations.ids import new_operation_id, operation_name, parse_operation_name
 from formation_mcp.operations.lifecycle import Change, OperationRecord
 from formation_mcp.operations.snapshots import SnapshotCache
 from formation_mcp.operations.storable import make_storable
+from formation_mcp.permissions import OPERATIONS_APPROVE
 
 _MAX_CONFLICT_RETRIES = 20
 SNAPSHOT_TTL_SECONDS = 30.0
@@ -198,6 +200,21 @@ class OperationManager:
 
         return await self._mutate(operation_id, change)
 
+    async def transition(
+        self,
+        operation_id: str,
+        decide: Callable[[OperationRecord], Change | None],
+        also: Callable[[AsyncConnection, Change], Awaitable[None]] | None = None,
+    ) -> OperationRecord | None:
+        """Apply a change `decide` makes (e.g. an approval) with optimistic concurrency;
+        `also` runs in the same transaction after it is written. The operation afterwards
+        (unchanged when `decide` returned None), or None when it does not exist."""
+        return await self._mutate(operation_id, decide, also)
+
+    async def visible_record(self, caller: Caller, name: str) -> OperationRecord:
+        """The operation the caller may see (NOT_FOUND otherwise), read now."""
+        return await self._visible(caller, parse_operation_name(name))
+
     async def by_request_id(self, owner: str, request_id: str) -> OperationRecord | None:
         async with self._db.read() as conn:
             return await store.get_by_request_id(conn, owner, request_id)
@@ -224,16 +241,30 @@ class OperationManager:
         self, caller: Caller, filter_text: str, page_size: int, page_token: str
     ) -> tuple[list[lro_pb2.Operation], str]:
         size = paging.page_size(page_size)
+        rest, awaiting_mine = _awaiting_my_approval(filter_text)
         try:
-            comparisons = parse_filter(filter_text)
+            comparisons = parse_filter(rest)
         except FilterError as exc:
             raise InvalidArgument.for_field("filter", exc.message) from None
         owner = None if caller.is_admin else caller.account
+        not_owner = None
+        if awaiting_mine:  # what this approver may decide on: others' calls waiting for one
+            if not caller.can(OPERATIONS_APPROVE):
+                raise InvalidArgument.for_field(
+                    "filter", "awaiting_my_approval is for approvers (role approver, admins)"
+                )
+            owner, not_owner = None, caller.account
+            comparisons = (*comparisons, Comparison("state", "=", "AWAITING_APPROVAL"))
         key = paging.query_key(caller.account, str(caller.is_admin), filter_text.strip())
         before = paging.decode_token(page_token, key) if page_token else None
         async with self._db.read() as conn:
             records = await store.list_page(
-                conn, owner=owner, comparisons=comparisons, before_id=before, limit=size + 1
+                conn,
+                owner=owner,
+                comparisons=comparisons,
+                before_id=before,
+                limit=size + 1,
+                not_owner=not_owner,
             )
         page = records[:size]
         next_token = paging.encode_token(page[-1].id, key) if len(records) > size else ""
@@ -402,6 +433,20 @@ class OperationManager:
 def new_record(owner: str, tool: str, request_id: str | None) -> OperationRecord:
     """A PENDING operation with a fresh id, not written yet."""
     return lifecycle.new_record(new_operation_id(), owner, tool, request_id, now_us())
+
+
+_AWAITING_MINE = re.compile(
+    r"(?:^|\s+AND\s+)awaiting_my_approval\s*=\s*true(?=\s+AND\s+|\s*$)", re.IGNORECASE
+)
+
+
+def _awaiting_my_approval(filter_text: str) -> tuple[str, bool]:
+    """The filter without its `awaiting_my_approval = true` term, and whether it had one."""
+    rest, found = _AWAITING_MINE.subn("", filter_text.strip(), count=1)
+    rest = rest.strip()
+    if rest.upper().startswith("AND "):
+        rest = rest[4:]
+    return rest, bool(found)
 
 
 def _payload(operation_id: str, sequence: int | None) -> str:

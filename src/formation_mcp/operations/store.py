@@ -53,6 +53,7 @@ def _row_values(record: OperationRecord) -> dict[str, Any]:
         "create_time": record.create_time,
         "update_time": record.update_time,
         "end_time": record.end_time,
+        "approval": record.approval,
     }
 
 
@@ -79,6 +80,7 @@ def _record(row: sa.Row[Any]) -> OperationRecord:
         create_time=row.create_time,
         update_time=row.update_time,
         end_time=row.end_time,
+        approval=row.approval,
     )
 
 
@@ -246,11 +248,15 @@ async def list_page(
     comparisons: Sequence[Comparison],
     before_id: str | None,
     limit: int,
+    not_owner: str | None = None,
 ) -> list[OperationRecord]:
-    """Up to `limit` operations, newest first, strictly older than `before_id`."""
+    """Up to `limit` operations, newest first, strictly older than `before_id`
+    (`not_owner`: none of that owner's)."""
     query = sa.select(*_COLUMNS)
     if owner is not None:
         query = query.where(operations.c.owner == owner)
+    if not_owner is not None:
+        query = query.where(operations.c.owner != not_owner)
     for comparison in comparisons:
         query = query.where(_condition(comparison))
     if before_id is not None:

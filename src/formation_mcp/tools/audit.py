@@ -23,6 +23,8 @@ REJECTED = "REJECTED"
 """The call named something the caller cannot act on (not found, its node offline)."""
 VALIDATED = "VALIDATED"
 DUPLICATE = "DUPLICATE"
+AWAITING_APPROVAL = "AWAITING_APPROVAL"
+"""Admitted, waiting for a human approval (decisions: APPROVED, DENIED, EXPIRED)."""
 
 
 def arguments_digest(arguments: dict[str, Any]) -> str:

@@ -13,6 +13,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from formation_mcp.errors import FieldViolation, InvalidArgument, NotFound
+from formation_mcp.policies.quotas import DemandOf
+from formation_mcp.policies.rules import ToolFacts
 
 if TYPE_CHECKING:
     from formation_mcp.identity import Caller
@@ -75,8 +77,13 @@ class ToolSpec:
     aliases: tuple[str, ...] = ()
     precheck: Precheck | None = field(default=None, repr=False, compare=False)
     placement: Placer | None = field(default=None, repr=False, compare=False)
+    demand: DemandOf | None = field(default=None, repr=False, compare=False)
+    """What a call will use (an instance, its resources, a build): counted against the
+    caller's quotas when the call is admitted."""
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+    facts: ToolFacts = field(init=False, repr=False, compare=False)
+    """What policies match: every name the tool answers to, and its annotation."""
 
     def __post_init__(self) -> None:
         if not _TOOL_NAME.fullmatch(self.name):
@@ -85,6 +92,8 @@ class ToolSpec:
         Draft202012Validator.check_schema(self.output_schema)
         object.__setattr__(self, "validator", Draft202012Validator(self.input_schema))
         object.__setattr__(self, "output_validator", Draft202012Validator(self.output_schema))
+        names = (*self.aliases, host_safe_name(self.name))
+        object.__setattr__(self, "facts", ToolFacts.of(self.name, names, self.read_only))
 
     @property
     def permission(self) -> str:

@@ -44,6 +44,20 @@ class Resources:
         return {"vcpus": self.vcpus, "memory_mb": self.memory_mb, "disk_gb": self.disk_gb}
 
 
+DEFAULT_RESOURCES = Resources(vcpus=1, memory_mb=1024, disk_gb=10)
+"""An instance's resources when neither the call nor the Formfile gives them."""
+
+
+def formfile_resources(formfile: dict[str, Any]) -> Resources:
+    """The resources a pack's (normalized) Formfile asks for, defaults filling the gaps."""
+    given = formfile.get("resources") or {}
+    return Resources(
+        vcpus=int(given.get("vcpus") or DEFAULT_RESOURCES.vcpus),
+        memory_mb=int(given.get("memory_mb") or DEFAULT_RESOURCES.memory_mb),
+        disk_gb=int(given.get("disk_gb") or DEFAULT_RESOURCES.disk_gb),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceRecord:
     instance_id: str

@@ -44,6 +44,7 @@ from formation_mcp.workloads.instances import (
     InstanceStore,
     NodeRegistry,
     Resources,
+    formfile_resources,
 )
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
 from formation_mcp.workloads.packs import PackStore
@@ -60,7 +61,6 @@ from formation_mcp.workloads.supervisor import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RESOURCES: Final = Resources(vcpus=1, memory_mb=1024, disk_gb=10)
 HEARTBEAT_SECONDS: Final = 10.0
 MAX_OPEN_FILES: Final = 4096
 MAX_PROCESSES: Final = 512
@@ -263,7 +263,7 @@ class LocalDriver:
                     build_id=request.build_id,
                     node=self.node_id,
                     state=InstanceState.CREATING,
-                    resources=request.resources or _formfile_resources(formfile),
+                    resources=request.resources or formfile_resources(formfile),
                     metadata=dict(request.metadata),
                     status_message=f"being created on node {self.node_id}",
                     create_time=now,
@@ -492,15 +492,6 @@ async def _set_within(event: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
     return event.is_set()
-
-
-def _formfile_resources(formfile: dict[str, Any]) -> Resources:
-    given = formfile.get("resources") or {}
-    return Resources(
-        vcpus=int(given.get("vcpus") or DEFAULT_RESOURCES.vcpus),
-        memory_mb=int(given.get("memory_mb") or DEFAULT_RESOURCES.memory_mb),
-        disk_gb=int(given.get("disk_gb") or DEFAULT_RESOURCES.disk_gb),
-    )
 
 
 def _limits(resources: Resources, *, with_user: bool) -> list[tuple[int, int]]:

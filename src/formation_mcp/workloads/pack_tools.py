@@ -20,7 +20,9 @@ from typing import Any
 
 from formation_mcp.db.database import Database
 from formation_mcp.errors import FieldViolation, InvalidArgument
+from formation_mcp.identity import Caller
 from formation_mcp.offload import CONTEXT_STAGING
+from formation_mcp.policies.quotas import Demand
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry, ToolSpec
 from formation_mcp.workloads.build import (
@@ -241,6 +243,11 @@ class PackBuilder:
         return {"name": pack.name, **cached.to_output()}
 
 
+async def build_demand(_caller: Caller, _arguments: dict[str, Any]) -> Demand:
+    """Every pack.build call counts as a build (max_builds_per_hour), cached or not."""
+    return Demand(build=True)
+
+
 def register(registry: ToolRegistry, environment: WorkloadEnvironment) -> None:
     registry.register(
         ToolSpec(
@@ -260,6 +267,7 @@ def register(registry: ToolRegistry, environment: WorkloadEnvironment) -> None:
             long_running=True,
             aliases=("form_pack_build",),
             precheck=precheck_pack_build,
+            demand=build_demand,
         ),
         PackBuilder(environment),
     )

@@ -12,11 +12,13 @@ call fails at once instead of as a queued operation.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 from formation_mcp.clock import now_us
 from formation_mcp.errors import FailedPrecondition, PermissionDenied
 from formation_mcp.identity import Caller
+from formation_mcp.policies.quotas import Demand
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import Placement, ToolRegistry, ToolSpec
 from formation_mcp.workloads.driver import Action, CreateRequest, InstanceDriver
@@ -25,6 +27,7 @@ from formation_mcp.workloads.instances import (
     InstanceStore,
     NodeRegistry,
     Resources,
+    formfile_resources,
 )
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
 from formation_mcp.workloads.packs import PackStore
@@ -193,6 +196,22 @@ class Placer:
         await self._require_online(instance.node, f"instance {instance.name}")
         return Placement(node=instance.node, resource=instance.resource_name)
 
+    async def demand(
+        self, caller: Caller, build_id: str, name: str, given: dict[str, Any]
+    ) -> Demand:
+        """What creating instance `name` from the pack uses: the resources given, or the
+        pack's Formfile's (as the driver will decide)."""
+        resources = _resources(given)
+        if resources is None:
+            pack = await self._packs.get(build_id, caller.account)
+            resources = formfile_resources(json.loads(pack.formfile))
+        return Demand(
+            instance_name=name,
+            vcpus=resources.vcpus,
+            memory_mb=resources.memory_mb,
+            disk_gb=resources.disk_gb,
+        )
+
     async def _require_online(self, node: str, what: str) -> None:
         seen = await self._nodes.last_seen(node)
         if seen is None or now_us() - seen > NODE_OFFLINE_SECONDS * 1e6:
@@ -300,6 +319,15 @@ def register(
     async def place_create(caller: Caller, arguments: dict[str, Any]) -> Placement:
         return await placer.pack(caller, arguments["image"])
 
+    async def ship_demand(caller: Caller, arguments: dict[str, Any]) -> Demand:
+        config = arguments.get("vm_config") or {}
+        return await placer.demand(
+            caller, arguments["build_id"], arguments["instance_name"], config
+        )
+
+    async def create_demand(caller: Caller, arguments: dict[str, Any]) -> Demand:
+        return await placer.demand(caller, arguments["image"], arguments["name"], arguments)
+
     async def place_instance(caller: Caller, arguments: dict[str, Any]) -> Placement:
         return await placer.instance(caller, arguments["id"])
 
@@ -323,6 +351,7 @@ def register(
             long_running=True,
             aliases=("form_pack_ship",),
             placement=place_ship,
+            demand=ship_demand,
         ),
         tools.ship,
     )
@@ -338,6 +367,7 @@ def register(
             output_schema=instance_output,
             long_running=True,
             placement=place_create,
+            demand=create_demand,
         ),
         tools.create,
     )

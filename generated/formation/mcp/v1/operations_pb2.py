@@ -31,7 +31,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!formation/mcp/v1/operations.proto\x12\x10\x66ormation.mcp.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a#google/longrunning/operations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x04\n\x11OperationMetadata\x12\x12\n\x04tool\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05owner\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12>\n\x05state\x18\x03 \x01(\x0e\x32).formation.mcp.v1.OperationMetadata.StateB\x04\xe2\x41\x01\x03\x12\x1e\n\x10progress_percent\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05stage\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0estatus_message\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08sequence\x18\n \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x63\x61ncel_requested\x18\x0b \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61ttempt\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12-\n\x04logs\x18\r \x03(\x0b\x32\x19.formation.mcp.v1.LogLineB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\x0e \x01(\tB\x04\xe2\x41\x01\x03\"b\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05\"\xe3\x01\n\x07LogLine\x12\x16\n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x06stream\x18\x03 \x01(\x0e\x32 .formation.mcp.v1.LogLine.StreamB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\"D\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\n\n\x06SYSTEM\x10\x03\";\n\nToolResult\x12-\n\x06output\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\")\n\x13GetOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"`\n\x15ListOperationsRequest\x12\x14\n\x06\x66ilter\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"p\n\x16ListOperationsResponse\x12\x37\n\noperations\x18\x01 \x03(\x0b\x32\x1d.google.longrunning.OperationB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\",\n\x16\x43\x61ncelOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\",\n\x16\x44\x65leteOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\\\n\x14WaitOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"I\n\x15WatchOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01\x32\x8a\x06\n\x11OperationsService\x12u\n\x0cGetOperation\x12%.formation.mcp.v1.GetOperationRequest\x1a\x1d.google.longrunning.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=operations/*}\x12{\n\x0eListOperations\x12\'.formation.mcp.v1.ListOperationsRequest\x1a(.formation.mcp.v1.ListOperationsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/operations\x12\x85\x01\n\x0f\x43\x61ncelOperation\x12(.formation.mcp.v1.CancelOperationRequest\x1a\x1d.google.longrunning.Operation\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/{name=operations/*}:cancel:\x01*\x12t\n\x0f\x44\x65leteOperation\x12(.formation.mcp.v1.DeleteOperationRequest\x1a\x16.google.protobuf.Empty\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/v1/{name=operations/*}\x12\x7f\n\rWaitOperation\x12&.formation.mcp.v1.WaitOperationRequest\x1a\x1d.google.longrunning.Operation\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=operations/*}:wait:\x01*\x12\x81\x01\n\x0eWatchOperation\x12\'.formation.mcp.v1.WatchOperationRequest\x1a\x1d.google.longrunning.Operation\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=operations/*}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!formation/mcp/v1/operations.proto\x12\x10\x66ormation.mcp.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a#google/longrunning/operations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x05\n\x11OperationMetadata\x12\x12\n\x04tool\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05owner\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12>\n\x05state\x18\x03 \x01(\x0e\x32).formation.mcp.v1.OperationMetadata.StateB\x04\xe2\x41\x01\x03\x12\x1e\n\x10progress_percent\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05stage\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0estatus_message\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08sequence\x18\n \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x63\x61ncel_requested\x18\x0b \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61ttempt\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12-\n\x04logs\x18\r \x03(\x0b\x32\x19.formation.mcp.v1.LogLineB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\x0e \x01(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x61pproval\x18\x0f \x01(\x0b\x32\x1a.formation.mcp.v1.ApprovalB\x04\xe2\x41\x01\x03\"y\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05\x12\x15\n\x11\x41WAITING_APPROVAL\x10\x06\"\x9e\x03\n\x08\x41pproval\x12\x35\n\x05state\x18\x01 \x01(\x0e\x32 .formation.mcp.v1.Approval.StateB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04rule\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x18\n\ndecided_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x63omment\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x30\n\targuments\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12!\n\x13\x61rguments_truncated\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x61rguments_sha256\x18\t \x01(\tB\x04\xe2\x41\x01\x03\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\r\n\tREQUESTED\x10\x01\x12\x0c\n\x08\x41PPROVED\x10\x02\x12\n\n\x06\x44\x45NIED\x10\x03\x12\x0b\n\x07\x45XPIRED\x10\x04\"\xe3\x01\n\x07LogLine\x12\x16\n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x06stream\x18\x03 \x01(\x0e\x32 .formation.mcp.v1.LogLine.StreamB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\"D\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\n\n\x06SYSTEM\x10\x03\";\n\nToolResult\x12-\n\x06output\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\")\n\x13GetOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"`\n\x15ListOperationsRequest\x12\x14\n\x06\x66ilter\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"p\n\x16ListOperationsResponse\x12\x37\n\noperations\x18\x01 \x03(\x0b\x32\x1d.google.longrunning.OperationB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\",\n\x16\x43\x61ncelOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\",\n\x16\x44\x65leteOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\\\n\x14WaitOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"D\n\x17\x41pproveOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63omment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"A\n\x14\x44\x65nyOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63omment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"I\n\x15WatchOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01\x32\x96\x08\n\x11OperationsService\x12u\n\x0cGetOperation\x12%.formation.mcp.v1.GetOperationRequest\x1a\x1d.google.longrunning.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=operations/*}\x12{\n\x0eListOperations\x12\'.formation.mcp.v1.ListOperationsRequest\x1a(.formation.mcp.v1.ListOperationsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/operations\x12\x85\x01\n\x0f\x43\x61ncelOperation\x12(.formation.mcp.v1.CancelOperationRequest\x1a\x1d.google.longrunning.Operation\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/{name=operations/*}:cancel:\x01*\x12t\n\x0f\x44\x65leteOperation\x12(.formation.mcp.v1.DeleteOperationRequest\x1a\x16.google.protobuf.Empty\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/v1/{name=operations/*}\x12\x7f\n\rWaitOperation\x12&.formation.mcp.v1.WaitOperationRequest\x1a\x1d.google.longrunning.Operation\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=operations/*}:wait:\x01*\x12\x81\x01\n\x0eWatchOperation\x12\'.formation.mcp.v1.WatchOperationRequest\x1a\x1d.google.longrunning.Operation\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=operations/*}:watch0\x01\x12\x88\x01\n\x10\x41pproveOperation\x12).formation.mcp.v1.ApproveOperationRequest\x1a\x1d.google.longrunning.Operation\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/{name=operations/*}:approve:\x01*\x12\x7f\n\rDenyOperation\x12&.formation.mcp.v1.DenyOperationRequest\x1a\x1d.google.longrunning.Operation\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=operations/*}:deny:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -66,6 +66,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATIONMETADATA'].fields_by_name['logs']._serialized_options = b'\342A\001\003'
   _globals['_OPERATIONMETADATA'].fields_by_name['request_id']._loaded_options = None
   _globals['_OPERATIONMETADATA'].fields_by_name['request_id']._serialized_options = b'\342A\001\003'
+  _globals['_OPERATIONMETADATA'].fields_by_name['approval']._loaded_options = None
+  _globals['_OPERATIONMETADATA'].fields_by_name['approval']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['state']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['reason']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['reason']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['rule']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['rule']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['decided_by']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['decided_by']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['comment']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['comment']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['arguments']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['arguments']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['arguments_truncated']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['arguments_truncated']._serialized_options = b'\342A\001\003'
+  _globals['_APPROVAL'].fields_by_name['arguments_sha256']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['arguments_sha256']._serialized_options = b'\342A\001\003'
   _globals['_LOGLINE'].fields_by_name['sequence']._loaded_options = None
   _globals['_LOGLINE'].fields_by_name['sequence']._serialized_options = b'\342A\001\003'
   _globals['_LOGLINE'].fields_by_name['time']._loaded_options = None
@@ -96,6 +116,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WAITOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_WAITOPERATIONREQUEST'].fields_by_name['timeout']._loaded_options = None
   _globals['_WAITOPERATIONREQUEST'].fields_by_name['timeout']._serialized_options = b'\342A\001\001'
+  _globals['_APPROVEOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_APPROVEOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_APPROVEOPERATIONREQUEST'].fields_by_name['comment']._loaded_options = None
+  _globals['_APPROVEOPERATIONREQUEST'].fields_by_name['comment']._serialized_options = b'\342A\001\001'
+  _globals['_DENYOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DENYOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DENYOPERATIONREQUEST'].fields_by_name['comment']._loaded_options = None
+  _globals['_DENYOPERATIONREQUEST'].fields_by_name['comment']._serialized_options = b'\342A\001\002'
   _globals['_WATCHOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_WATCHOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_WATCHOPERATIONREQUEST'].fields_by_name['after_sequence']._loaded_options = None
@@ -112,30 +140,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATIONSSERVICE'].methods_by_name['WaitOperation']._serialized_options = b'\202\323\344\223\002!\"\034/v1/{name=operations/*}:wait:\001*'
   _globals['_OPERATIONSSERVICE'].methods_by_name['WatchOperation']._loaded_options = None
   _globals['_OPERATIONSSERVICE'].methods_by_name['WatchOperation']._serialized_options = b'\202\323\344\223\002\037\022\035/v1/{name=operations/*}:watch'
+  _globals['_OPERATIONSSERVICE'].methods_by_name['ApproveOperation']._loaded_options = None
+  _globals['_OPERATIONSSERVICE'].methods_by_name['ApproveOperation']._serialized_options = b'\202\323\344\223\002$\"\037/v1/{name=operations/*}:approve:\001*'
+  _globals['_OPERATIONSSERVICE'].methods_by_name['DenyOperation']._loaded_options = None
+  _globals['_OPERATIONSSERVICE'].methods_by_name['DenyOperation']._serialized_options = b'\202\323\344\223\002!\"\034/v1/{name=operations/*}:deny:\001*'
   _globals['_OPERATIONMETADATA']._serialized_start=280
-  _globals['_OPERATIONMETADATA']._serialized_end=901
-  _globals['_OPERATIONMETADATA_STATE']._serialized_start=803
-  _globals['_OPERATIONMETADATA_STATE']._serialized_end=901
-  _globals['_LOGLINE']._serialized_start=904
-  _globals['_LOGLINE']._serialized_end=1131
-  _globals['_LOGLINE_STREAM']._serialized_start=1063
-  _globals['_LOGLINE_STREAM']._serialized_end=1131
-  _globals['_TOOLRESULT']._serialized_start=1133
-  _globals['_TOOLRESULT']._serialized_end=1192
-  _globals['_GETOPERATIONREQUEST']._serialized_start=1194
-  _globals['_GETOPERATIONREQUEST']._serialized_end=1235
-  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1237
-  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1333
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1335
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1447
-  _globals['_CANCELOPERATIONREQUEST']._serialized_start=1449
-  _globals['_CANCELOPERATIONREQUEST']._serialized_end=1493
-  _globals['_DELETEOPERATIONREQUEST']._serialized_start=1495
-  _globals['_DELETEOPERATIONREQUEST']._serialized_end=1539
-  _globals['_WAITOPERATIONREQUEST']._serialized_start=1541
-  _globals['_WAITOPERATIONREQUEST']._serialized_end=1633
-  _globals['_WATCHOPERATIONREQUEST']._serialized_start=1635
-  _globals['_WATCHOPERATIONREQUEST']._serialized_end=1708
-  _globals['_OPERATIONSSERVICE']._serialized_start=1711
-  _globals['_OPERATIONSSERVICE']._serialized_end=2489
+  _globals['_OPERATIONMETADATA']._serialized_end=976
+  _globals['_OPERATIONMETADATA_STATE']._serialized_start=855
+  _globals['_OPERATIONMETADATA_STATE']._serialized_end=976
+  _globals['_APPROVAL']._serialized_start=979
+  _globals['_APPROVAL']._serialized_end=1393
+  _globals['_APPROVAL_STATE']._serialized_start=1309
+  _globals['_APPROVAL_STATE']._serialized_end=1393
+  _globals['_LOGLINE']._serialized_start=1396
+  _globals['_LOGLINE']._serialized_end=1623
+  _globals['_LOGLINE_STREAM']._serialized_start=1555
+  _globals['_LOGLINE_STREAM']._serialized_end=1623
+  _globals['_TOOLRESULT']._serialized_start=1625
+  _globals['_TOOLRESULT']._serialized_end=1684
+  _globals['_GETOPERATIONREQUEST']._serialized_start=1686
+  _globals['_GETOPERATIONREQUEST']._serialized_end=1727
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1729
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1825
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1827
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1939
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=1941
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=1985
+  _globals['_DELETEOPERATIONREQUEST']._serialized_start=1987
+  _globals['_DELETEOPERATIONREQUEST']._serialized_end=2031
+  _globals['_WAITOPERATIONREQUEST']._serialized_start=2033
+  _globals['_WAITOPERATIONREQUEST']._serialized_end=2125
+  _globals['_APPROVEOPERATIONREQUEST']._serialized_start=2127
+  _globals['_APPROVEOPERATIONREQUEST']._serialized_end=2195
+  _globals['_DENYOPERATIONREQUEST']._serialized_start=2197
+  _globals['_DENYOPERATIONREQUEST']._serialized_end=2262
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=2264
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=2337
+  _globals['_OPERATIONSSERVICE']._serialized_start=2340
+  _globals['_OPERATIONSSERVICE']._serialized_end=3386
 # @@protoc_insertion_point(module_scope)

@@ -49,10 +49,15 @@ class OperationMetadata(_message.Message):
         """Finished with an error."""
         CANCELLED: OperationMetadata._State.ValueType  # 5
         """Cancelled on request."""
+        AWAITING_APPROVAL: OperationMetadata._State.ValueType  # 6
+        """Waits for an approver (ApproveOperation / DenyOperation); nothing runs yet."""
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """Lifecycle of an operation. PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED;
         PENDING may also go straight to CANCELLED or FAILED. The last three are final.
+        A call that needs a human approval starts AWAITING_APPROVAL, then becomes
+        PENDING when approved, or ends FAILED (denied, or not approved in time) or
+        CANCELLED.
         """
 
     STATE_UNSPECIFIED: OperationMetadata.State.ValueType  # 0
@@ -67,6 +72,8 @@ class OperationMetadata(_message.Message):
     """Finished with an error."""
     CANCELLED: OperationMetadata.State.ValueType  # 5
     """Cancelled on request."""
+    AWAITING_APPROVAL: OperationMetadata.State.ValueType  # 6
+    """Waits for an approver (ApproveOperation / DenyOperation); nothing runs yet."""
 
     TOOL_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
@@ -82,6 +89,7 @@ class OperationMetadata(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
     tool: _builtins.str
     """The tool that started this operation, e.g. `pack.build`."""
     owner: _builtins.str
@@ -122,6 +130,10 @@ class OperationMetadata(_message.Message):
         most recent lines. In later watch messages: the lines added by that change.
         """
 
+    @_builtins.property
+    def approval(self) -> Global___Approval:
+        """The approval the call needed, if it needed one."""
+
     def __init__(
         self,
         *,
@@ -139,14 +151,106 @@ class OperationMetadata(_message.Message):
         attempt: _builtins.int = ...,
         logs: _abc.Iterable[Global___LogLine] | None = ...,
         request_id: _builtins.str = ...,
+        approval: Global___Approval | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "create_time", b"create_time", "end_time", b"end_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "end_time", b"end_time", "logs", b"logs", "owner", b"owner", "progress_percent", b"progress_percent", "request_id", b"request_id", "sequence", b"sequence", "stage", b"stage", "state", b"state", "status_message", b"status_message", "tool", b"tool", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "attempt", b"attempt", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "end_time", b"end_time", "logs", b"logs", "owner", b"owner", "progress_percent", b"progress_percent", "request_id", b"request_id", "sequence", b"sequence", "stage", b"stage", "state", b"state", "status_message", b"status_message", "tool", b"tool", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OperationMetadata: _TypeAlias = OperationMetadata  # noqa: Y015
+
+@_typing.final
+class Approval(_message.Message):
+    """A call's human approval: who asked and why, until when, and who decided what."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Approval._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Approval._State.ValueType  # 0
+        """Never used."""
+        REQUESTED: Approval._State.ValueType  # 1
+        """Waiting for an approver."""
+        APPROVED: Approval._State.ValueType  # 2
+        """Approved: the work was queued."""
+        DENIED: Approval._State.ValueType  # 3
+        """Denied by an approver."""
+        EXPIRED: Approval._State.ValueType  # 4
+        """Nobody decided before `expire_time`."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Where the approval is."""
+
+    STATE_UNSPECIFIED: Approval.State.ValueType  # 0
+    """Never used."""
+    REQUESTED: Approval.State.ValueType  # 1
+    """Waiting for an approver."""
+    APPROVED: Approval.State.ValueType  # 2
+    """Approved: the work was queued."""
+    DENIED: Approval.State.ValueType  # 3
+    """Denied by an approver."""
+    EXPIRED: Approval.State.ValueType  # 4
+    """Nobody decided before `expire_time`."""
+
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_TRUNCATED_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_SHA256_FIELD_NUMBER: _builtins.int
+    state: Global___Approval.State.ValueType
+    """Where the approval is."""
+    reason: _builtins.str
+    """The caller's reason for the call (CallToolRequest.reason)."""
+    rule: _builtins.str
+    """The policy rule (pattern) that asked for the approval."""
+    decided_by: _builtins.str
+    """The account that approved or denied it."""
+    comment: _builtins.str
+    """The approver's comment."""
+    arguments_truncated: _builtins.bool
+    """True when `arguments` was left out for its size."""
+    arguments_sha256: _builtins.str
+    """SHA-256 of the arguments' canonical JSON (as the audit log keeps it)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Unapproved after this, the operation fails with DEADLINE_EXCEEDED."""
+
+    @_builtins.property
+    def arguments(self) -> _struct_pb2.Struct:
+        """The call's arguments, for the approver to judge (unset when they are larger
+        than 4 KiB as JSON: `arguments_truncated` is then true).
+        """
+
+    def __init__(
+        self,
+        *,
+        state: Global___Approval.State.ValueType = ...,
+        reason: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        decided_by: _builtins.str = ...,
+        comment: _builtins.str = ...,
+        arguments: _struct_pb2.Struct | None = ...,
+        arguments_truncated: _builtins.bool = ...,
+        arguments_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "arguments_sha256", b"arguments_sha256", "arguments_truncated", b"arguments_truncated", "comment", b"comment", "decided_by", b"decided_by", "expire_time", b"expire_time", "reason", b"reason", "rule", b"rule", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Approval: _TypeAlias = Approval  # noqa: Y015
 
 @_typing.final
 class LogLine(_message.Message):
@@ -268,9 +372,11 @@ class ListOperationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     filter: _builtins.str
     """AIP-160 subset: comparisons of `state` (= != with PENDING, RUNNING, SUCCEEDED,
-    FAILED, CANCELLED), `tool` (= != with a name; a trailing `*` matches a prefix),
-    `done` (= != true/false) and `create_time` (= != < > <= >= with an RFC 3339
-    timestamp), joined by AND. Example: `state = RUNNING AND tool = "pack.*"`.
+    FAILED, CANCELLED, AWAITING_APPROVAL), `tool` (= != with a name; a trailing `*`
+    matches a prefix), `done` (= != true/false) and `create_time` (= != < > <= >=
+    with an RFC 3339 timestamp), joined by AND. Example: `state = RUNNING AND tool =
+    "pack.*"`. Approvers add `awaiting_my_approval = true`: every other account's
+    operation AWAITING_APPROVAL.
     """
     page_size: _builtins.int
     """Maximum operations per page: 0 means 50; above 1000 is treated as 1000;
@@ -394,6 +500,58 @@ class WaitOperationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WaitOperationRequest: _TypeAlias = WaitOperationRequest  # noqa: Y015
+
+@_typing.final
+class ApproveOperationRequest(_message.Message):
+    """Request for ApproveOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The operation, `operations/{operation_id}`."""
+    comment: _builtins.str
+    """Why it is approved (kept with the operation and in the audit log)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveOperationRequest: _TypeAlias = ApproveOperationRequest  # noqa: Y015
+
+@_typing.final
+class DenyOperationRequest(_message.Message):
+    """Request for DenyOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The operation, `operations/{operation_id}`."""
+    comment: _builtins.str
+    """Why it is denied: the caller reads it in the operation's error."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DenyOperationRequest: _TypeAlias = DenyOperationRequest  # noqa: Y015
 
 @_typing.final
 class WatchOperationRequest(_message.Message):

@@ -70,6 +70,16 @@ class OperationsServiceStub:
                 request_serializer=formation_dot_mcp_dot_v1_dot_operations__pb2.WatchOperationRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.ApproveOperation = channel.unary_unary(
+                '/formation.mcp.v1.OperationsService/ApproveOperation',
+                request_serializer=formation_dot_mcp_dot_v1_dot_operations__pb2.ApproveOperationRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.DenyOperation = channel.unary_unary(
+                '/formation.mcp.v1.OperationsService/DenyOperation',
+                request_serializer=formation_dot_mcp_dot_v1_dot_operations__pb2.DenyOperationRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class OperationsServiceServicer:
@@ -128,6 +138,23 @@ class OperationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApproveOperation(self, request, context):
+        """Approves an operation AWAITING_APPROVAL (a call of a tool its owner's policy
+        names in `require_approval`): it becomes PENDING and its work is queued. For
+        admins and accounts with the role `approver`, never the operation's owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DenyOperation(self, request, context):
+        """Denies an operation AWAITING_APPROVAL: it ends FAILED with PERMISSION_DENIED and
+        the comment. Same callers as ApproveOperation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +186,16 @@ def add_OperationsServiceServicer_to_server(servicer, server):
             'WatchOperation': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchOperation,
                     request_deserializer=formation_dot_mcp_dot_v1_dot_operations__pb2.WatchOperationRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'ApproveOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveOperation,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_operations__pb2.ApproveOperationRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'DenyOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DenyOperation,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_operations__pb2.DenyOperationRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
@@ -327,6 +364,60 @@ class OperationsService:
             target,
             '/formation.mcp.v1.OperationsService/WatchOperation',
             formation_dot_mcp_dot_v1_dot_operations__pb2.WatchOperationRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.OperationsService/ApproveOperation',
+            formation_dot_mcp_dot_v1_dot_operations__pb2.ApproveOperationRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DenyOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.OperationsService/DenyOperation',
+            formation_dot_mcp_dot_v1_dot_operations__pb2.DenyOperationRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

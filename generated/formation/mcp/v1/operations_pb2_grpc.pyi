@@ -64,6 +64,15 @@ class OperationsServiceStub:
     stream ends after the message with `done = true`, which carries the result
     or the error in-band.
     """
+    ApproveOperation: _grpc.UnaryUnaryMultiCallable[_operations_pb2.ApproveOperationRequest, _operations_pb2_1.Operation]
+    """Approves an operation AWAITING_APPROVAL (a call of a tool its owner's policy
+    names in `require_approval`): it becomes PENDING and its work is queued. For
+    admins and accounts with the role `approver`, never the operation's owner.
+    """
+    DenyOperation: _grpc.UnaryUnaryMultiCallable[_operations_pb2.DenyOperationRequest, _operations_pb2_1.Operation]
+    """Denies an operation AWAITING_APPROVAL: it ends FAILED with PERMISSION_DENIED and
+    the comment. Same callers as ApproveOperation.
+    """
 
 @_typing.type_check_only
 class OperationsServiceAsyncStub(OperationsServiceStub):
@@ -96,6 +105,15 @@ class OperationsServiceAsyncStub(OperationsServiceStub):
     is set), then every later change exactly once, in sequence order. The
     stream ends after the message with `done = true`, which carries the result
     or the error in-band.
+    """
+    ApproveOperation: _aio.UnaryUnaryMultiCallable[_operations_pb2.ApproveOperationRequest, _operations_pb2_1.Operation]  # type: ignore[assignment]
+    """Approves an operation AWAITING_APPROVAL (a call of a tool its owner's policy
+    names in `require_approval`): it becomes PENDING and its work is queued. For
+    admins and accounts with the role `approver`, never the operation's owner.
+    """
+    DenyOperation: _aio.UnaryUnaryMultiCallable[_operations_pb2.DenyOperationRequest, _operations_pb2_1.Operation]  # type: ignore[assignment]
+    """Denies an operation AWAITING_APPROVAL: it ends FAILED with PERMISSION_DENIED and
+    the comment. Same callers as ApproveOperation.
     """
 
 class OperationsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -162,6 +180,27 @@ class OperationsServiceServicer(metaclass=_abc_1.ABCMeta):
         is set), then every later change exactly once, in sequence order. The
         stream ends after the message with `done = true`, which carries the result
         or the error in-band.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveOperation(
+        self,
+        request: _operations_pb2.ApproveOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2_1.Operation, _abc.Awaitable[_operations_pb2_1.Operation]]:
+        """Approves an operation AWAITING_APPROVAL (a call of a tool its owner's policy
+        names in `require_approval`): it becomes PENDING and its work is queued. For
+        admins and accounts with the role `approver`, never the operation's owner.
+        """
+
+    @_abc_1.abstractmethod
+    def DenyOperation(
+        self,
+        request: _operations_pb2.DenyOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2_1.Operation, _abc.Awaitable[_operations_pb2_1.Operation]]:
+        """Denies an operation AWAITING_APPROVAL: it ends FAILED with PERMISSION_DENIED and
+        the comment. Same callers as ApproveOperation.
         """
 
 def add_OperationsServiceServicer_to_server(servicer: OperationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

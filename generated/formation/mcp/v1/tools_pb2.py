@@ -30,7 +30,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66ormation/mcp/v1/tools.proto\x12\x10\x66ormation.mcp.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x80\x03\n\x04Tool\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07version\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x63\x61tegory\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x33\n\x0cinput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12\x34\n\routput_schema\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12<\n\x0b\x61nnotations\x18\x08 \x01(\x0b\x32!.formation.mcp.v1.ToolAnnotationsB\x04\xe2\x41\x01\x03\x12\x18\n\npermission\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61liases\x18\n \x03(\tB\x04\xe2\x41\x01\x03:+\xea\x41(\n\x18mcp.formation.cloud/Tool\x12\x0ctools/{tool}\"{\n\x0fToolAnnotations\x12\x17\n\tread_only\x18\x01 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64\x65structive\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x18\n\nidempotent\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0clong_running\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\"[\n\x10ListToolsRequest\x12\x14\n\x06\x66ilter\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"_\n\x11ListToolsResponse\x12+\n\x05tools\x18\x01 \x03(\x0b\x32\x16.formation.mcp.v1.ToolB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"$\n\x0eGetToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xbd\x01\n\x0f\x43\x61llToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\rvalidate_only\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12-\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x32\x8f\x03\n\x0cToolsService\x12g\n\tListTools\x12\".formation.mcp.v1.ListToolsRequest\x1a#.formation.mcp.v1.ListToolsResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/tools\x12_\n\x07GetTool\x12 .formation.mcp.v1.GetToolRequest\x1a\x16.formation.mcp.v1.Tool\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=tools/*}\x12\xb4\x01\n\x08\x43\x61llTool\x12!.formation.mcp.v1.CallToolRequest\x1a\x1d.google.longrunning.Operation\"f\xca\x41\x41\n\x1b\x66ormation.mcp.v1.ToolResult\x12\"formation.mcp.v1.OperationMetadata\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/{name=tools/*}:call:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66ormation/mcp/v1/tools.proto\x12\x10\x66ormation.mcp.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xae\x03\n\x04Tool\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07version\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x63\x61tegory\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x33\n\x0cinput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12\x34\n\routput_schema\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12<\n\x0b\x61nnotations\x18\x08 \x01(\x0b\x32!.formation.mcp.v1.ToolAnnotationsB\x04\xe2\x41\x01\x03\x12\x18\n\npermission\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61liases\x18\n \x03(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61llowed\x18\x0b \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07refusal\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03:+\xea\x41(\n\x18mcp.formation.cloud/Tool\x12\x0ctools/{tool}\"{\n\x0fToolAnnotations\x12\x17\n\tread_only\x18\x01 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64\x65structive\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x18\n\nidempotent\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0clong_running\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\"[\n\x10ListToolsRequest\x12\x14\n\x06\x66ilter\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"_\n\x11ListToolsResponse\x12+\n\x05tools\x18\x01 \x03(\x0b\x32\x16.formation.mcp.v1.ToolB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"$\n\x0eGetToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xd3\x01\n\x0f\x43\x61llToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\rvalidate_only\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12-\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x12\x14\n\x06reason\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x32\x8f\x03\n\x0cToolsService\x12g\n\tListTools\x12\".formation.mcp.v1.ListToolsRequest\x1a#.formation.mcp.v1.ListToolsResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/tools\x12_\n\x07GetTool\x12 .formation.mcp.v1.GetToolRequest\x1a\x16.formation.mcp.v1.Tool\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=tools/*}\x12\xb4\x01\n\x08\x43\x61llTool\x12!.formation.mcp.v1.CallToolRequest\x1a\x1d.google.longrunning.Operation\"f\xca\x41\x41\n\x1b\x66ormation.mcp.v1.ToolResult\x12\"formation.mcp.v1.OperationMetadata\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/{name=tools/*}:call:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,6 +57,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOL'].fields_by_name['permission']._serialized_options = b'\342A\001\003'
   _globals['_TOOL'].fields_by_name['aliases']._loaded_options = None
   _globals['_TOOL'].fields_by_name['aliases']._serialized_options = b'\342A\001\003'
+  _globals['_TOOL'].fields_by_name['allowed']._loaded_options = None
+  _globals['_TOOL'].fields_by_name['allowed']._serialized_options = b'\342A\001\003'
+  _globals['_TOOL'].fields_by_name['refusal']._loaded_options = None
+  _globals['_TOOL'].fields_by_name['refusal']._serialized_options = b'\342A\001\003'
   _globals['_TOOL']._loaded_options = None
   _globals['_TOOL']._serialized_options = b'\352A(\n\030mcp.formation.cloud/Tool\022\014tools/{tool}'
   _globals['_TOOLANNOTATIONS'].fields_by_name['read_only']._loaded_options = None
@@ -89,6 +93,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CALLTOOLREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_CALLTOOLREQUEST'].fields_by_name['wait']._loaded_options = None
   _globals['_CALLTOOLREQUEST'].fields_by_name['wait']._serialized_options = b'\342A\001\001'
+  _globals['_CALLTOOLREQUEST'].fields_by_name['reason']._loaded_options = None
+  _globals['_CALLTOOLREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\001'
   _globals['_TOOLSSERVICE'].methods_by_name['ListTools']._loaded_options = None
   _globals['_TOOLSSERVICE'].methods_by_name['ListTools']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/tools'
   _globals['_TOOLSSERVICE'].methods_by_name['GetTool']._loaded_options = None
@@ -96,17 +102,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLSSERVICE'].methods_by_name['CallTool']._loaded_options = None
   _globals['_TOOLSSERVICE'].methods_by_name['CallTool']._serialized_options = b'\312AA\n\033formation.mcp.v1.ToolResult\022\"formation.mcp.v1.OperationMetadata\202\323\344\223\002\034\"\027/v1/{name=tools/*}:call:\001*'
   _globals['_TOOL']._serialized_start=240
-  _globals['_TOOL']._serialized_end=624
-  _globals['_TOOLANNOTATIONS']._serialized_start=626
-  _globals['_TOOLANNOTATIONS']._serialized_end=749
-  _globals['_LISTTOOLSREQUEST']._serialized_start=751
-  _globals['_LISTTOOLSREQUEST']._serialized_end=842
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=844
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=939
-  _globals['_GETTOOLREQUEST']._serialized_start=941
-  _globals['_GETTOOLREQUEST']._serialized_end=977
-  _globals['_CALLTOOLREQUEST']._serialized_start=980
-  _globals['_CALLTOOLREQUEST']._serialized_end=1169
-  _globals['_TOOLSSERVICE']._serialized_start=1172
-  _globals['_TOOLSSERVICE']._serialized_end=1571
+  _globals['_TOOL']._serialized_end=670
+  _globals['_TOOLANNOTATIONS']._serialized_start=672
+  _globals['_TOOLANNOTATIONS']._serialized_end=795
+  _globals['_LISTTOOLSREQUEST']._serialized_start=797
+  _globals['_LISTTOOLSREQUEST']._serialized_end=888
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=890
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=985
+  _globals['_GETTOOLREQUEST']._serialized_start=987
+  _globals['_GETTOOLREQUEST']._serialized_end=1023
+  _globals['_CALLTOOLREQUEST']._serialized_start=1026
+  _globals['_CALLTOOLREQUEST']._serialized_end=1237
+  _globals['_TOOLSSERVICE']._serialized_start=1240
+  _globals['_TOOLSSERVICE']._serialized_end=1639
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,8 @@ class Tool(_message.Message):
     ANNOTATIONS_FIELD_NUMBER: _builtins.int
     PERMISSION_FIELD_NUMBER: _builtins.int
     ALIASES_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The tool's name, `tools/{tool}`, e.g. `tools/vm.create`."""
     title: _builtins.str
@@ -48,6 +50,14 @@ class Tool(_message.Message):
     """Category, e.g. `vm`, `pack`."""
     permission: _builtins.str
     """The permission a caller needs, e.g. `tools.vm.create`."""
+    allowed: _builtins.bool
+    """Whether the caller may call this tool: its roles, its token's grant and its
+    policy allow it (ListTools and GetTool answer for the caller).
+    """
+    refusal: _builtins.str
+    """Why the caller may not call it (the message CallTool would fail with), with
+    the rule (`MISSING_PERMISSION`, `POLICY_DENIED: deny_tools`...); empty when allowed.
+    """
     @_builtins.property
     def input_schema(self) -> _struct_pb2.Struct:
         """JSON Schema (2020-12) of the arguments."""
@@ -77,10 +87,12 @@ class Tool(_message.Message):
         annotations: Global___ToolAnnotations | None = ...,
         permission: _builtins.str = ...,
         aliases: _abc.Iterable[_builtins.str] | None = ...,
+        allowed: _builtins.bool = ...,
+        refusal: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "input_schema", b"input_schema", "output_schema", b"output_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "annotations", b"annotations", "category", b"category", "description", b"description", "input_schema", b"input_schema", "name", b"name", "output_schema", b"output_schema", "permission", b"permission", "title", b"title", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "allowed", b"allowed", "annotations", b"annotations", "category", b"category", "description", b"description", "input_schema", b"input_schema", "name", b"name", "output_schema", b"output_schema", "permission", b"permission", "refusal", b"refusal", "title", b"title", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -130,7 +142,9 @@ class ListToolsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     filter: _builtins.str
-    """`category = "vm"` (the only supported filter); empty lists every tool."""
+    """`category = "vm"`, `allowed = true` (only the tools the caller may call) or
+    `allowed = false`, or both joined by AND; empty lists every tool.
+    """
     page_size: _builtins.int
     """Maximum tools per page: 0 means 50; above 1000 is treated as 1000."""
     page_token: _builtins.str
@@ -211,6 +225,7 @@ class CallToolRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The tool, `tools/{tool}`; aliases resolve."""
     request_id: _builtins.str
@@ -219,6 +234,10 @@ class CallToolRequest(_message.Message):
     """
     validate_only: _builtins.bool
     """Only validate the arguments; start nothing and return a done operation."""
+    reason: _builtins.str
+    """Why the call is made: an approver reads it when the caller's policy makes
+    the call wait for an approval (at most 500 characters).
+    """
     @_builtins.property
     def arguments(self) -> _struct_pb2.Struct:
         """Arguments, validated against the tool's input schema."""
@@ -239,10 +258,11 @@ class CallToolRequest(_message.Message):
         request_id: _builtins.str = ...,
         validate_only: _builtins.bool = ...,
         wait: _duration_pb2.Duration | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "request_id", b"request_id", "validate_only", b"validate_only", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name", "reason", b"reason", "request_id", b"request_id", "validate_only", b"validate_only", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,7 +19,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file formation/mcp/v1/operations.proto.
  */
 export const file_formation_mcp_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("CiFmb3JtYXRpb24vbWNwL3YxL29wZXJhdGlvbnMucHJvdG8SEGZvcm1hdGlvbi5tY3AudjEi7QQKEU9wZXJhdGlvbk1ldGFkYXRhEhIKBHRvb2wYASABKAlCBOJBAQMSEwoFb3duZXIYAiABKAlCBOJBAQMSPgoFc3RhdGUYAyABKA4yKS5mb3JtYXRpb24ubWNwLnYxLk9wZXJhdGlvbk1ldGFkYXRhLlN0YXRlQgTiQQEDEh4KEHByb2dyZXNzX3BlcmNlbnQYBCABKAVCBOJBAQMSEwoFc3RhZ2UYBSABKAlCBOJBAQMSHAoOc3RhdHVzX21lc3NhZ2UYBiABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSFgoIc2VxdWVuY2UYCiABKANCBOJBAQMSHgoQY2FuY2VsX3JlcXVlc3RlZBgLIAEoCEIE4kEBAxIVCgdhdHRlbXB0GAwgASgFQgTiQQEDEi0KBGxvZ3MYDSADKAsyGS5mb3JtYXRpb24ubWNwLnYxLkxvZ0xpbmVCBOJBAQMSGAoKcmVxdWVzdF9pZBgOIAEoCUIE4kEBAyJiCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEgsKB1BFTkRJTkcQARILCgdSVU5OSU5HEAISDQoJU1VDQ0VFREVEEAMSCgoGRkFJTEVEEAQSDQoJQ0FOQ0VMTEVEEAUi4wEKB0xvZ0xpbmUSFgoIc2VxdWVuY2UYASABKANCBOJBAQMSLgoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNgoGc3RyZWFtGAMgASgOMiAuZm9ybWF0aW9uLm1jcC52MS5Mb2dMaW5lLlN0cmVhbUIE4kEBAxISCgR0ZXh0GAQgASgJQgTiQQEDIkQKBlN0cmVhbRIWChJTVFJFQU1fVU5TUEVDSUZJRUQQABIKCgZTVERPVVQQARIKCgZTVERFUlIQAhIKCgZTWVNURU0QAyI7CgpUb29sUmVzdWx0Ei0KBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQMiKQoTR2V0T3BlcmF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECImAKFUxpc3RPcGVyYXRpb25zUmVxdWVzdBIUCgZmaWx0ZXIYASABKAlCBOJBAQESFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQEicAoWTGlzdE9wZXJhdGlvbnNSZXNwb25zZRI3CgpvcGVyYXRpb25zGAEgAygLMh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbkIE4kEBAxIdCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCBOJBAQMiLAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIiwKFkRlbGV0ZU9wZXJhdGlvblJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAiJcChRXYWl0T3BlcmF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEjAKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQEiSQoVV2F0Y2hPcGVyYXRpb25SZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQEyigYKEU9wZXJhdGlvbnNTZXJ2aWNlEnUKDEdldE9wZXJhdGlvbhIlLmZvcm1hdGlvbi5tY3AudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iH4LT5JMCGRIXL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn0SewoOTGlzdE9wZXJhdGlvbnMSJy5mb3JtYXRpb24ubWNwLnYxLkxpc3RPcGVyYXRpb25zUmVxdWVzdBooLmZvcm1hdGlvbi5tY3AudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSIWgtPkkwIQEg4vdjEvb3BlcmF0aW9ucxKFAQoPQ2FuY2VsT3BlcmF0aW9uEiguZm9ybWF0aW9uLm1jcC52MS5DYW5jZWxPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiIpgtPkkwIjOgEqIh4vdjEve25hbWU9b3BlcmF0aW9ucy8qfTpjYW5jZWwSdAoPRGVsZXRlT3BlcmF0aW9uEiguZm9ybWF0aW9uLm1jcC52MS5EZWxldGVPcGVyYXRpb25SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ih+C0+STAhkqFy92MS97bmFtZT1vcGVyYXRpb25zLyp9En8KDVdhaXRPcGVyYXRpb24SJi5mb3JtYXRpb24ubWNwLnYxLldhaXRPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiIngtPkkwIhOgEqIhwvdjEve25hbWU9b3BlcmF0aW9ucy8qfTp3YWl0EoEBCg5XYXRjaE9wZXJhdGlvbhInLmZvcm1hdGlvbi5tY3AudjEuV2F0Y2hPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiIlgtPkkwIfEh0vdjEve25hbWU9b3BlcmF0aW9ucy8qfTp3YXRjaDABYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_longrunning_operations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiFmb3JtYXRpb24vbWNwL3YxL29wZXJhdGlvbnMucHJvdG8SEGZvcm1hdGlvbi5tY3AudjEiuAUKEU9wZXJhdGlvbk1ldGFkYXRhEhIKBHRvb2wYASABKAlCBOJBAQMSEwoFb3duZXIYAiABKAlCBOJBAQMSPgoFc3RhdGUYAyABKA4yKS5mb3JtYXRpb24ubWNwLnYxLk9wZXJhdGlvbk1ldGFkYXRhLlN0YXRlQgTiQQEDEh4KEHByb2dyZXNzX3BlcmNlbnQYBCABKAVCBOJBAQMSEwoFc3RhZ2UYBSABKAlCBOJBAQMSHAoOc3RhdHVzX21lc3NhZ2UYBiABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSFgoIc2VxdWVuY2UYCiABKANCBOJBAQMSHgoQY2FuY2VsX3JlcXVlc3RlZBgLIAEoCEIE4kEBAxIVCgdhdHRlbXB0GAwgASgFQgTiQQEDEi0KBGxvZ3MYDSADKAsyGS5mb3JtYXRpb24ubWNwLnYxLkxvZ0xpbmVCBOJBAQMSGAoKcmVxdWVzdF9pZBgOIAEoCUIE4kEBAxIyCghhcHByb3ZhbBgPIAEoCzIaLmZvcm1hdGlvbi5tY3AudjEuQXBwcm92YWxCBOJBAQMieQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQRU5ESU5HEAESCwoHUlVOTklORxACEg0KCVNVQ0NFRURFRBADEgoKBkZBSUxFRBAEEg0KCUNBTkNFTExFRBAFEhUKEUFXQUlUSU5HX0FQUFJPVkFMEAYingMKCEFwcHJvdmFsEjUKBXN0YXRlGAEgASgOMiAuZm9ybWF0aW9uLm1jcC52MS5BcHByb3ZhbC5TdGF0ZUIE4kEBAxIUCgZyZWFzb24YAiABKAlCBOJBAQMSEgoEcnVsZRgDIAEoCUIE4kEBAxI1CgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGAoKZGVjaWRlZF9ieRgFIAEoCUIE4kEBAxIVCgdjb21tZW50GAYgASgJQgTiQQEDEjAKCWFyZ3VtZW50cxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQMSIQoTYXJndW1lbnRzX3RydW5jYXRlZBgIIAEoCEIE4kEBAxIeChBhcmd1bWVudHNfc2hhMjU2GAkgASgJQgTiQQEDIlQKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDQoJUkVRVUVTVEVEEAESDAoIQVBQUk9WRUQQAhIKCgZERU5JRUQQAxILCgdFWFBJUkVEEAQi4wEKB0xvZ0xpbmUSFgoIc2VxdWVuY2UYASABKANCBOJBAQMSLgoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNgoGc3RyZWFtGAMgASgOMiAuZm9ybWF0aW9uLm1jcC52MS5Mb2dMaW5lLlN0cmVhbUIE4kEBAxISCgR0ZXh0GAQgASgJQgTiQQEDIkQKBlN0cmVhbRIWChJTVFJFQU1fVU5TUEVDSUZJRUQQABIKCgZTVERPVVQQARIKCgZTVERFUlIQAhIKCgZTWVNURU0QAyI7CgpUb29sUmVzdWx0Ei0KBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQMiKQoTR2V0T3BlcmF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECImAKFUxpc3RPcGVyYXRpb25zUmVxdWVzdBIUCgZmaWx0ZXIYASABKAlCBOJBAQESFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQEicAoWTGlzdE9wZXJhdGlvbnNSZXNwb25zZRI3CgpvcGVyYXRpb25zGAEgAygLMh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbkIE4kEBAxIdCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCBOJBAQMiLAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIiwKFkRlbGV0ZU9wZXJhdGlvblJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAiJcChRXYWl0T3BlcmF0aW9uUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEjAKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQEiRAoXQXBwcm92ZU9wZXJhdGlvblJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAhIVCgdjb21tZW50GAIgASgJQgTiQQEBIkEKFERlbnlPcGVyYXRpb25SZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISFQoHY29tbWVudBgCIAEoCUIE4kEBAiJJChVXYXRjaE9wZXJhdGlvblJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAhIcCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IE4kEBATKWCAoRT3BlcmF0aW9uc1NlcnZpY2USdQoMR2V0T3BlcmF0aW9uEiUuZm9ybWF0aW9uLm1jcC52MS5HZXRPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiIfgtPkkwIZEhcvdjEve25hbWU9b3BlcmF0aW9ucy8qfRJ7Cg5MaXN0T3BlcmF0aW9ucxInLmZvcm1hdGlvbi5tY3AudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GiguZm9ybWF0aW9uLm1jcC52MS5MaXN0T3BlcmF0aW9uc1Jlc3BvbnNlIhaC0+STAhASDi92MS9vcGVyYXRpb25zEoUBCg9DYW5jZWxPcGVyYXRpb24SKC5mb3JtYXRpb24ubWNwLnYxLkNhbmNlbE9wZXJhdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIimC0+STAiM6ASoiHi92MS97bmFtZT1vcGVyYXRpb25zLyp9OmNhbmNlbBJ0Cg9EZWxldGVPcGVyYXRpb24SKC5mb3JtYXRpb24ubWNwLnYxLkRlbGV0ZU9wZXJhdGlvblJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiH4LT5JMCGSoXL3YxL3tuYW1lPW9wZXJhdGlvbnMvKn0SfwoNV2FpdE9wZXJhdGlvbhImLmZvcm1hdGlvbi5tY3AudjEuV2FpdE9wZXJhdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIieC0+STAiE6ASoiHC92MS97bmFtZT1vcGVyYXRpb25zLyp9OndhaXQSgQEKDldhdGNoT3BlcmF0aW9uEicuZm9ybWF0aW9uLm1jcC52MS5XYXRjaE9wZXJhdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIiWC0+STAh8SHS92MS97bmFtZT1vcGVyYXRpb25zLyp9OndhdGNoMAESiAEKEEFwcHJvdmVPcGVyYXRpb24SKS5mb3JtYXRpb24ubWNwLnYxLkFwcHJvdmVPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiIqgtPkkwIkOgEqIh8vdjEve25hbWU9b3BlcmF0aW9ucy8qfTphcHByb3ZlEn8KDURlbnlPcGVyYXRpb24SJi5mb3JtYXRpb24ubWNwLnYxLkRlbnlPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiIngtPkkwIhOgEqIhwvdjEve25hbWU9b3BlcmF0aW9ucy8qfTpkZW55YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_longrunning_operations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Metadata of every operation, packed into `google.longrunning.Operation.metadata`.
@@ -126,6 +126,13 @@ export type OperationMetadata = Message<"formation.mcp.v1.OperationMetadata"> & 
    * @generated from field: string request_id = 14;
    */
   requestId: string;
+
+  /**
+   * The approval the call needed, if it needed one.
+   *
+   * @generated from field: formation.mcp.v1.Approval approval = 15;
+   */
+  approval?: Approval | undefined;
 };
 
 /**
@@ -138,6 +145,9 @@ export const OperationMetadataSchema: GenMessage<OperationMetadata> = /*@__PURE_
 /**
  * Lifecycle of an operation. PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED;
  * PENDING may also go straight to CANCELLED or FAILED. The last three are final.
+ * A call that needs a human approval starts AWAITING_APPROVAL, then becomes
+ * PENDING when approved, or ends FAILED (denied, or not approved in time) or
+ * CANCELLED.
  *
  * @generated from enum formation.mcp.v1.OperationMetadata.State
  */
@@ -183,6 +193,13 @@ export enum OperationMetadata_State {
    * @generated from enum value: CANCELLED = 5;
    */
   CANCELLED = 5,
+
+  /**
+   * Waits for an approver (ApproveOperation / DenyOperation); nothing runs yet.
+   *
+   * @generated from enum value: AWAITING_APPROVAL = 6;
+   */
+  AWAITING_APPROVAL = 6,
 }
 
 /**
@@ -190,6 +207,132 @@ export enum OperationMetadata_State {
  */
 export const OperationMetadata_StateSchema: GenEnum<OperationMetadata_State> = /*@__PURE__*/
   enumDesc(file_formation_mcp_v1_operations, 0, 0);
+
+/**
+ * A call's human approval: who asked and why, until when, and who decided what.
+ *
+ * @generated from message formation.mcp.v1.Approval
+ */
+export type Approval = Message<"formation.mcp.v1.Approval"> & {
+  /**
+   * Where the approval is.
+   *
+   * @generated from field: formation.mcp.v1.Approval.State state = 1;
+   */
+  state: Approval_State;
+
+  /**
+   * The caller's reason for the call (CallToolRequest.reason).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * The policy rule (pattern) that asked for the approval.
+   *
+   * @generated from field: string rule = 3;
+   */
+  rule: string;
+
+  /**
+   * Unapproved after this, the operation fails with DEADLINE_EXCEEDED.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The account that approved or denied it.
+   *
+   * @generated from field: string decided_by = 5;
+   */
+  decidedBy: string;
+
+  /**
+   * The approver's comment.
+   *
+   * @generated from field: string comment = 6;
+   */
+  comment: string;
+
+  /**
+   * The call's arguments, for the approver to judge (unset when they are larger
+   * than 4 KiB as JSON: `arguments_truncated` is then true).
+   *
+   * @generated from field: google.protobuf.Struct arguments = 7;
+   */
+  arguments?: JsonObject | undefined;
+
+  /**
+   * True when `arguments` was left out for its size.
+   *
+   * @generated from field: bool arguments_truncated = 8;
+   */
+  argumentsTruncated: boolean;
+
+  /**
+   * SHA-256 of the arguments' canonical JSON (as the audit log keeps it).
+   *
+   * @generated from field: string arguments_sha256 = 9;
+   */
+  argumentsSha256: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.Approval.
+ * Use `create(ApprovalSchema)` to create a new message.
+ */
+export const ApprovalSchema: GenMessage<Approval> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_operations, 1);
+
+/**
+ * Where the approval is.
+ *
+ * @generated from enum formation.mcp.v1.Approval.State
+ */
+export enum Approval_State {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  STATE_UNSPECIFIED = 0,
+
+  /**
+   * Waiting for an approver.
+   *
+   * @generated from enum value: REQUESTED = 1;
+   */
+  REQUESTED = 1,
+
+  /**
+   * Approved: the work was queued.
+   *
+   * @generated from enum value: APPROVED = 2;
+   */
+  APPROVED = 2,
+
+  /**
+   * Denied by an approver.
+   *
+   * @generated from enum value: DENIED = 3;
+   */
+  DENIED = 3,
+
+  /**
+   * Nobody decided before `expire_time`.
+   *
+   * @generated from enum value: EXPIRED = 4;
+   */
+  EXPIRED = 4,
+}
+
+/**
+ * Describes the enum formation.mcp.v1.Approval.State.
+ */
+export const Approval_StateSchema: GenEnum<Approval_State> = /*@__PURE__*/
+  enumDesc(file_formation_mcp_v1_operations, 1, 0);
 
 /**
  * One line of output from the work behind an operation.
@@ -231,7 +374,7 @@ export type LogLine = Message<"formation.mcp.v1.LogLine"> & {
  * Use `create(LogLineSchema)` to create a new message.
  */
 export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 1);
+  messageDesc(file_formation_mcp_v1_operations, 2);
 
 /**
  * Where a line came from.
@@ -272,7 +415,7 @@ export enum LogLine_Stream {
  * Describes the enum formation.mcp.v1.LogLine.Stream.
  */
 export const LogLine_StreamSchema: GenEnum<LogLine_Stream> = /*@__PURE__*/
-  enumDesc(file_formation_mcp_v1_operations, 1, 0);
+  enumDesc(file_formation_mcp_v1_operations, 2, 0);
 
 /**
  * The result of a tool, packed into `google.longrunning.Operation.response`.
@@ -293,7 +436,7 @@ export type ToolResult = Message<"formation.mcp.v1.ToolResult"> & {
  * Use `create(ToolResultSchema)` to create a new message.
  */
 export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 2);
+  messageDesc(file_formation_mcp_v1_operations, 3);
 
 /**
  * Request for GetOperation.
@@ -314,7 +457,7 @@ export type GetOperationRequest = Message<"formation.mcp.v1.GetOperationRequest"
  * Use `create(GetOperationRequestSchema)` to create a new message.
  */
 export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 3);
+  messageDesc(file_formation_mcp_v1_operations, 4);
 
 /**
  * Request for ListOperations.
@@ -324,9 +467,11 @@ export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__P
 export type ListOperationsRequest = Message<"formation.mcp.v1.ListOperationsRequest"> & {
   /**
    * AIP-160 subset: comparisons of `state` (= != with PENDING, RUNNING, SUCCEEDED,
-   * FAILED, CANCELLED), `tool` (= != with a name; a trailing `*` matches a prefix),
-   * `done` (= != true/false) and `create_time` (= != < > <= >= with an RFC 3339
-   * timestamp), joined by AND. Example: `state = RUNNING AND tool = "pack.*"`.
+   * FAILED, CANCELLED, AWAITING_APPROVAL), `tool` (= != with a name; a trailing `*`
+   * matches a prefix), `done` (= != true/false) and `create_time` (= != < > <= >=
+   * with an RFC 3339 timestamp), joined by AND. Example: `state = RUNNING AND tool =
+   * "pack.*"`. Approvers add `awaiting_my_approval = true`: every other account's
+   * operation AWAITING_APPROVAL.
    *
    * @generated from field: string filter = 1;
    */
@@ -353,7 +498,7 @@ export type ListOperationsRequest = Message<"formation.mcp.v1.ListOperationsRequ
  * Use `create(ListOperationsRequestSchema)` to create a new message.
  */
 export const ListOperationsRequestSchema: GenMessage<ListOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 4);
+  messageDesc(file_formation_mcp_v1_operations, 5);
 
 /**
  * Response of ListOperations.
@@ -381,7 +526,7 @@ export type ListOperationsResponse = Message<"formation.mcp.v1.ListOperationsRes
  * Use `create(ListOperationsResponseSchema)` to create a new message.
  */
 export const ListOperationsResponseSchema: GenMessage<ListOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 5);
+  messageDesc(file_formation_mcp_v1_operations, 6);
 
 /**
  * Request for CancelOperation.
@@ -402,7 +547,7 @@ export type CancelOperationRequest = Message<"formation.mcp.v1.CancelOperationRe
  * Use `create(CancelOperationRequestSchema)` to create a new message.
  */
 export const CancelOperationRequestSchema: GenMessage<CancelOperationRequest> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 6);
+  messageDesc(file_formation_mcp_v1_operations, 7);
 
 /**
  * Request for DeleteOperation.
@@ -423,7 +568,7 @@ export type DeleteOperationRequest = Message<"formation.mcp.v1.DeleteOperationRe
  * Use `create(DeleteOperationRequestSchema)` to create a new message.
  */
 export const DeleteOperationRequestSchema: GenMessage<DeleteOperationRequest> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 7);
+  messageDesc(file_formation_mcp_v1_operations, 8);
 
 /**
  * Request for WaitOperation.
@@ -452,7 +597,63 @@ export type WaitOperationRequest = Message<"formation.mcp.v1.WaitOperationReques
  * Use `create(WaitOperationRequestSchema)` to create a new message.
  */
 export const WaitOperationRequestSchema: GenMessage<WaitOperationRequest> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 8);
+  messageDesc(file_formation_mcp_v1_operations, 9);
+
+/**
+ * Request for ApproveOperation.
+ *
+ * @generated from message formation.mcp.v1.ApproveOperationRequest
+ */
+export type ApproveOperationRequest = Message<"formation.mcp.v1.ApproveOperationRequest"> & {
+  /**
+   * The operation, `operations/{operation_id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Why it is approved (kept with the operation and in the audit log).
+   *
+   * @generated from field: string comment = 2;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.ApproveOperationRequest.
+ * Use `create(ApproveOperationRequestSchema)` to create a new message.
+ */
+export const ApproveOperationRequestSchema: GenMessage<ApproveOperationRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_operations, 10);
+
+/**
+ * Request for DenyOperation.
+ *
+ * @generated from message formation.mcp.v1.DenyOperationRequest
+ */
+export type DenyOperationRequest = Message<"formation.mcp.v1.DenyOperationRequest"> & {
+  /**
+   * The operation, `operations/{operation_id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Why it is denied: the caller reads it in the operation's error.
+   *
+   * @generated from field: string comment = 2;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message formation.mcp.v1.DenyOperationRequest.
+ * Use `create(DenyOperationRequestSchema)` to create a new message.
+ */
+export const DenyOperationRequestSchema: GenMessage<DenyOperationRequest> = /*@__PURE__*/
+  messageDesc(file_formation_mcp_v1_operations, 11);
 
 /**
  * Request for WatchOperation.
@@ -481,7 +682,7 @@ export type WatchOperationRequest = Message<"formation.mcp.v1.WatchOperationRequ
  * Use `create(WatchOperationRequestSchema)` to create a new message.
  */
 export const WatchOperationRequestSchema: GenMessage<WatchOperationRequest> = /*@__PURE__*/
-  messageDesc(file_formation_mcp_v1_operations, 9);
+  messageDesc(file_formation_mcp_v1_operations, 12);
 
 /**
  * Operations started by tool calls. The resource is `google.longrunning.Operation`
@@ -557,6 +758,29 @@ export const OperationsService: GenService<{
   watchOperation: {
     methodKind: "server_streaming";
     input: typeof WatchOperationRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * Approves an operation AWAITING_APPROVAL (a call of a tool its owner's policy
+   * names in `require_approval`): it becomes PENDING and its work is queued. For
+   * admins and accounts with the role `approver`, never the operation's owner.
+   *
+   * @generated from rpc formation.mcp.v1.OperationsService.ApproveOperation
+   */
+  approveOperation: {
+    methodKind: "unary";
+    input: typeof ApproveOperationRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * Denies an operation AWAITING_APPROVAL: it ends FAILED with PERMISSION_DENIED and
+   * the comment. Same callers as ApproveOperation.
+   *
+   * @generated from rpc formation.mcp.v1.OperationsService.DenyOperation
+   */
+  denyOperation: {
+    methodKind: "unary";
+    input: typeof DenyOperationRequestSchema;
     output: typeof OperationSchema;
   },
 }> = /*@__PURE__*/

@@ -19,7 +19,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file formation/mcp/v1/tools.proto.
  */
 export const file_formation_mcp_v1_tools: GenFile = /*@__PURE__*/
-  fileDesc("Chxmb3JtYXRpb24vbWNwL3YxL3Rvb2xzLnByb3RvEhBmb3JtYXRpb24ubWNwLnYxIoADCgRUb29sEhIKBG5hbWUYASABKAlCBOJBAQgSEwoFdGl0bGUYAiABKAlCBOJBAQMSGQoLZGVzY3JpcHRpb24YAyABKAlCBOJBAQMSFQoHdmVyc2lvbhgEIAEoCUIE4kEBAxIWCghjYXRlZ29yeRgFIAEoCUIE4kEBAxIzCgxpbnB1dF9zY2hlbWEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEDEjQKDW91dHB1dF9zY2hlbWEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEDEjwKC2Fubm90YXRpb25zGAggASgLMiEuZm9ybWF0aW9uLm1jcC52MS5Ub29sQW5ub3RhdGlvbnNCBOJBAQMSGAoKcGVybWlzc2lvbhgJIAEoCUIE4kEBAxIVCgdhbGlhc2VzGAogAygJQgTiQQEDOivqQSgKGG1jcC5mb3JtYXRpb24uY2xvdWQvVG9vbBIMdG9vbHMve3Rvb2x9InsKD1Rvb2xBbm5vdGF0aW9ucxIXCglyZWFkX29ubHkYASABKAhCBOJBAQMSGQoLZGVzdHJ1Y3RpdmUYAiABKAhCBOJBAQMSGAoKaWRlbXBvdGVudBgDIAEoCEIE4kEBAxIaCgxsb25nX3J1bm5pbmcYBCABKAhCBOJBAQMiWwoQTGlzdFRvb2xzUmVxdWVzdBIUCgZmaWx0ZXIYASABKAlCBOJBAQESFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQEiXwoRTGlzdFRvb2xzUmVzcG9uc2USKwoFdG9vbHMYASADKAsyFi5mb3JtYXRpb24ubWNwLnYxLlRvb2xCBOJBAQMSHQoPbmV4dF9wYWdlX3Rva2VuGAIgASgJQgTiQQEDIiQKDkdldFRvb2xSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQIivQEKD0NhbGxUb29sUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEjAKCWFyZ3VtZW50cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQESGAoKcmVxdWVzdF9pZBgDIAEoCUIE4kEBARIbCg12YWxpZGF0ZV9vbmx5GAQgASgIQgTiQQEBEi0KBHdhaXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQEyjwMKDFRvb2xzU2VydmljZRJnCglMaXN0VG9vbHMSIi5mb3JtYXRpb24ubWNwLnYxLkxpc3RUb29sc1JlcXVlc3QaIy5mb3JtYXRpb24ubWNwLnYxLkxpc3RUb29sc1Jlc3BvbnNlIhGC0+STAgsSCS92MS90b29scxJfCgdHZXRUb29sEiAuZm9ybWF0aW9uLm1jcC52MS5HZXRUb29sUmVxdWVzdBoWLmZvcm1hdGlvbi5tY3AudjEuVG9vbCIagtPkkwIUEhIvdjEve25hbWU9dG9vbHMvKn0StAEKCENhbGxUb29sEiEuZm9ybWF0aW9uLm1jcC52MS5DYWxsVG9vbFJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uImbKQUEKG2Zvcm1hdGlvbi5tY3AudjEuVG9vbFJlc3VsdBIiZm9ybWF0aW9uLm1jcC52MS5PcGVyYXRpb25NZXRhZGF0YYLT5JMCHDoBKiIXL3YxL3tuYW1lPXRvb2xzLyp9OmNhbGxiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_longrunning_operations, file_google_protobuf_duration, file_google_protobuf_struct]);
+  fileDesc("Chxmb3JtYXRpb24vbWNwL3YxL3Rvb2xzLnByb3RvEhBmb3JtYXRpb24ubWNwLnYxIq4DCgRUb29sEhIKBG5hbWUYASABKAlCBOJBAQgSEwoFdGl0bGUYAiABKAlCBOJBAQMSGQoLZGVzY3JpcHRpb24YAyABKAlCBOJBAQMSFQoHdmVyc2lvbhgEIAEoCUIE4kEBAxIWCghjYXRlZ29yeRgFIAEoCUIE4kEBAxIzCgxpbnB1dF9zY2hlbWEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEDEjQKDW91dHB1dF9zY2hlbWEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEDEjwKC2Fubm90YXRpb25zGAggASgLMiEuZm9ybWF0aW9uLm1jcC52MS5Ub29sQW5ub3RhdGlvbnNCBOJBAQMSGAoKcGVybWlzc2lvbhgJIAEoCUIE4kEBAxIVCgdhbGlhc2VzGAogAygJQgTiQQEDEhUKB2FsbG93ZWQYCyABKAhCBOJBAQMSFQoHcmVmdXNhbBgMIAEoCUIE4kEBAzor6kEoChhtY3AuZm9ybWF0aW9uLmNsb3VkL1Rvb2wSDHRvb2xzL3t0b29sfSJ7Cg9Ub29sQW5ub3RhdGlvbnMSFwoJcmVhZF9vbmx5GAEgASgIQgTiQQEDEhkKC2Rlc3RydWN0aXZlGAIgASgIQgTiQQEDEhgKCmlkZW1wb3RlbnQYAyABKAhCBOJBAQMSGgoMbG9uZ19ydW5uaW5nGAQgASgIQgTiQQEDIlsKEExpc3RUb29sc1JlcXVlc3QSFAoGZmlsdGVyGAEgASgJQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgCIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAMgASgJQgTiQQEBIl8KEUxpc3RUb29sc1Jlc3BvbnNlEisKBXRvb2xzGAEgAygLMhYuZm9ybWF0aW9uLm1jcC52MS5Ub29sQgTiQQEDEh0KD25leHRfcGFnZV90b2tlbhgCIAEoCUIE4kEBAyIkCg5HZXRUb29sUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECItMBCg9DYWxsVG9vbFJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAhIwCglhcmd1bWVudHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEhgKCnJlcXVlc3RfaWQYAyABKAlCBOJBAQESGwoNdmFsaWRhdGVfb25seRgEIAEoCEIE4kEBARItCgR3YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBEhQKBnJlYXNvbhgGIAEoCUIE4kEBATKPAwoMVG9vbHNTZXJ2aWNlEmcKCUxpc3RUb29scxIiLmZvcm1hdGlvbi5tY3AudjEuTGlzdFRvb2xzUmVxdWVzdBojLmZvcm1hdGlvbi5tY3AudjEuTGlzdFRvb2xzUmVzcG9uc2UiEYLT5JMCCxIJL3YxL3Rvb2xzEl8KB0dldFRvb2wSIC5mb3JtYXRpb24ubWNwLnYxLkdldFRvb2xSZXF1ZXN0GhYuZm9ybWF0aW9uLm1jcC52MS5Ub29sIhqC0+STAhQSEi92MS97bmFtZT10b29scy8qfRK0AQoIQ2FsbFRvb2wSIS5mb3JtYXRpb24ubWNwLnYxLkNhbGxUb29sUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iZspBQQobZm9ybWF0aW9uLm1jcC52MS5Ub29sUmVzdWx0EiJmb3JtYXRpb24ubWNwLnYxLk9wZXJhdGlvbk1ldGFkYXRhgtPkkwIcOgEqIhcvdjEve25hbWU9dG9vbHMvKn06Y2FsbGIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_api_resource, file_google_longrunning_operations, file_google_protobuf_duration, file_google_protobuf_struct]);
 
 /**
  * A tool that can be called.
@@ -96,6 +96,22 @@ export type Tool = Message<"formation.mcp.v1.Tool"> & {
    * @generated from field: repeated string aliases = 10;
    */
   aliases: string[];
+
+  /**
+   * Whether the caller may call this tool: its roles, its token's grant and its
+   * policy allow it (ListTools and GetTool answer for the caller).
+   *
+   * @generated from field: bool allowed = 11;
+   */
+  allowed: boolean;
+
+  /**
+   * Why the caller may not call it (the message CallTool would fail with), with
+   * the rule (`MISSING_PERMISSION`, `POLICY_DENIED: deny_tools`...); empty when allowed.
+   *
+   * @generated from field: string refusal = 12;
+   */
+  refusal: string;
 };
 
 /**
@@ -154,7 +170,8 @@ export const ToolAnnotationsSchema: GenMessage<ToolAnnotations> = /*@__PURE__*/
  */
 export type ListToolsRequest = Message<"formation.mcp.v1.ListToolsRequest"> & {
   /**
-   * `category = "vm"` (the only supported filter); empty lists every tool.
+   * `category = "vm"`, `allowed = true` (only the tools the caller may call) or
+   * `allowed = false`, or both joined by AND; empty lists every tool.
    *
    * @generated from field: string filter = 1;
    */
@@ -275,6 +292,14 @@ export type CallToolRequest = Message<"formation.mcp.v1.CallToolRequest"> & {
    * @generated from field: google.protobuf.Duration wait = 5;
    */
   wait?: Duration | undefined;
+
+  /**
+   * Why the call is made: an approver reads it when the caller's policy makes
+   * the call wait for an approval (at most 500 characters).
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
 };
 
 /**

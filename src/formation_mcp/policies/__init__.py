@@ -1,0 +1,1 @@
+"""Policies: guardrails on what an account may do with tools (rules, quotas, rate limits)."""
