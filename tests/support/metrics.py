@@ -25,6 +25,10 @@ if kind == "busy":
         block[i] = 1
     held.append(block)
     print("allocated 200 MB", flush=True)
+elif kind == "steady":
+    held.append(bytearray(40 * 1024 * 1024))
+    for i in range(0, len(held[0]), 4096):
+        held[0][i] = 1
 elif kind == "hog":
     try:
         while True:
@@ -54,6 +58,12 @@ while True:
         until = time.monotonic() + 0.5
         while time.monotonic() < until:
             pass
+    elif kind == "steady":  # a third of one CPU, in bursts shorter than a sampling interval
+        for _ in range(4):
+            until = time.monotonic() + 0.04
+            while time.monotonic() < until:
+                pass
+            time.sleep(0.08)
     else:
         time.sleep(0.5)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - started

@@ -49,3 +49,9 @@ async def metrics_channel(metrics_app: Application) -> AsyncIterator[grpc.aio.Ch
 async def user(metrics_channel: grpc.aio.Channel) -> Md:
     session = await login(metrics_channel, Ed25519PrivateKey.generate())
     return bearer(session.access_token)
+
+
+@pytest.fixture
+async def other_user(metrics_channel: grpc.aio.Channel) -> Md:
+    session = await login(metrics_channel, Ed25519PrivateKey.generate())
+    return bearer(session.access_token)
