@@ -175,11 +175,11 @@ class MetricsTools:
         return step
 
     async def metrics(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        window = self._window(arguments, DEFAULT_METRICS_WINDOW)
+        step = self._step(arguments, window)
         instance = await self._instances.find(
             arguments["id"], context.owner, any_owner=context.caller_is_admin
         )
-        window = self._window(arguments, DEFAULT_METRICS_WINDOW)
-        step = self._step(arguments, window)
         until = now_us()
         since = until - int(window * 1e6)
         samples = await self._samples.window(instance.instance_id, since, until)
