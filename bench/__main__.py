@@ -20,6 +20,7 @@ from bench import (
     list_ops,
     logins,
     mcp,
+    metrics,
     oauth,
     request_gate,
     rest,
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "mcp": mcp.run,
     "oauth": oauth.run,
     "workloads": workloads.run,
+    "metrics": metrics.run,
     "gate": request_gate.run,
     "hostile": hostile.run,
 }

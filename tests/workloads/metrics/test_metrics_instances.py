@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import grpc
 from google.rpc import code_pb2
@@ -128,3 +129,21 @@ async def test_another_users_instance_is_not_found(
     for tool in ("vm.metrics", "vm.recommend"):
         operation = await call(metrics_channel, other_user, tool, id="idle-3")
         assert operation.error.code == code_pb2.NOT_FOUND
+
+
+async def test_a_stop_on_request_is_recorded_but_is_no_failure(
+    metrics_channel: grpc.aio.Channel, user: Md
+) -> None:
+    build_id = await build_workload(metrics_channel, user)
+    await create(metrics_channel, user, build_id, "idle-4", memory_mb=128)
+    await wait_for_samples(metrics_channel, user, "idle-4", 2)
+    await succeed(metrics_channel, user, "vm.control", id="idle-4", operation="stop")
+    answer: dict[str, Any] = {}
+
+    async def recorded() -> bool:
+        answer.update(await metrics(metrics_channel, user, "idle-4"))
+        return bool(answer["exits"])
+
+    await eventually(recorded)
+    assert [(e["state"], e["exit_code"]) for e in answer["exits"]] == [("stopped", -15)]
+    assert answer["latest"]["failures"] == 0

@@ -11,7 +11,8 @@ The README's "Resource recommendations" section states every threshold below.
   of disk_gb or more, or a run killed by the file size limit (SIGXFSZ: disk_gb): a larger size.
 - idle: average CPU below IDLE_CPU_PERCENT of one CPU over the window (serving requests costs
   CPU, so no CPU is also no traffic): stop it.
-- crash_loop: CRASH_FAILURES or more failed runs within CRASH_SPAN_SECONDS: the exit codes
+- crash_loop: CRASH_FAILURES or more failed runs (ended by themselves with a non-zero code or
+  a signal; a stop on request is none) within CRASH_SPAN_SECONDS: the exit codes
   and last output lines of the newest failure.
 """
 
@@ -193,7 +194,11 @@ def undersized(observation: Observation) -> list[Finding]:
             )
     disk = values_of("disk_mb", observation.samples, limits)
     disk_limit_mb = limits.disk_gb * 1024
-    killed = [s for s in observation.samples if s.exit_code == -signal.SIGXFSZ]
+    killed = [
+        s
+        for s in observation.samples
+        if s.state != "running" and s.end_time is not None and s.exit_code == -signal.SIGXFSZ
+    ]
     if killed or (disk and percentile(disk, 0.95) >= UNDERSIZED_FRACTION * disk_limit_mb):
         peak_gb = (max(disk) if disk else 0.0) / 1024
         size = size_at_least(max(peak_gb * HEADROOM, limits.disk_gb + 1), DISK_SIZES)
@@ -249,7 +254,7 @@ def crash_loop(observation: Observation) -> Finding | None:
         worst = max(worst, end - start + 1)
     if worst < CRASH_FAILURES:
         return None
-    ended = [s for s in observation.samples if s.state != "running" and s.end_time is not None]
+    ended = [s for s in observation.samples if s.state == "failed" and s.end_time is not None]
     newest = ended[-1] if ended else observation.samples[-1]
     lines = newest.note.splitlines()[-MAX_EVIDENCE_LINES:]
     return finding(

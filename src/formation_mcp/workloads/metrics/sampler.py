@@ -221,7 +221,7 @@ class Sampler:
         last = seen.last
         if record.end_time is None or (last is not None and last.end_time == record.end_time):
             return None
-        failed = bool(record.exit_code) or record.state is InstanceState.FAILED
+        failed = record.state is InstanceState.FAILED  # a stop on request is no failure
         note = ""
         if failed:
             lines = log_tail(self._driver.directory(record.instance_id), FAILURE_LINES)
