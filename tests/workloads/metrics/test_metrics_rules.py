@@ -146,3 +146,23 @@ def test_a_crash_loop_is_reported_even_with_too_few_running_samples() -> None:
 
 def test_a_right_sized_instance_gets_no_finding() -> None:
     assert recommend(observe(steady(cpu=40, memory_mb=400), vcpus=2, memory_mb=1024)) == []
+
+
+def test_a_run_that_failed_out_of_memory_is_undersized_memory() -> None:
+    samples = steady(cpu=30, memory_mb=100)
+    samples.append(
+        Sample(
+            "i",
+            "n",
+            START + 10**9,
+            "failed",
+            exit_code=1,
+            end_time=START + 10**9,
+            failures=1,
+            note="Traceback (most recent call last):\nMemoryError",
+        )
+    )
+    found = undersized(observe(samples, memory_mb=256))
+    assert kinds(found) == [("undersized", {"memory_mb": 512})]
+    assert found[0]["severity"] == "critical"
+    assert found[0]["evidence"]["last_lines"][-1] == "MemoryError"

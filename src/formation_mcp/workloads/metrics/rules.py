@@ -8,7 +8,8 @@ The README's "Resource recommendations" section states every threshold below.
   two, never below what vm.create accepts), only when it is smaller than the current one.
 - undersized: p95 memory at UNDERSIZED_FRACTION of memory_mb or more, p95 CPU at
   THROTTLED_PERCENT of the vcpus or more (the vcpus cap it), p95 disk at UNDERSIZED_FRACTION
-  of disk_gb or more, or a run killed by the file size limit (SIGXFSZ: disk_gb): a larger size.
+  of disk_gb or more, a failed run whose last lines say it ran out of memory (OUT_OF_MEMORY:
+  memory_mb), or a run killed by the file size limit (SIGXFSZ: disk_gb): a larger size.
 - idle: average CPU below IDLE_CPU_PERCENT of one CPU over the window (serving requests costs
   CPU, so no CPU is also no traffic): stop it.
 - crash_loop: CRASH_FAILURES or more failed runs (ended by themselves with a non-zero code or
@@ -19,6 +20,7 @@ The README's "Resource recommendations" section states every threshold below.
 from __future__ import annotations
 
 import math
+import re
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +42,11 @@ MEMORY_SIZES: Final = (64, 256_000)
 VCPU_SIZES: Final = (1, 128)
 DISK_SIZES: Final = (1, 65_535)
 MAX_EVIDENCE_LINES: Final = 5
+OUT_OF_MEMORY: Final = re.compile(
+    r"MemoryError|Cannot allocate memory|[Oo]ut of memory|std::bad_alloc|"
+    r"JavaScript heap out of memory|OutOfMemoryError"
+)
+"""In a failed run's last output lines: it ran out of memory (at memory_mb, its address space)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +180,29 @@ def undersized(observation: Observation) -> list[Finding]:
                 f"uses {p95:.0f} MB (p95) of its {limits.memory_mb} MB: allocations will fail "
                 f"at the limit; ship it with {size} MB",
                 {"memory_mb_p95": round(p95, 1), "memory_mb_max": round(peak, 1)},
+            )
+        )
+    starved = [
+        s
+        for s in observation.samples
+        if s.state == "failed" and s.end_time is not None and OUT_OF_MEMORY.search(s.note)
+    ]
+    if starved and not any(f["current"].get("memory_mb") for f in found):
+        peak = max(memory, default=0.0)
+        size = size_at_least(max(peak * HEADROOM, limits.memory_mb * 2), MEMORY_SIZES)
+        found.append(
+            finding(
+                observation,
+                "undersized",
+                "critical",
+                {"memory_mb": limits.memory_mb},
+                {"memory_mb": size},
+                f"{len(starved)} run(s) failed for want of memory (memory_mb limits its "
+                f"address space); ship it with {size} MB",
+                {
+                    "out_of_memory_runs": len(starved),
+                    "last_lines": starved[-1].note.splitlines()[-MAX_EVIDENCE_LINES:],
+                },
             )
         )
     percent = values_of("cpu_percent", observation.samples, limits)
