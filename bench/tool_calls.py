@@ -37,6 +37,7 @@ def _env(data_dir: Path, database_url: str, prefix: str) -> dict[str, str]:
         FMCP_TOOL_MODULES="bench.tools",
         PYTHONPATH=str(ROOT),
         FMCP_WORKER_PREFETCH="64",
+        FMCP_WORKER_HTTP_LISTEN="127.0.0.1:0",
     )
     return env
 

@@ -21,7 +21,12 @@ from formation_mcp.auth.revocations import Revocations
 from formation_mcp.auth.tokens import TokenIssuer, TokenVerifier
 from formation_mcp.auth.upkeep import AuthUpkeep
 from formation_mcp.broker.factory import create_broker, start_when_reachable
-from formation_mcp.catalog import build_registry, local_driver, workload_environment
+from formation_mcp.catalog import (
+    build_registry,
+    local_driver,
+    metrics_sampler,
+    workload_environment,
+)
 from formation_mcp.changes import ChangeBus, PostgresChangeBus
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
@@ -45,6 +50,7 @@ from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
+from formation_mcp.workloads.metrics.exposition import InstanceCollector
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +143,14 @@ class Application:
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.driver = local_driver(settings, environment) if run_worker else None
-        self.registry = registry or build_registry(settings.tool_modules, environment, self.driver)
+        self.sampler = (
+            None if self.driver is None else metrics_sampler(settings, environment, self.driver)
+        )
+        if self.sampler is not None:
+            self.metrics.registry.register(InstanceCollector(self.sampler))
+        self.registry = registry or build_registry(
+            settings.tool_modules, environment, self.driver, settings
+        )
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
@@ -229,6 +242,8 @@ class Application:
         await self.policies.load()
         if self.driver is not None:
             await self.driver.start()
+        if self.sampler is not None:
+            await self.sampler.start()
         await self.grpc.start()
         await self.mcp.start()
         await self.http.start()
@@ -262,6 +277,8 @@ class Application:
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         if self.broker_ready.is_set() and self.worker is not None:
             await self.worker.stop(self.settings.shutdown_grace_seconds)
+        if self.sampler is not None:
+            await self.sampler.stop()
         if self.driver is not None:
             await self.driver.stop()
         if self.broker_ready.is_set():

@@ -13,7 +13,11 @@ from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.workloads import pack_catalog, pack_tools, vm_tools
 from formation_mcp.workloads.driver import InstanceDriver
+from formation_mcp.workloads.instances import InstanceStore
 from formation_mcp.workloads.local_driver import LocalDriver
+from formation_mcp.workloads.metrics import tools as metrics_tools
+from formation_mcp.workloads.metrics.sampler import Sampler
+from formation_mcp.workloads.metrics.samples import SampleStore
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
 from formation_mcp.workloads.sandbox import WorkloadSandbox
 
@@ -22,6 +26,7 @@ def build_registry(
     modules: Iterable[str] = (),
     environment: WorkloadEnvironment | None = None,
     driver: InstanceDriver | None = None,
+    settings: Settings | None = None,
 ) -> ToolRegistry:
     """`driver` runs the instance tools in a process with a worker (None elsewhere)."""
     registry = ToolRegistry()
@@ -29,6 +34,13 @@ def build_registry(
         pack_tools.register(registry, environment)
         pack_catalog.register(registry, environment.database)
         vm_tools.register(registry, environment, driver)
+        settings = settings or Settings()
+        metrics_tools.register(
+            registry,
+            environment,
+            retention_seconds=settings.metrics_retention_seconds,
+            interval_seconds=settings.metrics_interval_seconds,
+        )
     for name in modules:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)
@@ -38,7 +50,7 @@ def build_registry(
     return registry
 
 
-def local_driver(settings: Settings, environment: WorkloadEnvironment) -> InstanceDriver:
+def local_driver(settings: Settings, environment: WorkloadEnvironment) -> LocalDriver:
     """The driver a worker runs instances with."""
     return LocalDriver(
         environment,
@@ -60,4 +72,17 @@ def workload_environment(
         step_timeout_seconds=settings.build_step_timeout_seconds,
         node_id=node_id,
         sandbox=WorkloadSandbox(unsafe=settings.unsafe_workloads),
+    )
+
+
+def metrics_sampler(
+    settings: Settings, environment: WorkloadEnvironment, driver: LocalDriver
+) -> Sampler:
+    """The sampler of the instances `driver` runs (FMCP_METRICS_INTERVAL, _RETENTION)."""
+    return Sampler(
+        driver,
+        InstanceStore(environment.database),
+        SampleStore(environment.database),
+        interval_seconds=settings.metrics_interval_seconds,
+        retention_seconds=settings.metrics_retention_seconds,
     )

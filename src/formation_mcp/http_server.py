@@ -68,12 +68,19 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpSide:
-    def __init__(self, listen: str, app: Starlette, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        listen: str,
+        app: Starlette,
+        *,
+        reuse_port: bool = False,
+        variable: str = "FMCP_HTTP_LISTEN",
+    ) -> None:
         host, _, port = listen.rpartition(":")
         try:
             self._socket = socket.create_server((host, int(port)), reuse_port=reuse_port)
         except OSError as exc:
-            raise ListenError("FMCP_HTTP_LISTEN", listen, describe(exc)) from None
+            raise ListenError(variable, listen, describe(exc)) from None
         # Accepted connections inherit this: without it a response written as two small
         # segments (headers, then body) waits ~40 ms for the peer's delayed ACK (Nagle).
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

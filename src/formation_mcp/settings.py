@@ -97,6 +97,9 @@ class Settings:
     instance_stop_grace_seconds: float = 10.0
     instance_log_bytes: int = 1024 * 1024
     stop_instances_on_exit: bool = True
+    metrics_interval_seconds: float = 10.0
+    metrics_retention_seconds: float = 86400.0
+    worker_http_listen: str = "127.0.0.1:8082"
     tool_modules: tuple[str, ...] = ()
     mcp_allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
@@ -157,6 +160,7 @@ class Settings:
             "FMCP_GRPC_LISTEN": "grpc_listen",
             "FMCP_HTTP_LISTEN": "http_listen",
             "FMCP_ENVOY_LISTEN": "envoy_listen",
+            "FMCP_WORKER_HTTP_LISTEN": "worker_http_listen",
         }
         for var, attr in addresses.items():
             if (text := get(var)) is not None:
@@ -204,6 +208,7 @@ class Settings:
             values["log_format"] = text
         values.update(_auth_values(get))
         values.update(_work_values(get))
+        values.update(_metrics_values(get))
         values.update(_mcp_values(get))
         values.update(_proxy_values(get))
         return cls(**values)
@@ -310,6 +315,25 @@ def _work_values(get: Callable[[str], str | None]) -> dict[str, Any]:
         values["node_id"] = text
     if (text := get("FMCP_TOOL_MODULES")) is not None:
         values["tool_modules"] = tuple(m.strip() for m in text.split(",") if m.strip())
+    return values
+
+
+MIN_METRICS_RETENTION_SECONDS = 3600.0
+
+
+def _metrics_values(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """How often each worker samples its instances, and how long the samples are kept."""
+    values: dict[str, Any] = {}
+    if (text := get("FMCP_METRICS_INTERVAL")) is not None:
+        seconds = parse_duration("FMCP_METRICS_INTERVAL", text)
+        if not 0.05 <= seconds <= 3600:
+            raise SettingsError(f"FMCP_METRICS_INTERVAL={text!r}: must be from 50ms to 1h")
+        values["metrics_interval_seconds"] = seconds
+    if (text := get("FMCP_METRICS_RETENTION")) is not None:
+        seconds = parse_duration("FMCP_METRICS_RETENTION", text)
+        if seconds < MIN_METRICS_RETENTION_SECONDS:
+            raise SettingsError(f"FMCP_METRICS_RETENTION={text!r}: must be at least 1h")
+        values["metrics_retention_seconds"] = seconds
     return values
 
 

@@ -5,20 +5,30 @@ from __future__ import annotations
 import logging
 
 from formation_mcp.broker.factory import create_broker
-from formation_mcp.catalog import build_registry, local_driver, workload_environment
+from formation_mcp.catalog import (
+    build_registry,
+    local_driver,
+    metrics_sampler,
+    workload_environment,
+)
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
+from formation_mcp.http_server import HttpSide, build_app
+from formation_mcp.metrics import Metrics
 from formation_mcp.operations.reader import OperationReader
 from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
+from formation_mcp.workloads.metrics.exposition import InstanceCollector
 
 log = logging.getLogger(__name__)
 
 
 class WorkerApplication:
     """Reads operation state from the database (to skip finished or duplicate work); every
-    change it makes goes through events on the broker."""
+    change to an operation goes through events on the broker. The node's own records (its
+    instances, their metric samples) it writes itself. Its HTTP side
+    (FMCP_WORKER_HTTP_LISTEN) serves /metrics (its instances' series) and /healthz."""
 
     def __init__(self, settings: Settings, *, registry: ToolRegistry | None = None) -> None:
         if settings.broker_url.startswith("memory://"):
@@ -34,9 +44,17 @@ class WorkerApplication:
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.driver = local_driver(settings, environment)
+        self.sampler = metrics_sampler(settings, environment, self.driver)
+        self.metrics = Metrics()
+        self.metrics.registry.register(InstanceCollector(self.sampler))
+        self.http = HttpSide(
+            settings.worker_http_listen,
+            build_app(self.metrics, self.database.ping),
+            variable="FMCP_WORKER_HTTP_LISTEN",
+        )
         self.worker = Worker(
             self.broker,
-            registry or build_registry(settings.tool_modules, environment, self.driver),
+            registry or build_registry(settings.tool_modules, environment, self.driver, settings),
             OperationReader(self.database),
             node_id=node_id,
             prefetch=settings.worker_prefetch,
@@ -46,11 +64,15 @@ class WorkerApplication:
     async def start(self) -> None:
         await migrate.upgrade(self.database)
         await self.driver.start()
+        await self.sampler.start()
+        await self.http.start()
         await self.broker.start()
         await self.worker.start()
 
     async def stop(self) -> None:
         await self.worker.stop(self.settings.shutdown_grace_seconds)
+        await self.http.stop()
+        await self.sampler.stop()
         await self.driver.stop()
         await self.broker.close()
         await self.database.close()

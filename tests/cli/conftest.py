@@ -20,7 +20,9 @@ from formation_mcp.auth.keys import write_private_key
 @pytest.fixture(scope="session")
 async def cli_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Application]:
     path = tmp_path_factory.mktemp("cli")
-    application = Application(make_settings(path, f"sqlite+aiosqlite:///{path}/fmcp.db"))
+    application = Application(
+        make_settings(path, f"sqlite+aiosqlite:///{path}/fmcp.db", metrics_interval_seconds=0.5)
+    )
     await application.start()
     try:
         yield application

@@ -178,3 +178,29 @@ async def test_serve_on_a_taken_address_says_which_setting_in_one_line(
         f"fmcp: {setting}={addresses[setting]}: the address is in use (another fmcp serve, or "
         f"another program, listens there); set {setting} to a free host:port (port 0 picks one)"
     ]
+
+
+async def test_a_worker_on_a_taken_metrics_address_says_which_setting_in_one_line(
+    tmp_path: Path,
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    host, port = address.rsplit(":", 1)
+    with socket.create_server((host, int(port))):
+        process = await asyncio.create_subprocess_exec(
+            FMCP,
+            "worker",
+            env=env_for(
+                tmp_path,
+                FMCP_BROKER_URL="amqp://guest:guest@127.0.0.1:1/",
+                FMCP_WORKER_HTTP_LISTEN=address,
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines() == [
+        f"fmcp: FMCP_WORKER_HTTP_LISTEN={address}: the address is in use (another fmcp serve, "
+        "or another program, listens there); set FMCP_WORKER_HTTP_LISTEN to a free host:port "
+        "(port 0 picks one)"
+    ]

@@ -82,6 +82,7 @@ def shared_env(tmp_path: Path, database_url: str, rabbitmq_url: str) -> dict[str
         FMCP_SHUTDOWN_GRACE="1s",
         FMCP_GRPC_LISTEN=f"127.0.0.1:{free_port()}",
         FMCP_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        FMCP_WORKER_HTTP_LISTEN="127.0.0.1:0",
     )
     return env
 

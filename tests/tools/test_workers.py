@@ -54,6 +54,7 @@ class WorkerProcess:
             "FMCP_DATA_DIR": str(data_dir),
             "FMCP_LOG_FORMAT": "text",
             "FMCP_LOG_LEVEL": "WARNING",
+            "FMCP_WORKER_HTTP_LISTEN": "127.0.0.1:0",
         }
         self.process: asyncio.subprocess.Process | None = None
 

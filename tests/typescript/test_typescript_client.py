@@ -94,7 +94,9 @@ async def test_the_typescript_client_against_the_real_servers(
     )
     worker_dir = tmp_path / "worker"
     worker = FmcpProcess(
-        ["worker"], fmcp_env(**cluster, FMCP_DATA_DIR=str(worker_dir)), tmp_path / "worker.log"
+        ["worker"],
+        fmcp_env(**cluster, FMCP_DATA_DIR=str(worker_dir), FMCP_WORKER_HTTP_LISTEN="127.0.0.1:0"),
+        tmp_path / "worker.log",
     )
     short_lived = FmcpProcess(  # embedded: SQLite, in-memory broker, its own worker
         ["serve", "--envoy"],

@@ -20,6 +20,7 @@ from formation_mcp.cli.auth_commands import (
     whoami,
 )
 from formation_mcp.cli.grant_commands import authorize, sessions
+from formation_mcp.cli.metrics_commands import vm_metrics, vm_recommend
 from formation_mcp.cli.ops_commands import ops
 from formation_mcp.cli.policy_commands import policy
 from formation_mcp.cli.server_commands import serve, worker
@@ -108,6 +109,8 @@ main.add_command(call)
 main.add_command(ops)
 main.add_command(policy)
 main.add_command(pack)
+vm.add_command(vm_metrics)
+vm.add_command(vm_recommend)
 main.add_command(vm)
 
 

@@ -260,11 +260,18 @@ def worker(processes: int) -> None:
         application = WorkerApplication(settings)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    except ListenError as error:
+        click.echo(f"fmcp: {error}", err=True)
+        raise SystemExit(1) from None
 
     async def run() -> None:
         stop = _stop_on_signals()
         await application.start()
-        click.echo(f"fmcp worker {application.worker.node_id}: ready", err=True)
+        click.echo(
+            f"fmcp worker {application.worker.node_id}: ready (/metrics on "
+            f"{application.http.address})",
+            err=True,
+        )
         await stop.wait()
         await application.stop()
 
@@ -273,8 +280,18 @@ def worker(processes: int) -> None:
 
 async def _worker_children(settings: Settings, processes: int) -> None:
     node = settings.effective_node_id
+    host, _, port = settings.worker_http_listen.rpartition(":")
+
+    def listen(i: int) -> str:
+        """Each child is a node of its own with its own /metrics: the next port up."""
+        return f"{host}:{int(port) + i - 1 if int(port) else 0}"
+
     children = [
-        Child(f"fmcp worker #{i}", ["worker"], {**os.environ, "FMCP_NODE_ID": f"{node}-{i}"})
+        Child(
+            f"fmcp worker #{i}",
+            ["worker"],
+            {**os.environ, "FMCP_NODE_ID": f"{node}-{i}", "FMCP_WORKER_HTTP_LISTEN": listen(i)},
+        )
         for i in range(1, processes + 1)
     ]
     nodes = f"{node}-1 to {node}-{processes}"

@@ -149,7 +149,7 @@ def _run_tool(
 
 @click.group()
 def vm() -> None:
-    """Your instances: list, status, start/stop/restart, delete."""
+    """Your instances: list, status, start/stop/restart, delete, metrics, recommend."""
 
 
 @vm.command("list")

@@ -385,6 +385,20 @@ class Client:
             "pack.ship", arguments, on_progress=on_progress, timeout=timeout
         )
 
+    async def instance_metrics(
+        self, instance: str, window: str = "15m", step: str | None = None
+    ) -> dict[str, Any]:
+        """`vm.metrics`: an instance's series (at most 60 points each), summaries, limits."""
+        arguments = {"id": instance, "window": window, **({"step": step} if step else {})}
+        return await self.call_and_wait("vm.metrics", arguments)
+
+    async def recommendations(
+        self, instance: str | None = None, window: str = "1h"
+    ) -> dict[str, Any]:
+        """`vm.recommend`: findings for one instance, or for all your live ones."""
+        arguments = {"window": window, **({"id": instance} if instance else {})}
+        return await self.call_and_wait("vm.recommend", arguments)
+
 
 class ToolsAPI:
     """`client.tools`: discover and call tools."""

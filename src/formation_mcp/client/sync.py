@@ -245,6 +245,14 @@ class SyncClient:
             )
         )
 
+    def instance_metrics(
+        self, instance: str, window: str = "15m", step: str | None = None
+    ) -> dict[str, Any]:
+        return self._run(self._client.instance_metrics(instance, window, step))
+
+    def recommendations(self, instance: str | None = None, window: str = "1h") -> dict[str, Any]:
+        return self._run(self._client.recommendations(instance, window))
+
 
 class _SyncTools:
     def __init__(self, owner: SyncClient) -> None:

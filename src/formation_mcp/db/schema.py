@@ -203,6 +203,35 @@ nodes = sa.Table(
     sa.Column("last_seen", sa.BigInteger, nullable=False),
 )
 
+# -- workload metrics (the sampler of each node) ----------------------------------------------
+
+instance_samples = sa.Table(
+    "instance_samples",
+    metadata,
+    sa.Column("instance_id", sa.String(40), primary_key=True),
+    # 0: one raw sample; 60: a 1-minute point folded from raw samples older than an hour.
+    sa.Column("resolution", sa.SmallInteger, primary_key=True),
+    sa.Column("time_us", sa.BigInteger, primary_key=True),
+    sa.Column("node", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("run_start", sa.BigInteger, nullable=True),
+    sa.Column("cpu_seconds", sa.Float, nullable=False),
+    sa.Column("cpu_percent", sa.Float, nullable=True),
+    sa.Column("rss_bytes", sa.BigInteger, nullable=False),
+    sa.Column("disk_bytes", sa.BigInteger, nullable=True),
+    sa.Column("processes", sa.Integer, nullable=False),
+    sa.Column("threads", sa.Integer, nullable=False),
+    sa.Column("open_fds", sa.Integer, nullable=True),
+    sa.Column("ports", sa.Text, nullable=False),
+    sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_instance_samples_node_time", "node", "resolution", "time_us"),
+)
+
 # -- the OAuth authorization server (MCP hosts) ---------------------------------------------------
 
 oauth_clients = sa.Table(

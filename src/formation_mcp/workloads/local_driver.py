@@ -110,6 +110,11 @@ class LocalDriver:
     def directory(self, instance_id: str) -> Path:
         return self.instances_dir / instance_id
 
+    def running_groups(self) -> dict[str, int]:
+        """Running instance id -> its entrypoint's pid, the leader of its process group (what
+        the metrics sampler measures)."""
+        return {instance_id: running.pid for instance_id, running in self._running.items()}
+
     # -- lifecycle of the driver ---------------------------------------------------------------
 
     async def start(self) -> None:
