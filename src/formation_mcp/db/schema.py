@@ -288,3 +288,21 @@ grant_audit = sa.Table(
     sa.Index("ix_grant_audit_account_time", "account", "time"),
     sa.Index("ix_grant_audit_grant_id", "grant_id"),
 )
+
+# -- network: instances exposed through the front door ----------------------------------------
+
+routes = sa.Table(
+    "routes",
+    metadata,
+    # The path prefix on the front door (`/apps/web/`): unique, stripped before the instance.
+    sa.Column("path", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(40), nullable=False),
+    # The instance's owner: whose bearer token opens a route with auth `token`.
+    sa.Column("owner", sa.String(255), nullable=False),
+    # One of the instance's EXPOSE ports (the loopback port it maps to may change on restart).
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("auth", sa.String(16), nullable=False),  # public | token
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_routes_owner_path", "owner", "path"),
+    sa.Index("ix_routes_instance_id", "instance_id"),
+)
