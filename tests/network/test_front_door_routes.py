@@ -5,9 +5,12 @@ unexposed."""
 from __future__ import annotations
 
 import grpc
+import httpx
 from tests.support.auth import Md
 from tests.support.network import answer, ship_echo
 from tests.support.workloads import succeed
+
+from formation_mcp.app import Application
 
 
 async def test_an_exposed_instance_answers_through_the_front_door_with_the_prefix_stripped(
@@ -74,3 +77,50 @@ async def test_a_deleted_instances_route_goes(
 
     await answer(route["url"], 404)
     assert (await succeed(channel, as_account, "network.list"))["routes"] == []
+
+
+async def test_the_servers_proxy_secret_never_reaches_an_instance(
+    app: Application, channel: grpc.aio.Channel, as_account: Md, front_door: str
+) -> None:
+    await ship_echo(channel, as_account, "nosy")
+    route = await succeed(channel, as_account, "network.expose", id="nosy")
+
+    response = await answer(
+        route["url"] + "headers",
+        headers={"x-fmcp-proxy-secret": "forged", "x-fmcp-bridge-secret": "x"},
+    )
+
+    assert "host: " in response.text
+    assert "x-fmcp-" not in response.text
+    assert app.settings.proxy_secret not in response.text
+    await succeed(channel, as_account, "vm.delete", id="nosy", force=True)
+
+
+async def test_a_route_update_does_not_cut_a_response_streaming_through_the_front_door(
+    channel: grpc.aio.Channel, as_account: Md, front_door: str
+) -> None:
+    await ship_echo(channel, as_account, "streamer")
+    route = await succeed(channel, as_account, "network.expose", id="streamer", path="/streamer/")
+    await answer(route["url"])
+    async with (
+        httpx.AsyncClient(timeout=None) as client,
+        client.stream("GET", route["url"] + "stream") as response,
+    ):
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        assert await anext(lines) == "line 0"
+
+        # The routes and clusters change (another path, another cluster) while it streams.
+        other = await succeed(
+            channel, as_account, "network.expose", id="streamer", path="/other/", port=9090
+        )
+        await answer(other["url"], 503)  # routed to its cluster: nothing listens on 9090
+        await succeed(channel, as_account, "network.unexpose", id="streamer", path="/other/")
+        await answer(other["url"], 404)
+        await answer(route["url"] + "stop-streams")
+
+        rest = [line async for line in lines]
+    assert rest[-1].startswith("end ")
+    numbers = [int(line.split()[1]) for line in rest]
+    assert numbers == list(range(1, len(rest) + 1))
+    await succeed(channel, as_account, "vm.delete", id="streamer", force=True)

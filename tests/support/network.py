@@ -26,6 +26,8 @@ class Echo(http.server.BaseHTTPRequestHandler):
         if self.path == "/stop-streams":
             stop_streams.set()
         body = (os.environ["FMCP_INSTANCE_NAME"] + " " + self.path).encode()
+        if self.path == "/headers":
+            body = "".join(k.lower() + ": " + v + "\\n" for k, v in self.headers.items()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

@@ -93,15 +93,16 @@ class RouteView:
 def check_path(path: str) -> str:
     """The path as stored, or INVALID_ARGUMENT saying what a path must look like."""
     field = "arguments.path"
-    if len(path) > MAX_PATH_CHARS or not _PATH.fullmatch(path):
+    dots = any(segment in (".", "..") for segment in path.split("/"))
+    if len(path) > MAX_PATH_CHARS or not _PATH.fullmatch(path) or dots:
         raise InvalidArgument.for_field(
             field,
             f"{path[:MAX_PATH_CHARS]!r} is not a route path: it starts and ends with / and has "
-            "1 to 8 segments of letters, digits, . _ ~ - (e.g. /apps/web/)",
+            "1 to 8 segments of letters, digits, . _ ~ - (not . or ..), e.g. /apps/web/",
             reason="ROUTE_PATH_INVALID",
         )
     first = path.split("/")[1]
-    if first in RESERVED_SEGMENTS or first.startswith(_RESERVED_PREFIXES) or first in (".", ".."):
+    if first in RESERVED_SEGMENTS or first.startswith(_RESERVED_PREFIXES):
         raise InvalidArgument.for_field(
             field,
             f"/{first}/ belongs to the front door itself; pick another path (e.g. /apps/web/)",
