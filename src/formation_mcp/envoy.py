@@ -55,6 +55,8 @@ def base_route_config() -> dict[str, Any]:
     writes for the whole virtual host is written by each of the server's routes instead, so
     that it never reaches an instance."""
     route_config: dict[str, Any] = _manager(_template())["route_config"]
+    # The virtual host drops every client copy first; then a route writes the secret.
+    route_config["most_specific_header_mutations_wins"] = True
     for host in route_config["virtual_hosts"]:
         added = host.pop("request_headers_to_add", [])
         for route in host["routes"]:

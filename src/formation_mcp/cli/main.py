@@ -20,6 +20,7 @@ from formation_mcp.cli.auth_commands import (
     whoami,
 )
 from formation_mcp.cli.grant_commands import authorize, sessions
+from formation_mcp.cli.network_commands import net
 from formation_mcp.cli.ops_commands import ops
 from formation_mcp.cli.server_commands import serve, worker
 from formation_mcp.cli.tool_commands import call, tools
@@ -104,6 +105,7 @@ main.add_command(call)
 main.add_command(ops)
 main.add_command(pack)
 main.add_command(vm)
+main.add_command(net)
 
 
 if __name__ == "__main__":
