@@ -23,6 +23,7 @@ from bench import (
     oauth,
     request_gate,
     rest,
+    routes,
     tool_calls,
     unary,
     watch,
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "mcp": mcp.run,
     "oauth": oauth.run,
     "workloads": workloads.run,
+    "routes": routes.run,
     "gate": request_gate.run,
     "hostile": hostile.run,
 }
