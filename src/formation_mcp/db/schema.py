@@ -181,6 +181,9 @@ instances = sa.Table(
     sa.Column("update_time", sa.BigInteger, nullable=False),
     sa.Column("start_time", sa.BigInteger, nullable=True),
     sa.Column("end_time", sa.BigInteger, nullable=True),
+    # The pack's Formfile NETWORK settings (JSON; {} for the defaults), recorded, not applied
+    # by the local driver.
+    sa.Column("network", sa.Text, nullable=False, server_default="{}"),
     sa.Index("ix_instances_owner_create_time", "owner", "create_time"),
     sa.Index("ix_instances_node", "node"),
     sa.Index(

@@ -1,4 +1,5 @@
-"""Routes: instances exposed through the front door (network.expose).
+"""Routes: instances exposed through the front door (network.expose); instances record their
+Formfile's NETWORK settings.
 
 Revision ID: 0008_network
 Revises: 0007_oauth
@@ -26,9 +27,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_routes_owner_path", "routes", ["owner", "path"])
     op.create_index("ix_routes_instance_id", "routes", ["instance_id"])
+    op.add_column("instances", sa.Column("network", sa.Text, nullable=False, server_default="{}"))
 
 
 def downgrade() -> None:
+    op.drop_column("instances", "network")
     op.drop_index("ix_routes_instance_id", table_name="routes")
     op.drop_index("ix_routes_owner_path", table_name="routes")
     op.drop_table("routes")
