@@ -127,3 +127,20 @@ async def test_admins_list_every_owners_routes_only_when_asked(
     assert [r["owner"] for r in mine] == [account]
     assert (code, reason) == (code_pb2.PERMISSION_DENIED, "ADMIN_ONLY_ARGUMENT")
     await succeed(channel, as_account, "vm.delete", id="listed", force=True)
+
+
+async def test_an_instance_has_at_most_16_routes(channel: grpc.aio.Channel, as_account: Md) -> None:
+    await ship_echo(channel, as_account, "many")
+    for n in range(16):
+        await succeed(channel, as_account, "network.expose", id="many", path=f"/many-{n}/")
+
+    code, reason, message = await failure(
+        channel, as_account, "network.expose", id="many", path="/many-16/"
+    )
+    again = await succeed(channel, as_account, "network.expose", id="many", path="/many-0/")
+
+    assert (code, reason) == (code_pb2.RESOURCE_EXHAUSTED, "TOO_MANY_ROUTES")
+    assert "network.unexpose" in message and again["path"] == "/many-0/"
+    removed = await succeed(channel, as_account, "network.unexpose", id="many")
+    assert removed["count"] == 16
+    await succeed(channel, as_account, "vm.delete", id="many", force=True)

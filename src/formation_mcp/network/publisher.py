@@ -71,9 +71,9 @@ class RoutePublisher:
         ):
             version = str(document["version_info"])
             path = self.directory / name
-            if self._written.get(name) == version and path.exists():
+            if self._written.get(name) == version and await asyncio.to_thread(path.exists):
                 continue
-            write_atomically(path, document)
+            await asyncio.to_thread(write_atomically, path, document)
             self._written[name] = version
             changed = True
         if changed:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.db.schema import instances, routes
-from formation_mcp.errors import AlreadyExists, InvalidArgument, NotFound
+from formation_mcp.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from formation_mcp.workloads.instances import (
     RESOURCE_PREFIX,
     InstanceRecord,
@@ -36,6 +36,7 @@ TOKEN: Final = "token"
 AUTH_MODES: Final = (PUBLIC, TOKEN)
 DEFAULT_PATH: Final = "/apps/{name}/"
 MAX_PATH_CHARS: Final = 200
+MAX_ROUTES_PER_INSTANCE: Final = 16
 MAX_LISTED: Final = 500
 """network.list answers at most this many routes (and says when there are more)."""
 PATH_PATTERN: Final = r"^/([A-Za-z0-9._~-]+/){1,8}$"
@@ -252,6 +253,14 @@ class RouteManager:
         port = await self._port(instance, port)
         path = check_path(path or DEFAULT_PATH.format(name=instance.name))
         route = RouteRecord(path, instance.instance_id, instance.owner, port, auth, now_us())
+        held = await self._store.of_instance(instance.instance_id)
+        if len(held) >= MAX_ROUTES_PER_INSTANCE and path not in {r.path for r in held}:
+            raise ResourceExhausted(
+                f"instance {instance.name} has {len(held)} routes, the most one may have; "
+                "remove one first (network.unexpose)",
+                reason="TOO_MANY_ROUTES",
+                metadata={"instance": instance.resource_name},
+            )
         if not await self._store.insert(route):
             existing = await self._store.get(path)
             if existing is not None and not await self._instance_live(existing.instance_id):
