@@ -94,6 +94,7 @@ async def envoy(app: Application, tmp_path_factory: pytest.TempPathFactory) -> A
         listen=listen,
         grpc_upstream=app.grpc.address,
         http_upstream=app.http.address,
+        xds_dir=app.settings.xds_dir,
     )
     process = EnvoyProcess(config, listen, app.settings.proxy_secret)
     await process.start()

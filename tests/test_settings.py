@@ -420,3 +420,18 @@ def test_oauth_client_networks_are_read_as_networks() -> None:
     assert settings.oauth_client_networks == ("10.0.0.0/8", "192.168.1.5/32")
     message = str(_error({"FMCP_OAUTH_CLIENT_NETWORKS": "intranet"}))
     assert "FMCP_OAUTH_CLIENT_NETWORKS" in message and "'intranet'" in message
+
+
+def test_route_urls_default_to_envoys_address_and_the_public_url_is_read() -> None:
+    default = Settings.from_env(environ={"FMCP_ENVOY_LISTEN": "127.0.0.1:9000"})
+    given = Settings.from_env(environ={"FMCP_PUBLIC_URL": "https://fmcp.example.com/"})
+    assert default.effective_public_url == "http://127.0.0.1:9000"
+    assert given.effective_public_url == "https://fmcp.example.com"
+    assert "FMCP_PUBLIC_URL" in str(_error({"FMCP_PUBLIC_URL": "fmcp.example.com"}))
+
+
+def test_the_route_sync_interval_is_read_and_bounded() -> None:
+    assert Settings.from_env(environ={}).route_sync_seconds == 0.5
+    assert Settings.from_env(environ={"FMCP_ROUTE_SYNC": "250ms"}).route_sync_seconds == 0.25
+    for text in ("0s", "2m"):
+        assert "FMCP_ROUTE_SYNC" in str(_error({"FMCP_ROUTE_SYNC": text}))

@@ -33,10 +33,13 @@ from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
 from formation_mcp.dispatch.gauges import refresh_gauges
 from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
+from formation_mcp.envoy import base_route_config
 from formation_mcp.http_server import HttpSide, build_app
 from formation_mcp.listening import check_free
 from formation_mcp.mcp_server.http import McpHttpEndpoint
 from formation_mcp.metrics import Metrics
+from formation_mcp.network.publisher import RoutePublisher
+from formation_mcp.network.routes import RouteManager, RouteStore
 from formation_mcp.oauth.server import AuthorizationServer
 from formation_mcp.operations.feeds import FeedHub
 from formation_mcp.operations.manager import OperationManager
@@ -148,8 +151,17 @@ class Application:
         )
         if self.sampler is not None:
             self.metrics.registry.register(InstanceCollector(self.sampler))
+        self.route_publisher = RoutePublisher(
+            RouteStore(self.database),
+            settings.xds_dir.resolve(),
+            base_route_config(),
+            settings.route_sync_seconds,
+        )
+        self.routes = RouteManager(
+            self.database, settings.effective_public_url, on_change=self.route_publisher.wake
+        )
         self.registry = registry or build_registry(
-            settings.tool_modules, environment, self.driver, settings
+            settings.tool_modules, environment, self.driver, settings, self.routes
         )
         self.broker = create_broker(
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
@@ -244,6 +256,7 @@ class Application:
             await self.driver.start()
         if self.sampler is not None:
             await self.sampler.start()
+        await self.route_publisher.publish()
         await self.grpc.start()
         await self.mcp.start()
         await self.http.start()
@@ -257,6 +270,7 @@ class Application:
             loop.create_task(self.auth_upkeep.run()),
             loop.create_task(self.policies.run()),
             loop.create_task(self.approvals.run(APPROVAL_EXPIRY_SECONDS)),
+            loop.create_task(self.route_publisher.run()),
         ]
         log.info(
             "serving",

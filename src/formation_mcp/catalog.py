@@ -9,6 +9,8 @@ import importlib
 from collections.abc import Iterable
 
 from formation_mcp.db.database import Database
+from formation_mcp.network import tools as network_tools
+from formation_mcp.network.routes import RouteManager
 from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.workloads import pack_catalog, pack_tools, vm_tools
@@ -27,8 +29,10 @@ def build_registry(
     environment: WorkloadEnvironment | None = None,
     driver: InstanceDriver | None = None,
     settings: Settings | None = None,
+    routes: RouteManager | None = None,
 ) -> ToolRegistry:
-    """`driver` runs the instance tools in a process with a worker (None elsewhere)."""
+    """`driver` runs the instance tools in a process with a worker (None elsewhere);
+    `routes`, the network tools, in an API server (they run there, inline)."""
     registry = ToolRegistry()
     if environment is not None:
         pack_tools.register(registry, environment)
@@ -41,6 +45,8 @@ def build_registry(
             retention_seconds=settings.metrics_retention_seconds,
             interval_seconds=settings.metrics_interval_seconds,
         )
+    if routes is not None:
+        network_tools.register(registry, routes)
     for name in modules:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)

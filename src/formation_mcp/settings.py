@@ -105,6 +105,19 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     proxy_secret: str = field(default="", repr=False)
     """From FMCP_PROXY_SECRET_FILE, or made up by `fmcp serve --envoy`; never printed."""
+    public_url: str = ""
+    route_sync_seconds: float = 0.5
+
+    @property
+    def effective_public_url(self) -> str:
+        """FMCP_PUBLIC_URL, or http:// and FMCP_ENVOY_LISTEN: the front door as its users
+        reach it (the base of exposed routes' URLs)."""
+        return (self.public_url or f"http://{self.envoy_listen}").rstrip("/")
+
+    @property
+    def xds_dir(self) -> Path:
+        """Where this server writes its Envoy's dynamic configuration (routes, clusters)."""
+        return self.data_dir / "envoy-xds"
 
     @property
     def effective_artifact_dir(self) -> Path:
@@ -211,6 +224,7 @@ class Settings:
         values.update(_metrics_values(get))
         values.update(_mcp_values(get))
         values.update(_proxy_values(get))
+        values.update(_network_values(get))
         return cls(**values)
 
 
@@ -379,4 +393,21 @@ def _proxy_values(get: Callable[[str], str | None]) -> dict[str, Any]:
                 f"{MIN_SECRET_CHARS} printable ASCII characters (openssl rand -hex 32)"
             )
         values["proxy_secret"] = secret
+    return values
+
+
+def _network_values(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """The front door's routes to instances (network.expose)."""
+    values: dict[str, Any] = {}
+    if (text := get("FMCP_PUBLIC_URL")) is not None:
+        if not text.startswith(("http://", "https://")) or "?" in text or "#" in text:
+            raise SettingsError(
+                f"FMCP_PUBLIC_URL={text!r}: the front door's URL, e.g. https://fmcp.example.com"
+            )
+        values["public_url"] = text
+    if (text := get("FMCP_ROUTE_SYNC")) is not None:
+        seconds = parse_duration("FMCP_ROUTE_SYNC", text)
+        if seconds <= 0 or seconds > 60:
+            raise SettingsError(f"FMCP_ROUTE_SYNC={text!r}: more than 0, at most 60s")
+        values["route_sync_seconds"] = seconds
     return values

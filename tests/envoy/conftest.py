@@ -81,6 +81,9 @@ async def start_envoy(tmp_path: Path) -> AsyncIterator[StartEnvoy]:
             listen=listen,
             grpc_upstream=application.grpc.address,
             http_upstream=application.http.address,
+            xds_dir=application.settings.xds_dir,
+            issuer=application.settings.auth_issuer,
+            audience=application.settings.auth_audience,
         )
         secret = application.settings.proxy_secret if proxy_secret is None else proxy_secret
         process = EnvoyProcess(config, listen, secret)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import grpc
 import httpx
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import auth_pb2, auth_pb2_grpc
 from tests.support.envoy import StartEnvoy, assert_error, b64
@@ -17,13 +16,16 @@ from formation_mcp.api import auth_servicer
 from formation_mcp.api.peers import client_address, metadata_values
 from formation_mcp.api.wrapping import Context
 from formation_mcp.auth.keys import public_bytes
-from formation_mcp.envoy import render
+from formation_mcp.envoy import base_route_config
+from formation_mcp.network.routes import RouteRecord, RouteView
+from formation_mcp.network.xds import rds_document
 from formation_mcp.proxies import (
     BRIDGE_AUDIENCE_HEADER,
     BRIDGE_SECRET_HEADER,
     PROXY_SECRET_HEADER,
     ProxyTrust,
 )
+from formation_mcp.workloads.instances import InstanceRecord, InstanceState, Resources
 
 PER_ADDRESS = 4
 """Challenges an address gets per minute at FMCP_LOGIN_RATE=1 (4 x the per-key rate)."""
@@ -128,33 +130,41 @@ async def test_an_envoy_with_another_secret_is_not_believed(
 
 
 def test_envoy_writes_the_secret_only_on_routes_to_this_server() -> None:
-    """The secret must reach nothing but the server: the one virtual host that writes it (from
-    Envoy's environment, over any client copy) routes to the server's two clusters only."""
-    config = yaml.safe_load(
-        render(listen="127.0.0.1:1", grpc_upstream="127.0.0.1:2", http_upstream="127.0.0.1:3")
-    )
-    listener = config["static_resources"]["listeners"][0]
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hosts = manager["route_config"]["virtual_hosts"]
-    writing = [
-        host
-        for host in hosts
-        if any(
-            h["header"]["key"] == PROXY_SECRET_HEADER
-            for h in host.get("request_headers_to_add", [])
-        )
-    ]
-    assert [host["name"] for host in writing] == ["fmcp"]
-    [host] = writing
-    assert host["request_headers_to_add"] == [
+    """The secret must reach nothing but the server: in the route configuration Envoy gets
+    (the routes file), each route that writes it (from Envoy's environment, over any client
+    copy) goes to the server's two clusters, and a route to an exposed instance does not
+    write it; every client copy is dropped on the one virtual host."""
+    [config] = rds_document(base_route_config(), [exposed_instance()])["resources"]
+    [host] = config["virtual_hosts"]
+    assert config["most_specific_header_mutations_wins"] is True  # removals, then the route's
+    assert "request_headers_to_add" not in host
+    written = [
         {
             "header": {"key": PROXY_SECRET_HEADER, "value": "%ENVIRONMENT(FMCP_PROXY_SECRET)%"},
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
     ]
+    writing = [route for route in host["routes"] if route.get("request_headers_to_add")]
+    assert all(route["request_headers_to_add"] == written for route in writing)
+    assert {route["route"]["cluster"] for route in writing} == {"fmcp_grpc", "fmcp_http"}
+    [instance] = [route for route in host["routes"] if route not in writing]
+    assert instance["route"]["cluster"].startswith("instance_")
     assert host["request_headers_to_remove"] == [
         PROXY_SECRET_HEADER,
         BRIDGE_SECRET_HEADER,  # the MCP endpoint's, inside the process only
         BRIDGE_AUDIENCE_HEADER,
     ]
-    assert {route["route"]["cluster"] for route in host["routes"]} == {"fmcp_grpc", "fmcp_http"}
+
+
+def exposed_instance() -> RouteView:
+    instance = InstanceRecord(
+        instance_id="i1",
+        owner="accounts/a",
+        name="web",
+        build_id="b" * 64,
+        node="n",
+        state=InstanceState.RUNNING,
+        resources=Resources(1, 64, 1),
+        ports={"8080": 40000},
+    )
+    return RouteView(RouteRecord("/apps/web/", "i1", "accounts/a", 8080, "public", 0), instance)

@@ -21,6 +21,7 @@ from formation_mcp.cli.auth_commands import (
 )
 from formation_mcp.cli.grant_commands import authorize, sessions
 from formation_mcp.cli.metrics_commands import vm_metrics, vm_recommend
+from formation_mcp.cli.network_commands import net
 from formation_mcp.cli.ops_commands import ops
 from formation_mcp.cli.policy_commands import policy
 from formation_mcp.cli.server_commands import serve, worker
@@ -112,6 +113,7 @@ main.add_command(pack)
 vm.add_command(vm_metrics)
 vm.add_command(vm_recommend)
 main.add_command(vm)
+main.add_command(net)
 
 
 if __name__ == "__main__":

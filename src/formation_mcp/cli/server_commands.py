@@ -153,6 +153,9 @@ async def _until_stopped(
                 listen=settings.envoy_listen,
                 grpc_upstream=grpc,
                 http_upstream=http,
+                xds_dir=settings.xds_dir,
+                issuer=settings.auth_issuer,
+                audience=settings.auth_audience,
             )
             envoy = EnvoyProcess(config, settings.envoy_listen, settings.proxy_secret)
             await envoy.start()

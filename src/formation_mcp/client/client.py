@@ -399,6 +399,37 @@ class Client:
         arguments = {"window": window, **({"id": instance} if instance else {})}
         return await self.call_and_wait("vm.recommend", arguments)
 
+    async def expose(
+        self,
+        instance: str,
+        *,
+        port: int | None = None,
+        path: str | None = None,
+        auth: str = "public",
+    ) -> dict[str, Any]:
+        """`network.expose`: give an instance (id or name) a URL on the front door; `port`
+        (one of its EXPOSE ports, default the first), `path` (default /apps/{name}/), `auth`
+        `public` or `token` (its owner's bearer token only). Returns the route with `url`."""
+        arguments: dict[str, Any] = {"id": instance, "auth": auth}
+        if port is not None:
+            arguments["port"] = port
+        if path is not None:
+            arguments["path"] = path
+        return await self.call_and_wait("network.expose", arguments)
+
+    async def unexpose(self, instance: str, path: str | None = None) -> dict[str, Any]:
+        """`network.unexpose`: remove the instance's route at `path` (all of them without);
+        returns `{count, routes}` removed."""
+        arguments: dict[str, Any] = {"id": instance}
+        if path is not None:
+            arguments["path"] = path
+        return await self.call_and_wait("network.unexpose", arguments)
+
+    async def routes(self, all_users: bool = False) -> dict[str, Any]:
+        """`network.list`: your routes (`{count, routes, truncated}`), each with its URL and
+        the state of its instance; every owner's with `all_users` (admins)."""
+        return await self.call_and_wait("network.list", {"all_users": all_users})
+
 
 class ToolsAPI:
     """`client.tools`: discover and call tools."""

@@ -253,6 +253,22 @@ class SyncClient:
     def recommendations(self, instance: str | None = None, window: str = "1h") -> dict[str, Any]:
         return self._run(self._client.recommendations(instance, window))
 
+    def expose(
+        self,
+        instance: str,
+        *,
+        port: int | None = None,
+        path: str | None = None,
+        auth: str = "public",
+    ) -> dict[str, Any]:
+        return self._run(self._client.expose(instance, port=port, path=path, auth=auth))
+
+    def unexpose(self, instance: str, path: str | None = None) -> dict[str, Any]:
+        return self._run(self._client.unexpose(instance, path))
+
+    def routes(self, all_users: bool = False) -> dict[str, Any]:
+        return self._run(self._client.routes(all_users))
+
 
 class _SyncTools:
     def __init__(self, owner: SyncClient) -> None:

@@ -183,6 +183,9 @@ instances = sa.Table(
     sa.Column("update_time", sa.BigInteger, nullable=False),
     sa.Column("start_time", sa.BigInteger, nullable=True),
     sa.Column("end_time", sa.BigInteger, nullable=True),
+    # The pack's Formfile NETWORK settings (JSON; {} for the defaults), recorded, not applied
+    # by the local driver.
+    sa.Column("network", sa.Text, nullable=False, server_default="{}"),
     sa.Index("ix_instances_owner_create_time", "owner", "create_time"),
     sa.Index("ix_instances_node", "node"),
     sa.Index(
@@ -377,4 +380,23 @@ approval_work = sa.Table(
     sa.Column("work", sa.LargeBinary, nullable=False),  # formation.mcp.internal.v1.WorkItem
     sa.Column("expire_time", sa.BigInteger, nullable=False),
     sa.Index("ix_approval_work_expire_time", "expire_time"),
+)
+
+
+# -- network: instances exposed through the front door ----------------------------------------
+
+routes = sa.Table(
+    "routes",
+    metadata,
+    # The path prefix on the front door (`/apps/web/`): unique, stripped before the instance.
+    sa.Column("path", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(40), nullable=False),
+    # The instance's owner: whose bearer token opens a route with auth `token`.
+    sa.Column("owner", sa.String(255), nullable=False),
+    # One of the instance's EXPOSE ports (the loopback port it maps to may change on restart).
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("auth", sa.String(16), nullable=False),  # public | token
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_routes_owner_path", "owner", "path"),
+    sa.Index("ix_routes_instance_id", "instance_id"),
 )

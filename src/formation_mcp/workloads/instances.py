@@ -79,6 +79,9 @@ class InstanceRecord:
     update_time: int = 0
     start_time: int | None = None
     end_time: int | None = None
+    network: dict[str, Any] = field(default_factory=dict)
+    """The pack's Formfile NETWORK settings that differ from the defaults: recorded, not
+    applied by the local driver (its instances get loopback ports only)."""
 
     @property
     def resource_name(self) -> str:
@@ -104,6 +107,9 @@ class InstanceRecord:
             output["pid"] = self.pid
         if self.exit_code is not None:
             output["exit_code"] = self.exit_code
+        if self.network:
+            output["network"] = dict(self.network)
+            output["not_applied"] = ["network"]
         if self.start_time is not None and self.state is InstanceState.RUNNING:
             output["uptime_seconds"] = round(((now or now_us()) - self.start_time) / 1e6, 3)
         return output
@@ -134,6 +140,7 @@ def _from_row(row: sa.Row[Any]) -> InstanceRecord:
         update_time=row.update_time,
         start_time=row.start_time,
         end_time=row.end_time,
+        network=json.loads(row.network),
     )
 
 
@@ -157,6 +164,7 @@ def _values(instance: InstanceRecord) -> dict[str, Any]:
         "update_time": instance.update_time,
         "start_time": instance.start_time,
         "end_time": instance.end_time,
+        "network": json.dumps(instance.network, sort_keys=True),
     }
 
 

@@ -270,6 +270,7 @@ class LocalDriver:
                     state=InstanceState.CREATING,
                     resources=request.resources or formfile_resources(formfile),
                     metadata=dict(request.metadata),
+                    network=dict(formfile.get("network") or {}),
                     status_message=f"being created on node {self.node_id}",
                     create_time=now,
                     update_time=now,

@@ -111,7 +111,7 @@ PACK_BUILD_OUTPUT: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string"},
             "description": "Formfile directives recorded in the pack but not applied by the "
-            "local driver (INSTALL, USER).",
+            "local driver (INSTALL, USER, user/service ENV, NETWORK settings).",
         },
         "steps_run": {"type": "integer"},
         "note": {"type": "string", "description": "Present when something was not applied."},

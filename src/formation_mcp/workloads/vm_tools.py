@@ -88,6 +88,17 @@ INSTANCE_SCHEMA: Final[dict[str, Any]] = {
             "properties": {"vcpus": _VCPUS, "memory_mb": _MEMORY_MB, "disk_gb": _DISK_GB},
         },
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        "network": {
+            "type": "object",
+            "description": "The Formfile's NETWORK settings (join_formnet, external_networks) "
+            "where they differ from the defaults: recorded, not applied by the local driver "
+            "(its instances get loopback ports only; network.expose gives them a URL).",
+        },
+        "not_applied": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "What was recorded but not applied (`network`).",
+        },
         "status_message": {"type": "string"},
         "create_time": {"type": "string", "format": "date-time"},
         "update_time": {"type": "string", "format": "date-time"},
