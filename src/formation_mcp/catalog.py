@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Iterable
 
 from formation_mcp.db.database import Database
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.settings import Settings
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.workloads import pack_tools, vm_tools
@@ -59,4 +60,5 @@ def workload_environment(
         step_timeout_seconds=settings.build_step_timeout_seconds,
         node_id=node_id,
         sandbox=WorkloadSandbox(unsafe=settings.unsafe_workloads),
+        events=NodeEvents(settings.effective_work_dir / "events" / node_id, node_id),
     )

@@ -48,6 +48,7 @@ _AUTH = "/formation.mcp.v1.AuthService/"
 _OPS = "/formation.mcp.v1.OperationsService/"
 _TOOLS = "/formation.mcp.v1.ToolsService/"
 _ACCOUNTS = "/formation.mcp.v1.AccountsService/"
+_EVENTS = "/formation.mcp.v1.EventsService/"
 
 METHOD_PERMISSIONS: dict[str, str | None] = {
     _AUTH + "CreateChallenge": PUBLIC,
@@ -68,6 +69,8 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _OPS + "WatchOperation": OPERATIONS_READ,
     _OPS + "CancelOperation": OPERATIONS_WRITE,
     _OPS + "DeleteOperation": OPERATIONS_WRITE,
+    _EVENTS + "ListEvents": OPERATIONS_READ,
+    _EVENTS + "WatchEvents": OPERATIONS_READ,
     _TOOLS + "ListTools": TOOLS_READ,
     _TOOLS + "GetTool": TOOLS_READ,
     # Which tools a caller may call depends on the tool: checked by `may_call_tool`.

@@ -34,6 +34,7 @@ class WorkerApplication:
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.driver = local_driver(settings, environment)
+        self.node_events = environment.events
         self.worker = Worker(
             self.broker,
             registry or build_registry(settings.tool_modules, environment, self.driver),
@@ -47,10 +48,14 @@ class WorkerApplication:
         await migrate.upgrade(self.database)
         await self.driver.start()
         await self.broker.start()
+        if self.node_events is not None:
+            await self.node_events.start(self.broker)
         await self.worker.start()
 
     async def stop(self) -> None:
         await self.worker.stop(self.settings.shutdown_grace_seconds)
         await self.driver.stop()
+        if self.node_events is not None:
+            await self.node_events.stop(self.settings.shutdown_grace_seconds)
         await self.broker.close()
         await self.database.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, tools_pb2
+from formation.mcp.v1 import accounts_pb2, auth_pb2, events_pb2, operations_pb2, tools_pb2
 from google.api import annotations_pb2
 from grpc_tools import protoc
 from openapi_spec_validator import validate
@@ -65,6 +65,8 @@ EXPECTED_OPERATIONS = {
     "OperationsService_DeleteOperation": ("delete", "/v1/operations/{operation}"),
     "OperationsService_WaitOperation": ("post", "/v1/operations/{operation}:wait"),
     "OperationsService_WatchOperation": ("get", "/v1/operations/{operation}:watch"),
+    "EventsService_ListEvents": ("get", "/v1/events"),
+    "EventsService_WatchEvents": ("get", "/v1/events:watch"),
 }
 PUBLIC_OPERATIONS = {
     "AuthService_CreateChallenge",
@@ -181,7 +183,7 @@ def test_every_rpc_with_an_http_binding_has_its_operation(document: JsonObject) 
     # Cross-check against the Python descriptors: every bound RPC of the transcoded services
     # is in the document, with the binding it declares.
     bound = {}
-    for module in (accounts_pb2, auth_pb2, operations_pb2, tools_pb2):
+    for module in (accounts_pb2, auth_pb2, events_pb2, operations_pb2, tools_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 options = method.GetOptions()
@@ -207,6 +209,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "formation.mcp.v1.AccountsService",
         "formation.mcp.v1.ToolsService",
         "formation.mcp.v1.OperationsService",
+        "formation.mcp.v1.EventsService",
     )
     assert config.preserve_proto_field_names and config.always_print_primitive_fields
     assert config.stream_newline_delimited and not config.always_print_enums_as_ints
@@ -216,6 +219,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "AccountsService",
         "ToolsService",
         "OperationsService",
+        "EventsService",
     ]
 
 
@@ -727,3 +731,10 @@ def test_envoy_config_without_the_transcoder_is_an_error(tmp_path: Path) -> None
     config.write_text("static_resources: {listeners: []}\n")
     with pytest.raises(OpenApiError, match=r"no envoy\.filters\.http\.grpc_json_transcoder"):
         load_transcoder_config(config)
+
+
+def test_watch_events_is_ndjson_of_events(document: JsonObject) -> None:
+    _, _, watch = operations_of(document)["EventsService_WatchEvents"]
+    content = watch["responses"]["200"]["content"]
+    assert list(content) == ["application/x-ndjson"]
+    assert content["application/x-ndjson"]["schema"]["$ref"].endswith("/formation.mcp.v1.Event")

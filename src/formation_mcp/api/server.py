@@ -8,6 +8,8 @@ from formation.mcp.v1 import (
     accounts_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     operations_pb2,
     operations_pb2_grpc,
     tools_pb2,
@@ -18,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from formation_mcp.api.auth_interceptor import AuthInterceptor
 from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
+from formation_mcp.api.events_servicer import EventsServicer
 from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
 from formation_mcp.api.request_gate import RequestGate
@@ -27,6 +30,7 @@ from formation_mcp.auth.authorizations import AuthorizationManager
 from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.tokens import TokenVerifier
+from formation_mcp.events.manager import EventManager
 from formation_mcp.listening import ListenError
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.manager import OperationManager
@@ -38,6 +42,7 @@ SERVICE_NAMES = (
     accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name,
     tools_pb2.DESCRIPTOR.services_by_name["ToolsService"].full_name,
     operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
 )
 
 
@@ -52,6 +57,7 @@ class GrpcServer:
         grants: GrantManager,
         tools: ToolManager,
         accounts: AccountManager,
+        events: EventManager,
         verifier: TokenVerifier,
         metrics: Metrics,
         max_message_bytes: int,
@@ -91,6 +97,9 @@ class GrpcServer:
         tools_pb2_grpc.add_ToolsServiceServicer_to_server(ToolsServicer(tools), self.server)
         operations_pb2_grpc.add_OperationsServiceServicer_to_server(
             OperationsServicer(operations, metrics), self.server
+        )
+        events_pb2_grpc.add_EventsServiceServicer_to_server(
+            EventsServicer(events, metrics), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
