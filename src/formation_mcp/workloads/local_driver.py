@@ -39,6 +39,7 @@ from formation_mcp.tools.context import ToolContext
 from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME
 from formation_mcp.workloads.driver import Action, CreateRequest, InstanceStatus
 from formation_mcp.workloads.instance_events import InstanceEvents, exit_data
+from formation_mcp.workloads.instance_logs import InstanceLog, log_tail, read_log
 from formation_mcp.workloads.instance_resources import (
     cpus,
     formfile_resources,
@@ -60,7 +61,6 @@ from formation_mcp.workloads.supervisor import (
     Supervised,
     adopt,
     launch,
-    log_tail,
     read_exit,
 )
 
@@ -390,6 +390,13 @@ class LocalDriver:
         instance = await self._live(instance_id)
         lines = await asyncio.to_thread(log_tail, self.directory(instance_id), log_lines)
         return InstanceStatus(instance, lines)
+
+    async def read_log(self, instance_id: str, after: int | None = None) -> InstanceLog:
+        await self._live(instance_id)
+        return await asyncio.to_thread(read_log, self.directory(instance_id), after)
+
+    def is_running(self, instance_id: str) -> bool:
+        return instance_id in self._running
 
     # -- helpers ------------------------------------------------------------------------------
 
