@@ -4,18 +4,27 @@ reports through the broker, the API records them; on every database and broker."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import events_pb2, events_pb2_grpc
 from google.protobuf import json_format
 from tests.support.auth import Md
-from tests.support.waiting import eventually
-from tests.support.workloads import build, succeed
+from tests.support.servers import StartApp
+from tests.support.waiting import eventually, wait_until
+from tests.support.workloads import build, ship, succeed
 
 from formation_mcp.app import Application
+from formation_mcp.client.auth import bearer, login
+from formation_mcp.events.model import NewEvent, Severity
+from formation_mcp.identity import Caller
+from formation_mcp.permissions import USER
 
 CRASHING = (
     'NAME crasher\nENTRYPOINT ["sh", "-c", '
@@ -26,6 +35,31 @@ CRASHING = (
 @pytest.fixture
 def app(tools_app: Application) -> Application:
     return tools_app
+
+
+@pytest.fixture
+async def channels() -> AsyncIterator[list[grpc.aio.Channel]]:
+    opened: list[grpc.aio.Channel] = []
+    yield opened
+    for channel in opened:
+        await channel.close()
+
+
+async def signed_in(application: Application) -> tuple[grpc.aio.Channel, Md]:
+    channel = grpc.aio.insecure_channel(application.grpc.address)
+    session = await login(channel, Ed25519PrivateKey.generate())
+    return channel, bearer(session.access_token)
+
+
+async def gone(pid: int) -> None:
+    async def dead() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await eventually(dead, deadline=20)
 
 
 def as_json(event: events_pb2.Event) -> dict[str, Any]:
@@ -120,3 +154,81 @@ async def test_a_stopped_restarted_and_deleted_instance_reports_each_change(
         "instance.stopped",
         "instance.deleted",
     ]
+
+
+async def resource_events(channel: grpc.aio.Channel, md: Md, resource: str) -> list[str]:
+    return [e["type"] for e in reversed(await listed(channel, md, f'resource = "{resource}"'))]
+
+
+async def test_a_worker_restart_reports_an_instance_that_kept_running_as_adopted(
+    start_app: StartApp, channels: list[grpc.aio.Channel]
+) -> None:
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    first = await start_app(node_id=node, stop_instances_on_exit=False)
+    channel, md = await signed_in(first)
+    channels.append(channel)
+    instance = await ship(channel, md, "kept")
+    await first.stop()
+    second = await start_app(node_id=node)
+    again = grpc.aio.insecure_channel(second.grpc.address)
+    channels.append(again)
+    resource = f"instances/{instance['instance_id']}"
+
+    async def adopted() -> bool:
+        return "instance.adopted" in await resource_events(again, md, resource)
+
+    await eventually(adopted)
+    assert await resource_events(again, md, resource) == [
+        "instance.created",
+        "instance.running",
+        "instance.adopted",
+    ]
+    await succeed(again, md, "vm.delete", id="kept", force=True)
+
+
+async def test_a_worker_restart_reports_an_instance_that_died_meanwhile_as_lost(
+    start_app: StartApp, channels: list[grpc.aio.Channel]
+) -> None:
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    first = await start_app(node_id=node, stop_instances_on_exit=False)
+    channel, md = await signed_in(first)
+    channels.append(channel)
+    instance = await ship(channel, md, "dies")
+    await first.stop()
+    os.killpg(instance["pid"], signal.SIGKILL)
+    await gone(instance["pid"])
+    second = await start_app(node_id=node)
+    again = grpc.aio.insecure_channel(second.grpc.address)
+    channels.append(again)
+    resource = f"instances/{instance['instance_id']}"
+
+    async def lost() -> bool:
+        return "instance.lost" in await resource_events(again, md, resource)
+
+    await eventually(lost)
+    event = (await listed(again, md, f'resource = "{resource}" AND type = "instance.lost"'))[0]
+    assert event["severity"] == "WARNING" and event["data"]["signal"] == "SIGKILL"
+
+
+async def test_a_watch_on_one_replica_sees_events_recorded_through_another(
+    start_app: StartApp, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share PostgreSQL (SQLite is one process)")
+    replica_a = await start_app(run_worker=False)
+    replica_b = await start_app(run_worker=False)
+    caller = Caller(account=f"accounts/{uuid.uuid4().hex}", roles=frozenset({USER}))
+    stream = replica_a.events.watch(caller, "", "")
+    first = asyncio.ensure_future(anext(stream))
+    await wait_until(lambda: replica_a.events.hub.watchers == 1)
+    keys = [uuid.uuid4().hex for _ in range(3)]
+    recorded = await replica_b.events.record(
+        [
+            NewEvent(key, "instance.running", "instances/r", caller.account, 1, Severity.INFO, "m")
+            for key in keys
+        ]
+    )
+    async with asyncio.timeout(10):
+        got = [await first, await anext(stream), await anext(stream)]
+    assert [r.id for r in got] == [r.id for r in recorded]
+    await stream.aclose()

@@ -23,8 +23,8 @@ CHATTY = (
     "NAME chatty\n"
     'ENTRYPOINT ["python3", "-c", "import sys, time\\n'
     "for i in range(100000): print('line-%d' % i)\\n"
-    "print('oops', file=sys.stderr, flush=True)\\n"
-    'sys.stdout.flush(); time.sleep(600)"]\n'
+    "sys.stdout.flush(); print('oops', file=sys.stderr, flush=True)\\n"
+    'time.sleep(600)"]\n'
 )
 TICKING = (
     "NAME ticking\n"

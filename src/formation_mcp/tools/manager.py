@@ -185,7 +185,7 @@ class ToolManager:
             operation = await self._dispatch(
                 caller, tool, arguments, checked, request_id, audit_fields, placement
             )
-            if not spec.long_running and not operation.done:
+            if not spec.long_running_for(arguments) and not operation.done:
                 # A quick tool placed on a node: answer with its result, as for any quick tool.
                 return await self._operations.wait(caller, operation.name, PLACED_QUICK_WAIT)
             return operation

@@ -75,6 +75,11 @@ class ToolSpec:
     aliases: tuple[str, ...] = ()
     precheck: Precheck | None = field(default=None, repr=False, compare=False)
     placement: Placer | None = field(default=None, repr=False, compare=False)
+    runs_long: Callable[[dict[str, Any]], bool] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """For a tool that is quick but for some arguments (vm.logs with `follow`): whether a call
+    with these arguments is long-running (answered with its pending operation at once)."""
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
@@ -85,6 +90,9 @@ class ToolSpec:
         Draft202012Validator.check_schema(self.output_schema)
         object.__setattr__(self, "validator", Draft202012Validator(self.input_schema))
         object.__setattr__(self, "output_validator", Draft202012Validator(self.output_schema))
+
+    def long_running_for(self, arguments: dict[str, Any]) -> bool:
+        return self.long_running or (self.runs_long is not None and self.runs_long(arguments))
 
     @property
     def permission(self) -> str:

@@ -304,6 +304,8 @@ class ObserveTools:
     ) -> dict[str, Any]:
         """The first answer's lines, then each new line, into the operation's log."""
         await _send(context, first.lines)
+        if first.lines:
+            await context.progress(1, "following", first.lines[-1].text[:200])
         offset, followed = first.next_offset, len(first.lines)
         started = time.monotonic()
         ended = "duration"
@@ -323,7 +325,7 @@ class ObserveTools:
             followed += len(fresh)
             offset = max(offset, log.end)
             if fresh:
-                percent = min(99, int(elapsed * 100 / seconds))
+                percent = max(1, min(99, int(elapsed * 100 / seconds)))
                 await context.progress(percent, "following", fresh[-1].text[:200])
             if not driver.is_running(instance_id) and not fresh:
                 ended = "not_running"
@@ -407,6 +409,7 @@ def register(
             read_only=True,
             precheck=precheck_vm_logs,
             placement=place_instance,
+            runs_long=lambda arguments: bool(arguments.get("follow")),
         ),
         tools.logs,
     )
