@@ -161,6 +161,7 @@ def _pairs() -> Iterator[tuple[str, object, object]]:
         yield "Client", asynchronous, synchronous
         yield "Client.tools", asynchronous.tools, synchronous.tools
         yield "Client.operations", asynchronous.operations, synchronous.operations
+        yield "Client.events", asynchronous.events, synchronous.events
     finally:
         synchronous.close()
 
