@@ -19,6 +19,7 @@ from formation_mcp.cli.auth_commands import (
     token,
     whoami,
 )
+from formation_mcp.cli.event_commands import events, vm_events, vm_logs
 from formation_mcp.cli.grant_commands import authorize, sessions
 from formation_mcp.cli.ops_commands import ops
 from formation_mcp.cli.server_commands import serve, worker
@@ -103,7 +104,10 @@ main.add_command(tools)
 main.add_command(call)
 main.add_command(ops)
 main.add_command(pack)
+vm.add_command(vm_logs)
+vm.add_command(vm_events)
 main.add_command(vm)
+main.add_command(events)
 
 
 if __name__ == "__main__":
