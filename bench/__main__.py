@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from bench import (
+    events,
     hostile,
     identity,
     list_ops,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "workloads": workloads.run,
     "gate": request_gate.run,
     "hostile": hostile.run,
+    "events": events.run,
 }
 
 

@@ -1,11 +1,12 @@
 """The events a node reports (its instances' state changes, its builds, itself).
 
 Each event is written to the node's spool directory first (one small file, renamed into
-place), then published through the broker in the order reported; its file is removed once the
-broker confirmed it. So an event survives a worker restart (the next start publishes what is
-left), a broker outage (publishing retries) and an API restart (the broker keeps it). Each
-event has a key of its own, and the API records a key once: publishing again after a crash
-between the confirm and the removal changes nothing.
+place), then published through the broker in the order reported (up to PUBLISH_WINDOW in flight:
+only a publish that has to be retried can overtake, and then the API orders by when it
+records); its file is removed once the broker confirmed it. So an event survives a worker
+restart (the next start publishes what is left), a broker outage (publishing retries) and an
+API restart (the broker keeps it). Each event has a key of its own, and the API records a key
+once: publishing again after a crash between the confirm and the removal changes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 SUFFIX: Final = ".event"
 RETRY_MAX_SECONDS: Final = 5.0
+PUBLISH_WINDOW: Final = 128
+"""Events published at once, in report order, before their confirms are awaited together."""
 
 
 class NodeEvents:
@@ -111,14 +114,18 @@ class NodeEvents:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            for path in self.pending():
-                try:
-                    body = path.read_bytes()
-                except FileNotFoundError:
-                    continue
-                await self._publish(self._broker, body)
-                path.unlink(missing_ok=True)
-                self.published += 1
+            pending = self.pending()
+            for start in range(0, len(pending), PUBLISH_WINDOW):
+                window = pending[start : start + PUBLISH_WINDOW]
+                bodies = []
+                for path in window:
+                    with contextlib.suppress(FileNotFoundError):
+                        bodies.append((path, path.read_bytes()))
+                # Sent in order on one channel, confirmed together (many in flight).
+                await asyncio.gather(*(self._publish(self._broker, body) for _, body in bodies))
+                for path, _ in bodies:
+                    path.unlink(missing_ok=True)
+                self.published += len(bodies)
             if not self._wake.is_set():
                 self._idle.set()
 
