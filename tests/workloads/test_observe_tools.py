@@ -192,3 +192,34 @@ async def test_vm_logs_follow_stops_at_its_duration(
     )
     assert not operation.HasField("error"), operation.error.message
     assert output_of(operation)["ended"] == "duration"
+
+
+async def test_logs_survive_a_restart_of_the_instance(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    formfile = 'NAME booting\nENTRYPOINT ["sh", "-c", "echo boot; exec sleep 600"]\n'
+    await shipped(channel, as_account, formfile, "booting")
+
+    async def boots(count: int) -> bool:
+        answer = await succeed(channel, as_account, "vm.logs", id="booting")
+        return [line["text"] for line in answer["lines"]] == ["boot"] * count
+
+    await eventually(lambda: boots(1))
+    await succeed(channel, as_account, "vm.control", id="booting", operation="restart")
+    await eventually(lambda: boots(2))
+    await succeed(channel, as_account, "vm.delete", id="booting", force=True)
+
+
+async def test_a_follow_duration_out_of_range_is_invalid_argument_naming_it(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(
+            tools_pb2.CallToolRequest(
+                name="tools/vm.logs",
+                arguments=struct({"id": "x", "follow": True, "duration": "1h"}),
+            ),
+            metadata=as_account,
+        )
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "arguments.duration" in (bad.value.details() or "")
