@@ -232,3 +232,27 @@ async def test_a_watch_on_one_replica_sees_events_recorded_through_another(
         got = [await first, await anext(stream), await anext(stream)]
     assert [r.id for r in got] == [r.id for r in recorded]
     await stream.aclose()
+
+
+async def test_a_server_that_shuts_down_records_the_events_of_its_own_shutdown(
+    start_app: StartApp, channels: list[grpc.aio.Channel]
+) -> None:
+    """The embedded default (in-memory broker): the events of stopping the node's instances and
+    of the node going offline are recorded before the server is gone."""
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    application = await start_app(node_id=node)
+    channel, md = await signed_in(application)
+    channels.append(channel)
+    instance = await ship(channel, md, "last-words")
+    await application.stop()
+    later = await start_app(run_worker=False)
+    admin_view = Caller(account="accounts/admin", roles=frozenset({"admin"}))
+    resource = f"instances/{instance['instance_id']}"
+    found, _ = await later.events.list(
+        admin_view, f'resource = "{resource}"', 0, "", all_users=True
+    )
+    assert found[0].type == "instance.stopped" and "shut down" in found[0].message
+    nodes, _ = await later.events.list(
+        admin_view, f'resource = "nodes/{node}"', 0, "", all_users=True
+    )
+    assert [event.type for event in nodes] == ["node.offline", "node.online"]
