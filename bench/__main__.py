@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from bench import (
+    events,
     hostile,
     identity,
     list_ops,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "gate": request_gate.run,
     "hostile": hostile.run,
     "policy": policy.run,
+    "events": events.run,
 }
 
 

@@ -17,6 +17,7 @@ ADDRESS_VARS = [
 ]
 DURATION_VARS = [
     ("FMCP_OPERATION_TTL", "operation_ttl_seconds"),
+    ("FMCP_EVENT_TTL", "event_ttl_seconds"),
     ("FMCP_SWEEP_INTERVAL", "sweep_interval_seconds"),
     ("FMCP_WAIT_MAX", "wait_max_seconds"),
     ("FMCP_SHUTDOWN_GRACE", "shutdown_grace_seconds"),
@@ -67,6 +68,7 @@ def test_default_values() -> None:
 def test_default_durations() -> None:
     settings = Settings.from_env(environ={})
     assert settings.operation_ttl_seconds == 7 * 86400
+    assert settings.event_ttl_seconds == 7 * 86400
     assert settings.sweep_interval_seconds == 60
     assert settings.wait_max_seconds == 60
     assert settings.shutdown_grace_seconds == 10

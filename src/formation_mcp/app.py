@@ -32,8 +32,11 @@ from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
 from formation_mcp.dispatch.gauges import refresh_gauges
+from formation_mcp.dispatch.operation_events import OperationOutcomes
 from formation_mcp.dispatch.outbox import Outbox, OutboxRelay, broker_deployment
 from formation_mcp.envoy import base_route_config
+from formation_mcp.errors import FmcpError
+from formation_mcp.events.manager import EventManager
 from formation_mcp.http_server import HttpSide, build_app
 from formation_mcp.listening import check_free
 from formation_mcp.mcp_server.http import McpHttpEndpoint
@@ -93,6 +96,12 @@ class Application:
             else ChangeBus()
         )
         self.outbox = Outbox(broker_deployment(settings))
+        self.events = EventManager(
+            self.database,
+            self.bus,
+            ttl_seconds=settings.event_ttl_seconds,
+            sweep_batch=settings.sweep_batch_size,
+        )
         self.operations = OperationManager(
             self.database,
             self.hub,
@@ -101,6 +110,7 @@ class Application:
             snapshot_cache_size=SNAPSHOT_CACHE_ENTRIES,
             on_cancel_requested=self.outbox.enqueue_cancel,
             on_cancel_committed=self.outbox.wake,
+            on_done=OperationOutcomes(self.events, self._reports_outcome),
         )
         self.sweeper = Sweeper(
             self.database, settings.operation_ttl_seconds, settings.sweep_batch_size
@@ -145,6 +155,7 @@ class Application:
         self.accounts = AccountManager(self.database, self.bus, self.revocations)
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
+        self.node_events = environment.events if run_worker else None
         self.driver = local_driver(settings, environment) if run_worker else None
         self.sampler = (
             None if self.driver is None else metrics_sampler(settings, environment, self.driver)
@@ -167,7 +178,7 @@ class Application:
             settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
         )
         self.relay = OutboxRelay(self.database, self.broker, self.outbox)
-        self.api_consumers = ApiConsumers(self.broker, self.operations)
+        self.api_consumers = ApiConsumers(self.broker, self.operations, resource_events=self.events)
         self.worker = (
             Worker(
                 self.broker,
@@ -212,6 +223,7 @@ class Application:
             approvals=self.approvals,
             accounts=self.accounts,
             policies=self.policies,
+            events=self.events,
             verifier=self.verifier,
             metrics=self.metrics,
             max_message_bytes=settings.max_message_bytes,
@@ -267,6 +279,8 @@ class Application:
             loop.create_task(self.sweeper.run(settings.sweep_interval_seconds)),
             loop.create_task(refresh_gauges(self.database, self.metrics, self.relay)),
             loop.create_task(self.hub.resync_every(WATCH_RESYNC_SECONDS)),
+            loop.create_task(self.events.hub.resync_every(WATCH_RESYNC_SECONDS)),
+            loop.create_task(self.events.sweep_every(settings.sweep_interval_seconds)),
             loop.create_task(self.auth_upkeep.run()),
             loop.create_task(self.policies.run()),
             loop.create_task(self.approvals.run(APPROVAL_EXPIRY_SECONDS)),
@@ -295,6 +309,8 @@ class Application:
             await self.sampler.stop()
         if self.driver is not None:
             await self.driver.stop()
+        if self.node_events is not None:
+            await self.node_events.stop(self.settings.shutdown_grace_seconds)
         if self.broker_ready.is_set():
             await self.api_consumers.stop()
         for task in self._tasks:
@@ -304,6 +320,7 @@ class Application:
                 await task
         await self.http.stop()
         await self.policies.close()
+        await self.events.hub.close()
         await self.broker.close()
         await self.bus.close()
         await self.database.close()
@@ -316,6 +333,13 @@ class Application:
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
 
+    def _reports_outcome(self, tool: str) -> bool:
+        """Operations of long-running tools get events when they end (see OperationOutcomes)."""
+        try:
+            return self.registry.resolve(tool).spec.long_running
+        except FmcpError:
+            return False
+
     async def _connect_broker(self) -> None:
         """Connect (calls keep succeeding into the outbox meanwhile), then consume events,
         dead letters and, with the in-process worker, work."""
@@ -323,5 +347,7 @@ class Application:
         await self.api_consumers.start()
         if self.worker is not None:
             await self.worker.start()
+        if self.node_events is not None:
+            await self.node_events.start(self.broker)
         self.broker_ready.set()
         self.outbox.wake()

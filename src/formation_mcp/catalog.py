@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Iterable
 
 from formation_mcp.db.database import Database
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.network import tools as network_tools
 from formation_mcp.network.routes import RouteManager
 from formation_mcp.settings import Settings
@@ -78,6 +79,7 @@ def workload_environment(
         step_timeout_seconds=settings.build_step_timeout_seconds,
         node_id=node_id,
         sandbox=WorkloadSandbox(unsafe=settings.unsafe_workloads),
+        events=NodeEvents(settings.effective_work_dir / "events" / node_id, node_id),
     )
 
 

@@ -54,6 +54,7 @@ _OPS = "/formation.mcp.v1.OperationsService/"
 _TOOLS = "/formation.mcp.v1.ToolsService/"
 _ACCOUNTS = "/formation.mcp.v1.AccountsService/"
 _POLICIES = "/formation.mcp.v1.PoliciesService/"
+_EVENTS = "/formation.mcp.v1.EventsService/"
 
 METHOD_PERMISSIONS: dict[str, str | None] = {
     _AUTH + "CreateChallenge": PUBLIC,
@@ -76,6 +77,8 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _OPS + "DeleteOperation": OPERATIONS_WRITE,
     _OPS + "ApproveOperation": OPERATIONS_APPROVE,
     _OPS + "DenyOperation": OPERATIONS_APPROVE,
+    _EVENTS + "ListEvents": OPERATIONS_READ,
+    _EVENTS + "WatchEvents": OPERATIONS_READ,
     _TOOLS + "ListTools": TOOLS_READ,
     _TOOLS + "GetTool": TOOLS_READ,
     # Which tools a caller may call depends on the tool: checked by `may_call_tool`.

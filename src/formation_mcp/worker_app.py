@@ -52,6 +52,7 @@ class WorkerApplication:
             build_app(self.metrics, self.database.ping),
             variable="FMCP_WORKER_HTTP_LISTEN",
         )
+        self.node_events = environment.events
         self.worker = Worker(
             self.broker,
             registry or build_registry(settings.tool_modules, environment, self.driver, settings),
@@ -67,6 +68,8 @@ class WorkerApplication:
         await self.sampler.start()
         await self.http.start()
         await self.broker.start()
+        if self.node_events is not None:
+            await self.node_events.start(self.broker)
         await self.worker.start()
 
     async def stop(self) -> None:
@@ -74,5 +77,7 @@ class WorkerApplication:
         await self.http.stop()
         await self.sampler.stop()
         await self.driver.stop()
+        if self.node_events is not None:
+            await self.node_events.stop(self.settings.shutdown_grace_seconds)
         await self.broker.close()
         await self.database.close()

@@ -162,6 +162,7 @@ def _pairs() -> Iterator[tuple[str, object, object]]:
         yield "Client.tools", asynchronous.tools, synchronous.tools
         yield "Client.operations", asynchronous.operations, synchronous.operations
         yield "Client.policies", asynchronous.policies, synchronous.policies
+        yield "Client.events", asynchronous.events, synchronous.events
     finally:
         synchronous.close()
 

@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from formation.mcp.v1 import accounts_pb2, auth_pb2, operations_pb2, policies_pb2, tools_pb2
+from formation.mcp.v1 import (
+    accounts_pb2,
+    auth_pb2,
+    events_pb2,
+    operations_pb2,
+    policies_pb2,
+    tools_pb2,
+)
 from google.api import annotations_pb2
 from openapi_spec_validator import validate
 from tests.support.openapi_documents import (
@@ -102,7 +109,7 @@ def test_every_rpc_with_an_http_binding_has_its_operation(document: JsonObject) 
     # Cross-check against the Python descriptors: every bound RPC of the transcoded services
     # is in the document, with the binding it declares.
     bound = {}
-    for module in (accounts_pb2, auth_pb2, operations_pb2, policies_pb2, tools_pb2):
+    for module in (accounts_pb2, auth_pb2, events_pb2, operations_pb2, policies_pb2, tools_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 options = method.GetOptions()
@@ -129,6 +136,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "formation.mcp.v1.ToolsService",
         "formation.mcp.v1.OperationsService",
         "formation.mcp.v1.PoliciesService",
+        "formation.mcp.v1.EventsService",
     )
     assert config.preserve_proto_field_names and config.always_print_primitive_fields
     assert config.stream_newline_delimited and not config.always_print_enums_as_ints
@@ -139,6 +147,7 @@ def test_the_transcoded_services_are_the_ones_envoy_lists(document: JsonObject) 
         "ToolsService",
         "OperationsService",
         "PoliciesService",
+        "EventsService",
     ]
 
 
@@ -422,3 +431,10 @@ def test_path_templates(
 def test_bad_path_templates_are_refused(template: str) -> None:
     with pytest.raises(OpenApiError):
         parse_path_template(template)
+
+
+def test_watch_events_is_ndjson_of_events(document: JsonObject) -> None:
+    _, _, watch = operations_of(document)["EventsService_WatchEvents"]
+    content = watch["responses"]["200"]["content"]
+    assert list(content) == ["application/x-ndjson"]
+    assert content["application/x-ndjson"]["schema"]["$ref"].endswith("/formation.mcp.v1.Event")

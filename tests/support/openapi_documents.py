@@ -55,6 +55,8 @@ EXPECTED_OPERATIONS = {
     "PoliciesService_UpdatePolicy": ("patch", "/v1/accounts/{account}/policy"),
     "PoliciesService_UpdatePolicy_2": ("patch", "/v1/roles/{role}/policy"),
     "PoliciesService_GetEffectivePolicy": ("get", "/v1/policy:effective"),
+    "EventsService_ListEvents": ("get", "/v1/events"),
+    "EventsService_WatchEvents": ("get", "/v1/events:watch"),
 }
 PUBLIC_OPERATIONS = {
     "AuthService_CreateChallenge",

@@ -13,13 +13,20 @@ from pathlib import Path
 
 import grpc
 import pytest
-from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
+from formation.mcp.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
+    tools_pb2,
+    tools_pb2_grpc,
+)
 from google.longrunning import operations_pb2 as lro_pb2
 from google.rpc import code_pb2
 from tests.support.operations import metadata_of, output_of, struct
 from tests.support.servers import TEST_TOOL_MODULES, StartApp
 from tests.support.tools import EXECUTIONS
-from tests.support.waiting import DEADLINE
+from tests.support.waiting import DEADLINE, eventually
 
 from formation_mcp.app import Application
 from formation_mcp.broker.rabbitmq import RabbitBroker
@@ -342,3 +349,68 @@ async def test_a_build_step_on_a_separate_worker_cannot_read_its_credentials(
         await worker.stop()
     assert "0" in lines  # grep counted no line holding the password
     assert "worker seen" not in lines
+
+
+async def instance_events(
+    channel: grpc.aio.Channel, md: tuple[tuple[str, str], ...], resource: str
+) -> list[str]:
+    response = await events_pb2_grpc.EventsServiceStub(channel).ListEvents(
+        events_pb2.ListEventsRequest(filter=f'resource = "{resource}"'), metadata=md
+    )
+    return [event.type for event in reversed(response.events)]
+
+
+async def test_a_separate_worker_reports_instance_events_and_a_killed_one_adopts_them(
+    start_app: StartApp, database_url: str, shared: dict[str, object], tmp_path: Path
+) -> None:
+    api = await start_app(run_worker=False, **shared)
+    channel, md = await client(api)
+    worker = WorkerProcess(database_url, shared, tmp_path / "node")
+    again = WorkerProcess(database_url, shared, tmp_path / "node")  # the same node
+    try:
+        await worker.start()
+        async with channel:
+            formfile = 'NAME evented\nENTRYPOINT ["sh", "-c", "echo up; exec sleep 600"]\n'
+            built = await wait_done(
+                channel, md, (await start_call(channel, md, "pack.build", formfile=formfile)).name
+            )
+            shipped = await wait_done(
+                channel,
+                md,
+                (
+                    await start_call(
+                        channel,
+                        md,
+                        "pack.ship",
+                        build_id=output_of(built)["build_id"],
+                        instance_name="evented",
+                    )
+                ).name,
+            )
+            resource = f"instances/{output_of(shipped)['instance_id']}"
+            assert worker.process is not None
+            worker.process.kill()  # SIGKILL: no shutdown, the instance keeps running
+            await worker.process.wait()
+            await again.start()
+
+            async def adopted() -> bool:
+                return "instance.adopted" in await instance_events(channel, md, resource)
+
+            await eventually(adopted, deadline=DEADLINE * 3)
+            assert await instance_events(channel, md, resource) == [
+                "instance.created",
+                "instance.running",
+                "instance.adopted",
+            ]
+            deleted = await wait_done(
+                channel,
+                md,
+                (await start_call(channel, md, "vm.delete", id="evented", force=True)).name,
+            )
+            assert not deleted.HasField("error"), deleted.error.message
+    finally:
+        await again.stop()
+        await worker.stop()
+        node = Settings(data_dir=tmp_path / "node").effective_node_id
+        broker = RabbitBroker(str(shared["broker_url"]), 3, str(shared["broker_prefix"]))
+        await broker.delete_node_queues([node])

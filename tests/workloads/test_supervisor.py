@@ -11,13 +11,13 @@ from pathlib import Path
 
 from tests.support.workloads import WORKLOAD_USER
 
+from formation_mcp.workloads.instance_logs import log_tail
 from formation_mcp.workloads.sandbox import WorkloadSandbox, run_as_identity
 from formation_mcp.workloads.supervisor import (
     LOG_FILE,
     LaunchSpec,
     adopt,
     launch,
-    log_tail,
     read_exit,
 )
 

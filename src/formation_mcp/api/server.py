@@ -8,6 +8,8 @@ from formation.mcp.v1 import (
     accounts_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     operations_pb2,
     operations_pb2_grpc,
     policies_pb2,
@@ -20,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from formation_mcp.api.auth_interceptor import AuthInterceptor
 from formation_mcp.api.auth_servicer import AccountsServicer, AuthServicer
+from formation_mcp.api.events_servicer import EventsServicer
 from formation_mcp.api.interceptors import ErrorInterceptor
 from formation_mcp.api.operations_servicer import OperationsServicer
 from formation_mcp.api.policies_servicer import PoliciesServicer
@@ -30,6 +33,7 @@ from formation_mcp.auth.authorizations import AuthorizationManager
 from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.tokens import TokenVerifier
+from formation_mcp.events.manager import EventManager
 from formation_mcp.listening import ListenError
 from formation_mcp.metrics import Metrics
 from formation_mcp.operations.manager import OperationManager
@@ -44,6 +48,7 @@ SERVICE_NAMES = (
     tools_pb2.DESCRIPTOR.services_by_name["ToolsService"].full_name,
     operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name,
     policies_pb2.DESCRIPTOR.services_by_name["PoliciesService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
 )
 
 
@@ -60,6 +65,7 @@ class GrpcServer:
         approvals: ApprovalManager,
         accounts: AccountManager,
         policies: PolicyManager,
+        events: EventManager,
         verifier: TokenVerifier,
         metrics: Metrics,
         max_message_bytes: int,
@@ -102,6 +108,9 @@ class GrpcServer:
         )
         policies_pb2_grpc.add_PoliciesServiceServicer_to_server(
             PoliciesServicer(policies), self.server
+        )
+        events_pb2_grpc.add_EventsServiceServicer_to_server(
+            EventsServicer(events, metrics), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

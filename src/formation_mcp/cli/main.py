@@ -19,6 +19,7 @@ from formation_mcp.cli.auth_commands import (
     token,
     whoami,
 )
+from formation_mcp.cli.event_commands import events, vm_events, vm_logs
 from formation_mcp.cli.grant_commands import authorize, sessions
 from formation_mcp.cli.metrics_commands import vm_metrics, vm_recommend
 from formation_mcp.cli.network_commands import net
@@ -114,6 +115,10 @@ vm.add_command(vm_metrics)
 vm.add_command(vm_recommend)
 main.add_command(vm)
 main.add_command(net)
+vm.add_command(vm_logs)
+vm.add_command(vm_events)
+main.add_command(vm)
+main.add_command(events)
 
 
 if __name__ == "__main__":

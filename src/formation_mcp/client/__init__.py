@@ -24,10 +24,12 @@ from formation_mcp.client.errors import (
     Unimplemented,
     Unknown,
 )
+from formation_mcp.client.events import EventsAPI
 from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
 from formation_mcp.client.models import (
     Account,
     AuthorizationRequest,
+    Event,
     Grant,
     LogLine,
     Operation,
@@ -52,6 +54,8 @@ __all__ = [
     "DataLoss",
     "DeadlineExceeded",
     "EffectivePolicy",
+    "Event",
+    "EventsAPI",
     "FailedPrecondition",
     "FieldViolation",
     "FmcpClientError",

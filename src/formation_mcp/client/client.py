@@ -43,6 +43,7 @@ from formation_mcp.client.errors import (
     Unavailable,
     error_from_rpc,
 )
+from formation_mcp.client.events import EventsAPI
 from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
 from formation_mcp.client.models import Account, Operation, Tool
 from formation_mcp.client.policies import PoliciesAPI, decide
@@ -113,6 +114,7 @@ class Client:
         self.tools = ToolsAPI(self)
         self.operations = OperationsAPI(self)
         self.grants = GrantsAPI(self)
+        self.events = EventsAPI(self)
         self.authorizations = AuthorizationsAPI(self)
         self.policies = PoliciesAPI(self)
 
@@ -429,6 +431,53 @@ class Client:
         """`network.list`: your routes (`{count, routes, truncated}`), each with its URL and
         the state of its instance; every owner's with `all_users` (admins)."""
         return await self.call_and_wait("network.list", {"all_users": all_users})
+
+    async def instance_logs(
+        self,
+        instance: str,
+        *,
+        tail: int | None = None,
+        since: str | None = None,
+        stream: str | None = None,
+        cursor: str | None = None,
+        max_bytes: int | None = None,
+        follow: bool = False,
+        duration: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """`vm.logs`: the instance's output lines (each with `time`, `stream`, `text`),
+        bounded by `tail` and `max_bytes`; `truncated`, `next_cursor` and `hint` say what was
+        left out and how to page on. With `follow`, new lines arrive in `on_progress`'s
+        operation logs until `duration` ends or the instance stops."""
+        given = {
+            "tail": tail,
+            "since": since,
+            "stream": stream,
+            "cursor": cursor,
+            "max_bytes": max_bytes,
+            "duration": duration,
+        }
+        arguments: dict[str, Any] = {"id": instance}
+        arguments.update({key: value for key, value in given.items() if value is not None})
+        if follow:
+            arguments["follow"] = True
+        return await self.call_and_wait(
+            "vm.logs", arguments, on_progress=on_progress, timeout=timeout
+        )
+
+    async def instance_events(
+        self, instance: str, *, filter: str = "", page_size: int = 0, cursor: str = ""
+    ) -> dict[str, Any]:
+        """`vm.events`: a page of the instance's events, newest first, and `next_cursor`."""
+        arguments: dict[str, Any] = {"id": instance}
+        if filter:
+            arguments["filter"] = filter
+        if page_size:
+            arguments["page_size"] = page_size
+        if cursor:
+            arguments["cursor"] = cursor
+        return await self.call_and_wait("vm.events", arguments)
 
 
 class ToolsAPI:

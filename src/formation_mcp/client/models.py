@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from formation.mcp.v1 import auth_pb2, operations_pb2, tools_pb2
+from formation.mcp.v1 import auth_pb2, events_pb2, operations_pb2, tools_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -295,6 +295,37 @@ class Grant(_Plain):
             expire_time=_time(grant.expire_time),
             revoke_time=_time(grant.revoke_time, grant.HasField("revoke_time")),
             revoke_reason=grant.revoke_reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event(_Plain):
+    """Something that happened to a resource (`fmcp events list`): `instance.failed`, ..."""
+
+    name: str
+    """`events/{id}`: pass it as `after` to resume a watch."""
+    type: str
+    resource: str
+    owner: str
+    time: datetime | None
+    severity: str
+    """INFO, WARNING or ERROR."""
+    message: str
+    data: dict[str, Any]
+    node: str
+
+    @classmethod
+    def from_proto(cls, event: events_pb2.Event) -> Event:
+        return cls(
+            name=event.name,
+            type=event.type,
+            resource=event.resource,
+            owner=event.owner,
+            time=_time(event.time),
+            severity=events_pb2.Event.Severity.Name(event.severity),
+            message=event.message,
+            data=_plain_struct(event.data),
+            node=event.node,
         )
 
 

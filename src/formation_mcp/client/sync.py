@@ -20,7 +20,14 @@ from google.longrunning import operations_pb2 as lro_pb2
 from formation_mcp.client.client import Client, ProgressCallback
 from formation_mcp.client.config import ClientConfig
 from formation_mcp.client.credentials import TokenSource
-from formation_mcp.client.models import Account, AuthorizationRequest, Grant, Operation, Tool
+from formation_mcp.client.models import (
+    Account,
+    AuthorizationRequest,
+    Event,
+    Grant,
+    Operation,
+    Tool,
+)
 from formation_mcp.client.policies import EffectivePolicy, Policy
 from formation_mcp.client.retry import RetryPolicy
 
@@ -63,7 +70,8 @@ async def _next(iterator: AsyncIterator[T]) -> T:
 class SyncClient:
     """The same API as `Client`, blocking. Use as `with SyncClient(...) as client:`; the
     arguments are `Client`'s. (tests/client/test_sdk_sync.py fails when a public member of
-    `Client`, `client.tools` or `client.operations` has no counterpart here.)"""
+    `Client`, `client.tools`, `client.operations` or `client.events` has no counterpart
+    here.)"""
 
     def __init__(self, target: str, **options: Any) -> None:
         self._open(lambda: Client(target, **options))
@@ -90,6 +98,7 @@ class SyncClient:
         self.tools = _SyncTools(self)
         self.operations = _SyncOperations(self)
         self.grants = _SyncGrants(self)
+        self.events = _SyncEvents(self)
         self.authorizations = _SyncAuthorizations(self)
         self.policies = _SyncPolicies(self)
 
@@ -268,6 +277,70 @@ class SyncClient:
 
     def routes(self, all_users: bool = False) -> dict[str, Any]:
         return self._run(self._client.routes(all_users))
+
+    def instance_logs(
+        self,
+        instance: str,
+        *,
+        tail: int | None = None,
+        since: str | None = None,
+        stream: str | None = None,
+        cursor: str | None = None,
+        max_bytes: int | None = None,
+        follow: bool = False,
+        duration: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.instance_logs(
+                instance,
+                tail=tail,
+                since=since,
+                stream=stream,
+                cursor=cursor,
+                max_bytes=max_bytes,
+                follow=follow,
+                duration=duration,
+                on_progress=on_progress,
+                timeout=timeout,
+            )
+        )
+
+    def instance_events(
+        self, instance: str, *, filter: str = "", page_size: int = 0, cursor: str = ""
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.instance_events(
+                instance, filter=filter, page_size=page_size, cursor=cursor
+            )
+        )
+
+
+class _SyncEvents:
+    def __init__(self, owner: SyncClient) -> None:
+        self._owner = owner
+
+    def list(
+        self,
+        filter: str = "",
+        *,
+        page_size: int = 0,
+        limit: int | None = None,
+        all_users: bool = False,
+    ) -> Iterator[Event]:
+        return self._owner._thread.iterate(
+            self._owner._client.events.list(
+                filter, page_size=page_size, limit=limit, all_users=all_users
+            )
+        )
+
+    def watch(
+        self, filter: str = "", *, after: str = "", all_users: bool = False
+    ) -> Iterator[Event]:
+        return self._owner._thread.iterate(
+            self._owner._client.events.watch(filter, after=after, all_users=all_users)
+        )
 
 
 class _SyncTools:

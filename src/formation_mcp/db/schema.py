@@ -400,3 +400,27 @@ routes = sa.Table(
     sa.Index("ix_routes_owner_path", "owner", "path"),
     sa.Index("ix_routes_instance_id", "instance_id"),
 )
+
+
+# -- events: what happened to resources ---------------------------------------------------------
+
+events = sa.Table(
+    "events",
+    metadata,
+    # Time-ordered ids assigned in commit order (see events.model): ORDER BY id is the order
+    # events were recorded in, and retention deletes by id.
+    sa.Column("id", sa.String(16), primary_key=True),
+    # Chosen by whoever reports the event: recording the same key twice records it once.
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("resource", sa.String(255), nullable=False),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("node", sa.String(128), nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("severity", sa.SmallInteger, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("uq_events_key", "key", unique=True),
+    sa.Index("ix_events_owner_id", "owner", "id"),
+    sa.Index("ix_events_resource_id", "resource", "id"),
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf.message import DecodeError
@@ -20,6 +21,8 @@ from formation_mcp.broker.base import Broker, Consumer, Delivery
 from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.dispatch.event_writer import EventWriter, describe_failure
 from formation_mcp.errors import FmcpError, Unavailable
+from formation_mcp.events.manager import EventManager
+from formation_mcp.events.model import NewEvent, new_event_from_proto
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import parse_operation_name
 from formation_mcp.operations.manager import OperationManager
@@ -37,13 +40,22 @@ class ApiConsumers:
     """Consumes events and dead letters for as long as the API server runs."""
 
     def __init__(
-        self, broker: Broker, operations: OperationManager, events: EventWriter | None = None
+        self,
+        broker: Broker,
+        operations: OperationManager,
+        events: EventWriter | None = None,
+        resource_events: EventManager | None = None,
     ) -> None:
+        """`resource_events` records the events nodes report (without it they are dropped)."""
         self._broker = broker
         self._operations = operations
         self.event_writer = events or EventWriter(operations)
         self._events: GroupCommit[queue_pb2.OperationEvent] = GroupCommit(
             self.event_writer.write, max_batch=EVENT_BATCH, isolate=EventWriter.isolates
+        )
+        self._resource_events = resource_events
+        self._reported: GroupCommit[NewEvent] = GroupCommit(
+            self._record_reported, max_batch=EVENT_BATCH, isolate=EventWriter.isolates
         )
         self._consumers: list[Consumer] = []
         self._throttle = LogThrottle(log)
@@ -58,12 +70,20 @@ class ApiConsumers:
         for consumer in self._consumers:
             await consumer.stop()
         await self._events.drain()
+        await self._reported.drain()
+
+    async def _record_reported(self, reported: Sequence[NewEvent]) -> None:
+        if self._resource_events is not None:
+            await self._resource_events.record(reported)
 
     async def _on_event(self, delivery: Delivery) -> None:
         """Events join the batch being formed (see GroupCommit): in delivery order, so the
         events of one operation apply in the order its worker published them."""
         try:
             event = queue_pb2.OperationEvent.FromString(delivery.body)
+            if event.WhichOneof("kind") == "resource_event":
+                await self._on_resource_event(delivery, event.resource_event)
+                return
             parse_operation_name(event.operation, "operation")
         except (DecodeError, FmcpError) as exc:
             self._throttle.error("malformed", "dropping a malformed operation event: %s", exc)
@@ -79,6 +99,32 @@ class ApiConsumers:
                 "event dropped",
                 "dropping an event of %s: %s",
                 event.operation,
+                describe_failure(exc),
+                exc_info=exc,
+            )
+        await delivery.ack()
+
+    async def _on_resource_event(
+        self, delivery: Delivery, reported: queue_pb2.ResourceEvent
+    ) -> None:
+        """A node's event: recorded once per key (a redelivery changes nothing)."""
+        try:
+            new = new_event_from_proto(reported.key, reported.event)
+        except ValueError as exc:
+            self._throttle.error("malformed", "dropping a malformed resource event: %s", exc)
+            await delivery.ack()
+            return
+        try:
+            await self._reported.submit(new)
+        except Unavailable as exc:  # database down: try again later, lose nothing
+            await self._hand_back(delivery, "events", exc)
+            return
+        except Exception as exc:
+            self._throttle.error(
+                "resource event dropped",
+                "dropping the %s event of %s: %s",
+                new.type,
+                new.resource,
                 describe_failure(exc),
                 exc_info=exc,
             )

@@ -34,6 +34,9 @@ _MAX_CONFLICT_RETRIES = 20
 SNAPSHOT_TTL_SECONDS = 30.0
 CancelHook = Callable[[AsyncConnection, str], Awaitable[None]]
 """Runs in the transaction that flags a running operation's cancellation (the outbox)."""
+DoneHook = Callable[[AsyncConnection, Sequence[OperationRecord]], Awaitable[Callable[[], None]]]
+"""Runs last in a transaction that ends operations (the events of their outcome); what it
+returns runs after the commit."""
 TOPIC = "operation"
 _DELETED = "deleted"
 
@@ -49,11 +52,14 @@ class OperationManager:
         snapshot_cache_size: int = 0,
         on_cancel_requested: CancelHook | None = None,
         on_cancel_committed: Callable[[], None] | None = None,
+        on_done: DoneHook | None = None,
     ) -> None:
         """`snapshot_cache_size` > 0 caches what callers read; only for servers whose bus
         delivers every replica's changes (never in a worker process). `on_cancel_requested`
         runs in the transaction that flags a running operation's cancellation, and
-        `on_cancel_committed` after it commits (the outbox: enqueue the cancel, then send it)."""
+        `on_cancel_committed` after it commits (the outbox: enqueue the cancel, then send it).
+        `on_done` runs last in every transaction that ends operations."""
+        self._on_done = on_done
         self._on_cancel_requested = on_cancel_requested
         self._on_cancel_committed = on_cancel_committed
         self._snapshots = SnapshotCache(snapshot_cache_size, SNAPSHOT_TTL_SECONDS)
@@ -174,7 +180,14 @@ class OperationManager:
                 for write in writes
             ]
             await self._bus.announce_many_in_transaction(conn, TOPIC, payloads)
+            ended = [
+                next(change.record for change in write.changes if change.record.done)
+                for write in writes
+                if write.changes[-1].record.done
+            ]
+            after = await self._ended(conn, ended)
         self._committed(written, payloads)
+        after()
 
     async def finish(
         self,
@@ -405,8 +418,11 @@ class OperationManager:
                     payload = await self._announce(conn, operation_id, change.record.sequence)
                     if also is not None:
                         await also(conn, change)
+                    ended = [change.record] if change.record.done and not record.done else []
+                    after = await self._ended(conn, ended)
             if snapshot is not None:
                 self._committed([(change, snapshot)], [payload])
+                after()
                 return change.record
             await asyncio.sleep(0.001 * (attempt + 1))
         raise Aborted(
@@ -414,6 +430,13 @@ class OperationManager:
             reason="OPERATION_CONTENDED",
             metadata={"name": operation_name(operation_id)},
         )
+
+    async def _ended(
+        self, conn: AsyncConnection, ended: Sequence[OperationRecord]
+    ) -> Callable[[], None]:
+        if not ended or self._on_done is None:
+            return _nothing
+        return await self._on_done(conn, ended)
 
     def _committed(
         self, written: Sequence[tuple[Change, lro_pb2.Operation]], payloads: Sequence[str]
@@ -428,6 +451,10 @@ class OperationManager:
                 self._snapshots.put(change.record, to_operation(change.record))
         for payload in payloads:
             self._bus.committed(TOPIC, payload)
+
+
+def _nothing() -> None:
+    return None
 
 
 def new_record(owner: str, tool: str, request_id: str | None) -> OperationRecord:

@@ -238,7 +238,7 @@ class ToolManager:
                 quota,
                 approval,
             )
-            if not spec.long_running and not operation.done and approval is None:
+            if not spec.long_running_for(arguments) and not operation.done and approval is None:
                 # A quick tool placed on a node: answer with its result, as for any quick tool.
                 return await self._operations.wait(caller, operation.name, PLACED_QUICK_WAIT)
             return operation

@@ -80,6 +80,11 @@ class ToolSpec:
     demand: DemandOf | None = field(default=None, repr=False, compare=False)
     """What a call will use (an instance, its resources, a build): counted against the
     caller's quotas when the call is admitted."""
+    runs_long: Callable[[dict[str, Any]], bool] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """For a tool that is quick but for some arguments (vm.logs with `follow`): whether a call
+    with these arguments is long-running (answered with its pending operation at once)."""
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     facts: ToolFacts = field(init=False, repr=False, compare=False)
@@ -94,6 +99,9 @@ class ToolSpec:
         object.__setattr__(self, "output_validator", Draft202012Validator(self.output_schema))
         names = (*self.aliases, host_safe_name(self.name))
         object.__setattr__(self, "facts", ToolFacts.of(self.name, names, self.read_only))
+
+    def long_running_for(self, arguments: dict[str, Any]) -> bool:
+        return self.long_running or (self.runs_long is not None and self.runs_long(arguments))
 
     @property
     def permission(self) -> str:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from formation_mcp.tools.context import ToolContext
+from formation_mcp.workloads.instance_logs import InstanceLog
 from formation_mcp.workloads.instances import InstanceRecord, Resources
 
 
@@ -60,3 +61,11 @@ class InstanceDriver(Protocol):
     ) -> InstanceRecord: ...
 
     async def status(self, instance_id: str, log_lines: int) -> InstanceStatus: ...
+
+    async def read_log(self, instance_id: str, after: int | None = None) -> InstanceLog:
+        """The instance's output kept on this node (from offset `after`, when given)."""
+        ...
+
+    def is_running(self, instance_id: str) -> bool:
+        """Whether this node runs the instance's entrypoint now."""
+        ...

@@ -100,8 +100,8 @@ class InstanceRecord:
             "resources": self.resources.to_json(),
             "metadata": dict(self.metadata),
             "status_message": self.status_message,
-            "create_time": _rfc3339(self.create_time),
-            "update_time": _rfc3339(self.update_time),
+            "create_time": rfc3339(self.create_time),
+            "update_time": rfc3339(self.update_time),
         }
         if self.pid is not None and self.state is InstanceState.RUNNING:
             output["pid"] = self.pid
@@ -115,7 +115,7 @@ class InstanceRecord:
         return output
 
 
-def _rfc3339(us: int) -> str:
+def rfc3339(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
 
 

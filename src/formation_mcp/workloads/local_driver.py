@@ -25,9 +25,7 @@ import hashlib
 import json
 import logging
 import os
-import resource
 import shutil
-import socket
 import tarfile
 from collections import defaultdict
 from pathlib import Path
@@ -35,15 +33,23 @@ from typing import Any, Final
 
 from formation_mcp.clock import now_us
 from formation_mcp.errors import FailedPrecondition, NotFound
+from formation_mcp.events import model as events
+from formation_mcp.events.model import Severity, last_lines
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.workloads.build import DEFAULT_PATH, MANIFEST_DIR, MANIFEST_NAME
 from formation_mcp.workloads.driver import Action, CreateRequest, InstanceStatus
+from formation_mcp.workloads.instance_events import InstanceEvents, exit_data
+from formation_mcp.workloads.instance_logs import InstanceLog, log_tail, read_log
+from formation_mcp.workloads.instance_resources import (
+    cpus,
+    free_port,
+    limits,
+)
 from formation_mcp.workloads.instances import (
     InstanceRecord,
     InstanceState,
     InstanceStore,
     NodeRegistry,
-    Resources,
     formfile_resources,
 )
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
@@ -55,17 +61,12 @@ from formation_mcp.workloads.supervisor import (
     Supervised,
     adopt,
     launch,
-    log_tail,
     read_exit,
 )
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS: Final = 10.0
-MAX_OPEN_FILES: Final = 4096
-MAX_PROCESSES: Final = 512
-MIB: Final = 1024**2
-GIB: Final = 1024**3
 
 
 def instance_id_for(operation: str) -> str:
@@ -102,6 +103,7 @@ class LocalDriver:
         in the middle of a database write, which would leave its connection behind)."""
         self._lock_fd: int | None = None
         self._start_time = now_us()
+        self._events = InstanceEvents(environment.events, self.node_id)
 
     @property
     def instances_dir(self) -> Path:
@@ -124,6 +126,7 @@ class LocalDriver:
         await self._nodes.heartbeat(self.node_id, self._start_time)
         await self._reconcile()
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self._events.node(events.NODE_ONLINE, f"node {self.node_id} is online")
         log.info("local driver started", extra={"node": self.node_id})
         await self._report_isolation()
 
@@ -154,6 +157,7 @@ class LocalDriver:
             *self._tasks, *([self._heartbeat] if self._heartbeat else []), return_exceptions=True
         )
         self._running.clear()
+        self._events.node(events.NODE_OFFLINE, f"node {self.node_id} went offline (shut down)")
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -196,12 +200,28 @@ class LocalDriver:
             if supervised is not None:
                 self._watch(instance.instance_id, supervised)
                 log.info("adopted a running instance", extra={"instance": instance.instance_id})
+                self._events.report(
+                    instance,
+                    events.INSTANCE_ADOPTED,
+                    Severity.INFO,
+                    f"instance {instance.name} still running: adopted by node {self.node_id} "
+                    "after its restart",
+                    pid=instance.pid,
+                )
                 continue
             ended = read_exit(directory) or Exit(None, None)
             if instance.state is InstanceState.CREATING:
                 message = f"node {self.node_id} restarted while the instance was being created"
             else:
                 message = f"found not running when node {self.node_id} started: {ended.describe()}"
+            self._events.report(
+                instance,
+                events.INSTANCE_LOST,
+                Severity.WARNING,
+                f"instance {instance.name} lost: {message}",
+                **exit_data(ended),
+                last_lines=last_lines(log_tail(directory, events.MAX_LAST_LINES)),
+            )
             await self._store.save(
                 instance,
                 state=InstanceState.FAILED,
@@ -241,6 +261,26 @@ class LocalDriver:
                 return
             ended = supervised.exit()
             state = InstanceState.STOPPED if ended.code == 0 else InstanceState.FAILED
+            if ended.code == 0:
+                self._events.report(
+                    instance,
+                    events.INSTANCE_EXITED,
+                    Severity.INFO,
+                    f"instance {instance.name} exited with code 0",
+                    exit_code=0,
+                )
+            else:
+                tail = await asyncio.to_thread(
+                    log_tail, self.directory(instance_id), events.MAX_LAST_LINES
+                )
+                self._events.report(
+                    instance,
+                    events.INSTANCE_FAILED,
+                    Severity.ERROR,
+                    f"instance {instance.name} {ended.describe()}",
+                    **exit_data(ended),
+                    last_lines=last_lines(tail),
+                )
             await self._store.save(
                 instance,
                 state=state,
@@ -276,11 +316,22 @@ class LocalDriver:
                     update_time=now,
                 )
                 await self._store.insert(existing)
+                self._events.report(
+                    existing,
+                    events.INSTANCE_CREATED,
+                    Severity.INFO,
+                    f"instance {existing.name} created from pack {existing.build_id} on node "
+                    f"{self.node_id}",
+                    build_id=existing.build_id,
+                    operation=context.operation,
+                )
             try:
                 await context.progress(30, "materializing", "Unpacking the pack.")
                 await asyncio.to_thread(self._materialize, archive, instance_id)
                 await context.progress(70, "starting", "Starting the entrypoint.")
-                return await self._launch(existing)
+                running = await self._launch(existing)
+                self._events.running(running, events.INSTANCE_RUNNING, "is running")
+                return running
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     message = "the operation was cancelled"
@@ -294,6 +345,12 @@ class LocalDriver:
                     self._stopping.discard(instance_id)
                     self._running.pop(instance_id, None)
                 with contextlib.suppress(Exception):
+                    self._events.report(
+                        existing,
+                        events.INSTANCE_FAILED,
+                        Severity.ERROR,
+                        f"instance {existing.name} could not be created: {message}",
+                    )
                     await self._store.save(
                         existing,
                         state=InstanceState.FAILED,
@@ -312,7 +369,12 @@ class LocalDriver:
                 instance = await self._stop(instance, self._grace, "stopped")
             if action in (Action.START, Action.RESTART):
                 await context.progress(60, "starting", f"Starting {instance.name}.")
+                was_running = instance.instance_id in self._running
                 instance = await self._start_again(instance)
+                if not was_running and action is Action.RESTART:
+                    self._events.running(instance, events.INSTANCE_RESTARTED, "restarted")
+                elif not was_running:
+                    self._events.running(instance, events.INSTANCE_RUNNING, "is running")
             return instance
 
     async def delete(self, context: ToolContext, instance_id: str, force: bool) -> InstanceRecord:
@@ -322,14 +384,25 @@ class LocalDriver:
             instance = await self._stop(instance, 0.0 if force else self._grace, "stopped")
             await context.progress(70, "removing", "Removing its files.")
             await asyncio.to_thread(_remove_tree, self.directory(instance_id))
-            return await self._store.save(
+            deleted = await self._store.save(
                 instance, state=InstanceState.DELETED, ports={}, status_message="deleted"
             )
+            self._events.report(
+                deleted, events.INSTANCE_DELETED, Severity.INFO, f"instance {instance.name} deleted"
+            )
+            return deleted
 
     async def status(self, instance_id: str, log_lines: int) -> InstanceStatus:
         instance = await self._live(instance_id)
         lines = await asyncio.to_thread(log_tail, self.directory(instance_id), log_lines)
         return InstanceStatus(instance, lines)
+
+    async def read_log(self, instance_id: str, after: int | None = None) -> InstanceLog:
+        await self._live(instance_id)
+        return await asyncio.to_thread(read_log, self.directory(instance_id), after)
+
+    def is_running(self, instance_id: str) -> bool:
+        return instance_id in self._running
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -401,7 +474,7 @@ class LocalDriver:
         cwd.mkdir(parents=True, exist_ok=True)
         taken = {port for other in self._running for port in self._ports.get(other, ())}
         ports = {
-            str(port): _free_port(instance.ports.get(str(port)), taken)
+            str(port): free_port(instance.ports.get(str(port)), taken)
             for port in manifest.get("expose") or []
         }
         env = {
@@ -432,8 +505,8 @@ class LocalDriver:
                 restore_signals=True,
             ),
             env=env,
-            limits=_limits(instance.resources, with_user=who is not None),
-            cpus=_cpus(instance.resources.vcpus),
+            limits=limits(instance.resources, with_user=who is not None),
+            cpus=cpus(instance.resources.vcpus),
             user=None if who is None else who.to_spec(),
             log_bytes=self._log_bytes,
             sandboxed=sandbox.isolated,
@@ -468,6 +541,13 @@ class LocalDriver:
                 self._stopping.discard(instance.instance_id)
                 self._running.pop(instance.instance_id, None)
             ended = supervised.exit()
+            self._events.report(
+                instance,
+                events.INSTANCE_STOPPED,
+                Severity.INFO,
+                f"instance {instance.name} {verb} ({ended.describe()})",
+                **exit_data(ended),
+            )
         return await self._store.save(
             instance,
             state=InstanceState.STOPPED,
@@ -498,42 +578,6 @@ async def _set_within(event: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
     return event.is_set()
-
-
-def _limits(resources: Resources, *, with_user: bool) -> list[tuple[int, int]]:
-    """(resource, value) pairs clamped to this process's hard limits."""
-    wanted = [
-        (resource.RLIMIT_AS, resources.memory_mb * MIB),
-        (resource.RLIMIT_FSIZE, resources.disk_gb * GIB),
-        (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
-    ]
-    if with_user:
-        wanted.append((resource.RLIMIT_NPROC, MAX_PROCESSES))
-    clamped = []
-    for kind, value in wanted:
-        hard = resource.getrlimit(kind)[1]
-        clamped.append((kind, value if hard == resource.RLIM_INFINITY else min(value, hard)))
-    return clamped
-
-
-def _cpus(vcpus: int) -> list[int]:
-    available = sorted(os.sched_getaffinity(0))
-    return available[: max(1, min(vcpus, len(available)))]
-
-
-def _free_port(preferred: int | None, taken: set[int]) -> int:
-    """A free loopback port: the one the instance had before when it is still free."""
-    candidates = [preferred] if preferred and preferred not in taken else []
-    for candidate in [*candidates, 0]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            port: int = probe.getsockname()[1]
-            if port not in taken:
-                return port
-    raise FailedPrecondition("no free loopback port for the instance", reason="NO_FREE_PORT")
 
 
 def _remove_tree(path: Path) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from formation_mcp.db.database import Database
 from formation_mcp.errors import FieldViolation, InvalidArgument
+from formation_mcp.events.model import PACK_BUILD_FAILED, PACK_BUILT, Severity
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.identity import Caller
 from formation_mcp.offload import CONTEXT_STAGING
 from formation_mcp.policies.quotas import Demand
@@ -63,6 +65,8 @@ class WorkloadEnvironment:
     step_timeout_seconds: float
     node_id: str
     sandbox: WorkloadSandbox
+    events: NodeEvents | None = None
+    """Where this node reports its events (none: they are not reported)."""
 
 
 PACK_BUILD_INPUT: dict[str, Any] = {
@@ -197,20 +201,19 @@ class PackBuilder:
             if (cached := await self._cached(build_id, context.owner)) is not None:
                 await context.progress(100, "done", "An identical pack exists: reused.")
                 return cached
-            result = await build_pack(
-                BuildRequest(
-                    owner=context.owner,
-                    formfile=formfile,
-                    context_root=staged,
-                    work_dir=scratch / "build",
-                    artifact_dir=self._env.artifact_dir,
-                    sandbox=self._env.sandbox,
-                    run_as=self._env.run_as or None,
-                    context_digest=str(digest),
-                    limits=BuildLimits(step_timeout_seconds=self._env.step_timeout_seconds),
-                ),
-                context,
-            )
+            try:
+                result = await self._build(context, formfile, staged, scratch, str(digest))
+            except Exception as exc:
+                self._report(
+                    context,
+                    build_id,
+                    PACK_BUILD_FAILED,
+                    Severity.ERROR,
+                    f"pack {formfile.name} failed to build: "
+                    + (getattr(exc, "message", None) or str(exc) or type(exc).__name__),
+                    name=formfile.name,
+                )
+                raise
             await self._packs.add(
                 PackRecord(
                     build_id=result.build_id,
@@ -222,9 +225,61 @@ class PackBuilder:
                     node=self._env.node_id,
                 )
             )
+            self._report(
+                context,
+                result.build_id,
+                PACK_BUILT,
+                Severity.INFO,
+                f"pack {formfile.name} built ({result.size_bytes} bytes, {result.steps_run} steps)",
+                name=formfile.name,
+                digest=result.digest,
+                size_bytes=result.size_bytes,
+            )
             return {"name": formfile.name, **result.to_output()}
         finally:
             await CONTEXT_STAGING.run(_remove, scratch)
+
+    async def _build(
+        self, context: ToolContext, formfile: Formfile, staged: Path, scratch: Path, digest: str
+    ) -> BuildResult:
+        return await build_pack(
+            BuildRequest(
+                owner=context.owner,
+                formfile=formfile,
+                context_root=staged,
+                work_dir=scratch / "build",
+                artifact_dir=self._env.artifact_dir,
+                sandbox=self._env.sandbox,
+                run_as=self._env.run_as or None,
+                context_digest=digest,
+                limits=BuildLimits(step_timeout_seconds=self._env.step_timeout_seconds),
+            ),
+            context,
+        )
+
+    def _report(
+        self,
+        context: ToolContext,
+        build_id: str,
+        kind: str,
+        severity: Severity,
+        message: str,
+        **data: Any,
+    ) -> None:
+        if self._env.events is None:
+            return
+        try:
+            self._env.events.report(
+                kind,
+                f"packs/{build_id}",
+                context.owner,
+                severity,
+                message,
+                operation=context.operation,
+                **data,
+            )
+        except OSError:
+            return  # the build's own outcome is in its operation
 
     async def _cached(self, build_id: str, owner: str) -> dict[str, Any] | None:
         pack = await self._packs.find(build_id, owner)

@@ -30,7 +30,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,16 +111,6 @@ def read_exit(directory: Path) -> Exit | None:
         return Exit(int(data["exit_code"]), int(data["end_time_us"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def log_tail(directory: Path, lines: int) -> list[str]:
-    """The last `lines` lines of the instance's output (both log generations)."""
-    tail: deque[str] = deque(maxlen=lines)
-    for path in (directory / f"{LOG_FILE}.1", directory / LOG_FILE):
-        with contextlib.suppress(OSError), path.open("rb") as handle:
-            for raw in handle:
-                tail.append(raw.rstrip(b"\n").decode("utf-8", "replace")[:2000])
-    return list(tail)
 
 
 class Supervised:

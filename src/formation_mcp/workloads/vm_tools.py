@@ -21,6 +21,7 @@ from formation_mcp.identity import Caller
 from formation_mcp.policies.quotas import Demand
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import Placement, ToolRegistry, ToolSpec
+from formation_mcp.workloads import observe_tools
 from formation_mcp.workloads.driver import Action, CreateRequest, InstanceDriver
 from formation_mcp.workloads.instances import (
     RESOURCE_PREFIX,
@@ -410,6 +411,7 @@ def register(
         ),
         tools.status,
     )
+    observe_tools.register(registry, environment, driver, place_instance)
     registry.register(
         spec(
             name="vm.control",

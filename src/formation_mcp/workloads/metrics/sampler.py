@@ -26,10 +26,10 @@ from typing import Final, Protocol
 
 from formation_mcp.clock import now_us
 from formation_mcp.log_throttle import LogThrottle
+from formation_mcp.workloads.instance_logs import log_tail
 from formation_mcp.workloads.instances import InstanceRecord, InstanceState, InstanceStore
 from formation_mcp.workloads.metrics.procfs import ProcessTable, disk_bytes
 from formation_mcp.workloads.metrics.samples import Sample, SampleStore
-from formation_mcp.workloads.supervisor import log_tail
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,15 @@ instance's directory), with the spec of `supervisor.LaunchSpec.to_json`: `dir`, 
 `env`, `limits`, `cpus`, `user`, `log_bytes`, `sandboxed`.
 
 It forks the entrypoint into a process group of its own (stdin /dev/null, stdout and stderr
-into one pipe) with the rlimits, CPU affinity, identity and working directory of the spec;
-writes the entrypoint's pid to `pid`; copies its output into `output.log`, capped at half of
-`log_bytes` (at least 4 KiB) and rotated once to `output.log.1`; waits for it to end (and for
-its output to end, or 0.2 s of quiet after it ended); kills whatever is left in its group; and
+into a pipe each) with the rlimits, CPU affinity, identity and working directory of the spec;
+writes the entrypoint's pid to `pid`; copies its output into `output.log` one record per line,
+`<time in microseconds> <o|e|s> <text>\n` (stdout, stderr, or the supervisor itself; a line
+longer than 16 KiB is cut into records of that size), capped at half of `log_bytes` (at least
+4 KiB) and rotated once to `output.log.1` (appending to what an earlier run of the instance
+wrote: logs survive restarts). When a rotation drops the older `output.log.1`, the bytes
+dropped so far are added up in `output.dropped`, so a reader can tell each record's offset in
+everything the instance ever wrote. It waits for the entrypoint to end (and for its output to
+end, or 0.2 s of quiet after it ended); kills whatever is left in its group; and
 writes `exit.json`: `exit_code` (minus the signal number for a signal; for a sandboxed
 entrypoint bwrap's 128 + N is recorded as -N, as `WorkloadSandbox.exit_code` does) and
 `end_time_us`. An entrypoint that cannot be started exits 127, saying why in its output.
@@ -54,6 +59,8 @@ if TYPE_CHECKING:
 PID_FILE = "pid"
 EXIT_FILE = "exit.json"
 LOG_FILE = "output.log"
+DROPPED_FILE = "output.dropped"
+MAX_RECORD_TEXT = 16384
 CANNOT_START = 127
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 QUIET_AFTER_EXIT_SECONDS = 0.2  # leftovers may hold the pipe open after the entrypoint ended
@@ -82,14 +89,14 @@ def find_program(program: str, env: dict[str, str]) -> str:
     return program
 
 
-def start_entrypoint(spec: SupervisorSpec, out_w: int) -> NoReturn:
+def start_entrypoint(spec: SupervisorSpec, out_w: int, err_w: int) -> NoReturn:
     """In the forked child: become the entrypoint (never returns)."""
     try:
         os.setpgid(0, 0)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
+        os.dup2(err_w, 2)
         # Sandboxed, bwrap ignores stop signals (they reach the workload, which gets them back
         # at their defaults inside): so it lives until the workload has ended, and reports how.
         stop = signal.SIG_IGN if spec["sandboxed"] else signal.SIG_DFL
@@ -115,32 +122,79 @@ def start_entrypoint(spec: SupervisorSpec, out_w: int) -> NoReturn:
 
 
 class CappedLog:
-    """`output.log`, rotated once to `output.log.1` when the next write would pass `cap`."""
+    """`output.log`, rotated once to `output.log.1` when the next write would pass `cap`;
+    the bytes of every `output.log.1` a rotation replaced are counted in `output.dropped`."""
 
-    def __init__(self, path: str, cap: int) -> None:
-        self.path = path
+    def __init__(self, home: str, cap: int) -> None:
+        self.home = home
+        self.path = os.path.join(home, LOG_FILE)
         self.cap = cap
-        self.file: BinaryIO = open(path, "ab", buffering=0)  # noqa: SIM115 (kept open)
+        self.file: BinaryIO = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open)
+        self.file.seek(0, os.SEEK_END)
 
     def record(self, data: bytes) -> None:
         if self.file.tell() + len(data) > self.cap:
             self.file.close()
-            os.replace(self.path, self.path + ".1")
+            older = self.path + ".1"
+            with contextlib.suppress(OSError):
+                dropped = os.path.getsize(older)
+                write_atomically(self.home, DROPPED_FILE, str(read_dropped(self.home) + dropped))
+            os.replace(self.path, older)
             self.file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open)
-        self.file.write(data[-self.cap :])
+        if len(data) > self.cap:  # whole records only
+            cut = data.find(b"\n", len(data) - self.cap)
+            data = data[cut + 1 :] if cut >= 0 else b""
+        self.file.write(data)
 
 
-def copy_output_until_exit(pid: int, out_r: int, wake_r: int, log: CappedLog) -> int:
+def read_dropped(home: str) -> int:
+    try:
+        with open(os.path.join(home, DROPPED_FILE)) as handle:
+            return int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+class LineLog:
+    """Splits each stream's output into lines and records each with its time and stream."""
+
+    def __init__(self, log: CappedLog) -> None:
+        self.log = log
+        self.partial: dict[bytes, bytes] = {b"o": b"", b"e": b""}
+
+    def feed(self, stream: bytes, data: bytes) -> None:
+        pieces = (self.partial[stream] + data).split(b"\n")
+        rest = pieces.pop()
+        while len(rest) > MAX_RECORD_TEXT:
+            pieces.append(rest[:MAX_RECORD_TEXT])
+            rest = rest[MAX_RECORD_TEXT:]
+        self.partial[stream] = rest
+        self.write(stream, pieces)
+
+    def flush(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self.write(stream, [rest])
+            self.partial[stream] = b""
+
+    def write(self, stream: bytes, lines: list[bytes]) -> None:
+        if lines:
+            now = b"%d " % (time.time_ns() // 1000) + stream + b" "
+            self.log.record(b"".join(now + line.replace(b"\r", b"") + b"\n" for line in lines))
+
+
+def copy_output_until_exit(pid: int, out_r: int, err_r: int, wake_r: int, log: LineLog) -> int:
     """Copy the entrypoint's output into `log` until it has ended and its output is done
     (or quiet for a moment); its wait status."""
     status: int | None = None
-    open_fds = [out_r, wake_r]
+    open_fds = [out_r, err_r, wake_r]
+    streams = {out_r: b"o", err_r: b"e"}
     while True:
         if status is None:
             done, code = os.waitpid(pid, os.WNOHANG)
             if done:
                 status = code
-        if status is not None and out_r not in open_fds:
+        if status is not None and out_r not in open_fds and err_r not in open_fds:
             return status
         timeout = QUIET_AFTER_EXIT_SECONDS if status is not None else None
         try:
@@ -152,12 +206,13 @@ def copy_output_until_exit(pid: int, out_r: int, wake_r: int, log: CappedLog) ->
         if wake_r in ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_r, 512)
-        if out_r in ready:
-            data = os.read(out_r, 65536)
-            if data:
-                log.record(data)
-            else:
-                open_fds.remove(out_r)
+        for fd in (out_r, err_r):
+            if fd in ready:
+                data = os.read(fd, 65536)
+                if data:
+                    log.feed(streams[fd], data)
+                else:
+                    open_fds.remove(fd)
 
 
 def main(argv: list[str]) -> None:
@@ -169,13 +224,16 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGCHLD, ignore_signal)
     signal.set_wakeup_fd(wake_w)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        start_entrypoint(spec, out_w)
+        start_entrypoint(spec, out_w, err_w)
     os.close(out_w)
+    os.close(err_w)
     write_atomically(home, PID_FILE, str(pid))
-    log = CappedLog(os.path.join(home, LOG_FILE), max(spec["log_bytes"] // 2, 4096))
-    status = copy_output_until_exit(pid, out_r, wake_r, log)
+    log = LineLog(CappedLog(home, max(spec["log_bytes"] // 2, 4096)))
+    status = copy_output_until_exit(pid, out_r, err_r, wake_r, log)
+    log.flush()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)  # nothing of the instance outlives it
     code = os.waitstatus_to_exitcode(status)

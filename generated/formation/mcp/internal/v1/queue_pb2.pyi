@@ -7,6 +7,7 @@ in any language.
 """
 
 from collections import abc as _abc
+from formation.mcp.v1 import events_pb2 as _events_pb2
 from formation.mcp.v1 import operations_pb2 as _operations_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -233,6 +234,7 @@ class OperationEvent(_message.Message):
     SUCCEEDED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    RESOURCE_EVENT_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
     """The operation, `operations/{operation_id}`."""
     attempt: _builtins.int
@@ -267,6 +269,13 @@ class OperationEvent(_message.Message):
     def cancelled(self) -> Global___OperationEvent.Cancelled:
         """Stopped on request."""
 
+    @_builtins.property
+    def resource_event(self) -> Global___ResourceEvent:
+        """Not about the operation: an event of a workload resource the node reports (an
+        instance's state change, a build's outcome, the node itself). `operation`,
+        `attempt` and `sequence` are then empty.
+        """
+
     def __init__(
         self,
         *,
@@ -280,16 +289,48 @@ class OperationEvent(_message.Message):
         succeeded: Global___OperationEvent.Succeeded | None = ...,
         failed: Global___OperationEvent.Failed | None = ...,
         cancelled: Global___OperationEvent.Cancelled | None = ...,
+        resource_event: Global___ResourceEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "progress", b"progress", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "progress", b"progress", "resource_event", b"resource_event", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "operation", b"operation", "progress", b"progress", "sequence", b"sequence", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "operation", b"operation", "progress", b"progress", "resource_event", b"resource_event", "sequence", b"sequence", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["started", "progress", "logs", "succeeded", "failed", "cancelled"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["started", "progress", "logs", "succeeded", "failed", "cancelled", "resource_event"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___OperationEvent: _TypeAlias = OperationEvent  # noqa: Y015
+
+@_typing.final
+class ResourceEvent(_message.Message):
+    """An event a node reports about a resource (carried as OperationEvent.resource_event
+    on the events flow). The API records each key once, so a redelivery (or a node
+    publishing again after a restart) changes nothing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Unique per event, chosen by the node that reports it."""
+    @_builtins.property
+    def event(self) -> _events_pb2.Event:
+        """The event; its `name` is empty (the API names it when it records it)."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        event: _events_pb2.Event | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceEvent: _TypeAlias = ResourceEvent  # noqa: Y015
 
 @_typing.final
 class CancelWork(_message.Message):
