@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,13 +26,22 @@ from formation.mcp.v1 import (
     auth_pb2_grpc,
     operations_pb2,
     operations_pb2_grpc,
-    tools_pb2,
-    tools_pb2_grpc,
 )
 from google.longrunning import operations_pb2 as lro_pb2
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import empty_pb2
 
 from formation_mcp.client.auth import bearer
+from formation_mcp.client.calls import (
+    CREATED_SEQUENCE,
+    FIRST_WAIT_SECONDS,
+    LONGEST_WAIT_SECONDS,
+    ProgressCallback,
+    new_request_id,
+    notify,
+    operation_resource,
+    result_of,
+    tool_resource,
+)
 from formation_mcp.client.config import ClientConfig
 from formation_mcp.client.credentials import TokenSource, key_from_env, load_key
 from formation_mcp.client.errors import (
@@ -45,17 +53,15 @@ from formation_mcp.client.errors import (
 )
 from formation_mcp.client.events import EventsAPI
 from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
-from formation_mcp.client.models import Account, Operation, Tool
-from formation_mcp.client.policies import PoliciesAPI, decide
+from formation_mcp.client.models import Account, Operation
+from formation_mcp.client.policies import PoliciesAPI
 from formation_mcp.client.retry import RetryPolicy
+from formation_mcp.client.services import OperationsAPI, ToolsAPI
 from formation_mcp.client.session import SessionStore
 from formation_mcp.client.workloads import pack_context
 
 T = TypeVar("T")
 DEFAULT_DEADLINE_SECONDS = 30.0
-WAIT_SLICE_SECONDS = 50.0
-"""One WaitOperation asks for at most this long (the server caps it at FMCP_WAIT_MAX, 60s)."""
-
 CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -64,16 +70,6 @@ CHANNEL_OPTIONS = (
 )
 """Reconnect quickly after the server comes back, so our own retries find it; accept large
 answers (the server bounds what it sends)."""
-
-ProgressCallback = Callable[[Operation], Any]
-
-
-def tool_resource(name: str) -> str:
-    return name if name.startswith("tools/") else f"tools/{name}"
-
-
-def operation_resource(name: str) -> str:
-    return name if name.startswith("operations/") else f"operations/{name}"
 
 
 class Client:
@@ -303,7 +299,7 @@ class Client:
         if timeout is not None:
             wait = min(wait, timeout)
         operation = await self.tools.call(
-            tool, arguments, request_id=request_id or _request_id(), wait=wait
+            tool, arguments, request_id=request_id or new_request_id(), wait=wait
         )
         if not operation.done:
             remaining = None if timeout is None else max(timeout - (time.monotonic() - started), 0)
@@ -311,7 +307,7 @@ class Client:
                 operation, on_progress=on_progress, timeout=remaining, from_start=True
             )
         elif on_progress is not None:
-            await _notify(on_progress, operation)
+            await notify(on_progress, operation)
         return result_of(operation)
 
     async def follow(
@@ -326,7 +322,7 @@ class Client:
         `from_start`, every change since the operation was created is delivered (for an
         operation that ran a while before it is followed), else its current snapshot first."""
         if operation.done:
-            await _notify(on_progress, operation)
+            await notify(on_progress, operation)
             return operation
         after = CREATED_SEQUENCE if from_start else 0
 
@@ -334,7 +330,7 @@ class Client:
             last = operation
             async for snapshot in self.operations.watch(operation.name, after):
                 last = snapshot
-                await _notify(on_progress, snapshot)
+                await notify(on_progress, snapshot)
             if not last.done:  # the stream ended early: ask once more
                 last = await self.operations.get(operation.name)
             return last
@@ -480,203 +476,13 @@ class Client:
         return await self.call_and_wait("vm.events", arguments)
 
 
-class ToolsAPI:
-    """`client.tools`: discover and call tools."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def _stub(self) -> tools_pb2_grpc.ToolsServiceAsyncStub:
-        return tools_pb2_grpc.ToolsServiceStub(self._client.channel)
-
-    async def list(self, filter: str = "") -> list[Tool]:
-        """Every tool (all pages) matching the AIP-160 `filter` (e.g. `category = "vm"`)."""
-        tools: list[Tool] = []
-        page_token = ""
-        while True:
-            page: tools_pb2.ListToolsResponse = await self._client.unary(
-                self._stub().ListTools,
-                tools_pb2.ListToolsRequest(filter=filter, page_size=1000, page_token=page_token),
-                idempotent=True,
-            )
-            tools.extend(Tool.from_proto(t) for t in page.tools)
-            page_token = page.next_page_token
-            if not page_token:
-                return tools
-
-    async def get(self, name: str) -> Tool:
-        tool: tools_pb2.Tool = await self._client.unary(
-            self._stub().GetTool,
-            tools_pb2.GetToolRequest(name=tool_resource(name)),
-            idempotent=True,
-        )
-        return Tool.from_proto(tool)
-
-    async def call(
-        self,
-        name: str,
-        arguments: dict[str, Any] | None = None,
-        *,
-        request_id: str | None = None,
-        validate_only: bool = False,
-        wait: float = 0.0,
-        reason: str = "",
-    ) -> Operation:
-        """Call a tool; a quick tool's operation comes back done, a long-running one PENDING
-        (or, with `wait` seconds, done when it finished within them: the server caps the
-        wait at its FMCP_WAIT_MAX), or AWAITING_APPROVAL when the policy wants an approver
-        to see it first (`reason` tells them why). With a `request_id` the call is retried
-        when the server is unavailable (a repeated id returns the first call's operation)."""
-        request = tools_pb2.CallToolRequest(
-            name=tool_resource(name),
-            request_id=request_id or "",
-            validate_only=validate_only,
-            reason=reason,
-        )
-        json_format.ParseDict(arguments or {}, request.arguments)
-        if wait > 0:
-            request.wait.FromNanoseconds(int(wait * 1e9))
-        operation: lro_pb2.Operation = await self._client.unary(
-            self._stub().CallTool,
-            request,
-            idempotent=bool(request_id),
-            timeout=max(self._client.deadline, wait + WAIT_SLACK_SECONDS),
-        )
-        return Operation.from_proto(operation)
-
-
-class OperationsAPI:
-    """`client.operations`: follow and manage the operations tool calls start."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def _stub(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
-        return operations_pb2_grpc.OperationsServiceStub(self._client.channel)
-
-    async def get(self, name: str) -> Operation:
-        operation: lro_pb2.Operation = await self._client.unary(
-            self._stub().GetOperation,
-            operations_pb2.GetOperationRequest(name=operation_resource(name)),
-            idempotent=True,
-        )
-        return Operation.from_proto(operation)
-
-    async def list(
-        self,
-        filter: str = "",
-        *,
-        page_size: int = 0,
-        limit: int | None = None,
-    ) -> AsyncIterator[Operation]:
-        """Your operations, newest first, fetching pages as you iterate (stops after `limit`)."""
-        page_token = ""
-        seen = 0
-        while True:
-            page: operations_pb2.ListOperationsResponse = await self._client.unary(
-                self._stub().ListOperations,
-                operations_pb2.ListOperationsRequest(
-                    filter=filter, page_size=page_size, page_token=page_token
-                ),
-                idempotent=True,
-            )
-            for message in page.operations:
-                if limit is not None and seen >= limit:
-                    return
-                seen += 1
-                yield Operation.from_proto(message)
-            page_token = page.next_page_token
-            if not page_token:
-                return
-
-    async def cancel(self, name: str) -> Operation:
-        """Ask for the operation to stop; it ends CANCELLED once the work has stopped."""
-        operation: lro_pb2.Operation = await self._client.unary(
-            self._stub().CancelOperation,
-            operations_pb2.CancelOperationRequest(name=operation_resource(name)),
-            idempotent=True,
-        )
-        return Operation.from_proto(operation)
-
-    async def approve(self, name: str, comment: str = "") -> Operation:
-        """Approve another account's call AWAITING_APPROVAL (approvers and admins)."""
-        return await decide(self._client, name, comment, approve=True)
-
-    async def deny(self, name: str, comment: str) -> Operation:
-        """Deny it: it fails PERMISSION_DENIED with `comment` (required)."""
-        return await decide(self._client, name, comment, approve=False)
-
-    async def delete(self, name: str) -> None:
-        """Forget the operation (it does not stop the work: cancel does)."""
-        await self._client.unary(
-            self._stub().DeleteOperation,
-            operations_pb2.DeleteOperationRequest(name=operation_resource(name)),
-            idempotent=True,
-        )
-
-    async def wait(self, name: str, timeout: float | None = None) -> Operation:
-        """The operation once done, or as it is when `timeout` seconds have passed (check
-        `.done`). Without a timeout, waits as long as it takes."""
-        name = operation_resource(name)
-        loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
-        while True:
-            left = WAIT_SLICE_SECONDS if end is None else min(WAIT_SLICE_SECONDS, end - loop.time())
-            request = operations_pb2.WaitOperationRequest(name=name)
-            request.timeout.FromNanoseconds(int(max(left, 0) * 1e9))
-            message: lro_pb2.Operation = await self._client.unary(
-                self._stub().WaitOperation,
-                request,
-                idempotent=True,
-                timeout=max(left, 0) + self._client.deadline,
-            )
-            operation = Operation.from_proto(message)
-            if operation.done or (end is not None and loop.time() >= end):
-                return operation
-
-    async def watch(self, name: str, after_sequence: int = 0) -> AsyncGenerator[Operation, None]:
-        """The operation now, then once per change (progress, stage, new log lines in
-        `metadata.logs`), ending with the snapshot that has `done`. With `after_sequence`,
-        the changes after that sequence instead of the current snapshot."""
-        async for message in self._client.stream_operations(
-            operation_resource(name), after_sequence
-        ):
-            yield Operation.from_proto(message)
-
-
-def result_of(operation: Operation) -> dict[str, Any]:
-    """The output of a done operation, or its error raised as the SDK's exception."""
-    error = operation.exception()
-    if error is not None:
-        raise error
-    if not operation.done:
-        raise FmcpClientError(
-            f"{operation.name} is not done", operation=operation.name, client_side=True
-        )
-    return operation.result or {}
-
-
-async def _notify(callback: ProgressCallback | None, operation: Operation) -> None:
-    if callback is None:
-        return
-    outcome = callback(operation)
-    if asyncio.iscoroutine(outcome):
-        await outcome
-
-
-FIRST_WAIT_SECONDS = 1.0
-"""call_and_wait with a progress callback: the call waits this long, then the operation is
-followed with its progress (a call done by then takes one RPC)."""
-LONGEST_WAIT_SECONDS = 55.0
-"""call_and_wait without one: one call waits up to this (the server's FMCP_WAIT_MAX is 60 s
-by default), then the operation is followed."""
-WAIT_SLACK_SECONDS = 10.0
-CREATED_SEQUENCE = 1
-"""The change that created an operation: following after it replays every later one."""
-
-
-def _request_id() -> str:
-    return str(uuid.uuid4())
-
-
-__all__ = ["Client", "OperationsAPI", "ToolsAPI", "result_of"]
+__all__ = [
+    "FIRST_WAIT_SECONDS",
+    "Client",
+    "OperationsAPI",
+    "ProgressCallback",
+    "ToolsAPI",
+    "operation_resource",
+    "result_of",
+    "tool_resource",
+]
