@@ -16,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.auth import Md
 from tests.support.mcp import LEGACY, MODERN, http_client, operation_of
+from tests.support.waiting import eventually
 from tests.support.workloads import build, ship
 
 from formation_mcp.app import Application
@@ -43,13 +44,14 @@ def json_of(result: types.ReadResourceResult) -> Any:
     return json.loads(content.text)
 
 
-async def test_resource_templates_name_the_three_kinds(mcp_url: str, token: str) -> None:
+async def test_resource_templates_name_the_four_kinds(mcp_url: str, token: str) -> None:
     async with http_client(mcp_url, token) as client:
         listed = await client.list_resource_templates()
     templates = {template.uri_template for template in listed.resource_templates}
     assert templates == {
         "formation://operations/{id}",
         "formation://instances/{id}",
+        "formation://instances/{id}/logs",
         "formation://packs/{build_id}/formfile",
     }
 
@@ -107,6 +109,32 @@ async def test_an_instance_is_read_as_its_status_and_completed_by_name(
     assert status["name"] == "resource-web" and status["state"] == "running"
     assert by_template.completion.values == ["resource-web"]
     assert {"resource-web", instance["instance_id"]} <= set(by_prompt.completion.values)
+
+
+async def test_an_instances_logs_are_read_as_its_latest_lines(
+    mcp_url: str, token: str, channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    instance = await ship(channel, as_account, "logs-web")
+    uri = f"formation://instances/{instance['instance_id']}/logs"
+    async with http_client(mcp_url, token) as client:
+        completed = await client.complete(
+            types.ResourceTemplateReference(uri="formation://instances/{id}/logs"),
+            {"name": "id", "value": "logs-"},
+        )
+
+        reads: list[Any] = []
+
+        async def logged() -> bool:
+            reads.append(json_of(await client.read_resource(uri)))
+            return bool(reads[-1]["lines"])
+
+        await eventually(logged, deadline=30)
+        logs = reads[-1]
+        await client.call_tool("vm.delete", {"id": instance["instance_id"], "force": True})
+    assert completed.completion.values == ["logs-web"]
+    assert logs["instance_id"] == instance["instance_id"]
+    assert all({"time", "stream", "text"} <= set(line) for line in logs["lines"])
+    assert "truncated" in logs and "next_cursor" in logs
 
 
 async def test_build_ids_are_completed_by_prefix(

@@ -98,6 +98,7 @@ class ToolBridge:
                 "client that takes tasks, return a task at once: its id is the operation's "
                 "name); the result's _meta names the operation. Resources: "
                 "formation://operations/{id}, formation://instances/{id}, "
+                "formation://instances/{id}/logs, "
                 "formation://packs/{build_id}/formfile. Prompts: deploy-web-app, "
                 "diagnose-instance."
             ),

@@ -23,6 +23,7 @@ from formation_mcp.mcp_server.backend import UNARY_TIMEOUT_SECONDS, Api, Context
 from formation_mcp.mcp_server.resources import (
     FORMFILE_TEMPLATE,
     INSTANCE_TEMPLATE,
+    LOGS_TEMPLATE,
     OPERATION_TEMPLATE,
     RESOURCE_NOT_FOUND,
     Resources,
@@ -145,7 +146,7 @@ class Prompts:
         if isinstance(ref, types.PromptReference):
             if ref.name == DIAGNOSE and argument.name == "instance":
                 candidates = await self._instance_names(ctx)
-        elif ref.uri == INSTANCE_TEMPLATE and argument.name == "id":
+        elif ref.uri in (INSTANCE_TEMPLATE, LOGS_TEMPLATE) and argument.name == "id":
             candidates = await self._instance_names(ctx)
         elif ref.uri == FORMFILE_TEMPLATE and argument.name == "build_id":
             candidates = await self._build_ids(ctx)

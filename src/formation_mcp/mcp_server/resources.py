@@ -3,6 +3,8 @@ caller's credentials (so a resource is found only by its owner).
 
 - `formation://operations/{id}`: the operation as JSON (GetOperation; its recent log lines).
 - `formation://instances/{id}`: an instance's status (`vm.status`: state, ports, last lines).
+- `formation://instances/{id}/logs`: its latest output lines (`vm.logs`: at most LOG_LINES
+  lines and LOG_BYTES bytes, with `truncated` and the cursors to page on with `vm.logs`).
 - `formation://packs/{build_id}/formfile`: the Formfile a pack was built from (`pack.get`).
 
 `resources/list` pages the caller's recent ones: the first page has their live instances and
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 SCHEME: Final = "formation://"
 OPERATION_TEMPLATE: Final = SCHEME + "operations/{id}"
 INSTANCE_TEMPLATE: Final = SCHEME + "instances/{id}"
+LOGS_TEMPLATE: Final = SCHEME + "instances/{id}/logs"
 FORMFILE_TEMPLATE: Final = SCHEME + "packs/{build_id}/formfile"
 JSON: Final = "application/json"
 RESOURCE_NOT_FOUND: Final = -32002
@@ -40,9 +43,12 @@ MAX_BODY_CHARS: Final = 256 * 1024
 LIST_OPERATIONS: Final = 50
 LIST_INSTANCES: Final = 50
 LIST_PACKS: Final = 50
+LOG_LINES: Final = 500
+LOG_BYTES: Final = 64 * 1024
 
 _OPERATION = re.compile(r"^formation://operations/([A-Za-z0-9_-]{1,128})$")
 _INSTANCE = re.compile(r"^formation://instances/([A-Za-z0-9_.-]{1,255})$")
+_LOGS = re.compile(r"^formation://instances/([A-Za-z0-9_.-]{1,255})/logs$")
 _FORMFILE = re.compile(r"^formation://packs/([0-9a-f]{64})/formfile$")
 
 TEMPLATES: Final = (
@@ -60,6 +66,15 @@ TEMPLATES: Final = (
         title="Instance",
         description="An instance's status (by id or name): state, pid, uptime, ports, exit "
         "code, resources and its last lines of output.",
+        mime_type=JSON,
+    ),
+    types.ResourceTemplate(
+        uri_template=LOGS_TEMPLATE,
+        name="instance-logs",
+        title="Instance logs",
+        description=f"An instance's latest output lines (by id or name), at most {LOG_LINES} "
+        f"lines and {LOG_BYTES // 1024} KiB, each with its time and stream; `truncated`, "
+        "`start_cursor` and `hint` say how to read further back with the vm.logs tool.",
         mime_type=JSON,
     ),
     types.ResourceTemplate(
@@ -113,6 +128,9 @@ class Resources:
             body = await self._operation(ctx, "operations/" + match[1], uri)
         elif match := _INSTANCE.fullmatch(uri):
             body = await self._tool(ctx, uri, "vm.status", {"id": match[1]})
+        elif match := _LOGS.fullmatch(uri):
+            arguments = {"id": match[1], "tail": LOG_LINES, "max_bytes": LOG_BYTES}
+            body = await self._tool(ctx, uri, "vm.logs", arguments)
         elif match := _FORMFILE.fullmatch(uri):
             pack = await self._tool(ctx, uri, "pack.get", {"build_id": match[1]})
             body = pack["formfile"]
