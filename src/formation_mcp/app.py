@@ -169,7 +169,10 @@ class Application:
             settings.route_sync_seconds,
         )
         self.routes = RouteManager(
-            self.database, settings.effective_public_url, on_change=self.route_publisher.wake
+            self.database,
+            settings.effective_public_url,
+            on_change=self.route_publisher.wake,
+            events=self.events,
         )
         self.registry = registry or build_registry(
             settings.tool_modules, environment, self.driver, settings, self.routes

@@ -144,3 +144,17 @@ async def test_an_instance_has_at_most_16_routes(channel: grpc.aio.Channel, as_a
     removed = await succeed(channel, as_account, "network.unexpose", id="many")
     assert removed["count"] == 16
     await succeed(channel, as_account, "vm.delete", id="many", force=True)
+
+
+async def test_exposing_and_unexposing_are_events_of_the_instance(
+    channel: grpc.aio.Channel, as_account: Md
+) -> None:
+    await ship_echo(channel, as_account, "told")
+    route = await succeed(channel, as_account, "network.expose", id="told", path="/told/")
+    await succeed(channel, as_account, "network.unexpose", id="told")
+
+    answer = await succeed(channel, as_account, "vm.events", id="told", filter='type = "network.*"')
+    await succeed(channel, as_account, "vm.delete", id="told", force=True)
+    told = [(event["type"], event["data"]["path"]) for event in answer["events"]]
+    assert told == [("network.unexposed", "/told/"), ("network.exposed", "/told/")]
+    assert answer["events"][1]["data"]["url"] == route["url"]

@@ -46,6 +46,8 @@ NODE_OFFLINE: Final = "node.offline"
 OPERATION_SUCCEEDED: Final = "operation.succeeded"
 OPERATION_FAILED: Final = "operation.failed"
 OPERATION_CANCELLED: Final = "operation.cancelled"
+NETWORK_EXPOSED: Final = "network.exposed"
+NETWORK_UNEXPOSED: Final = "network.unexposed"
 
 
 class Severity(IntEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,6 +22,9 @@ from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.db.schema import instances, routes
 from formation_mcp.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from formation_mcp.events.manager import EventManager
+from formation_mcp.events.model import NewEvent
+from formation_mcp.network.route_events import exposed_event, unexposed_event
 from formation_mcp.workloads.instances import (
     RESOURCE_PREFIX,
     InstanceRecord,
@@ -126,11 +129,14 @@ def _record(row: sa.Row[Any]) -> RouteRecord:
 class RouteStore:
     """The routes table, and routes joined with their instances."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, events: EventManager | None = None) -> None:
+        """`events`: where the events of route changes are recorded (in their transaction)."""
         self._db = database
+        self._events = events
 
-    async def insert(self, route: RouteRecord) -> bool:
-        """False when the path is taken already."""
+    async def insert(self, route: RouteRecord, told: Sequence[NewEvent] = ()) -> bool:
+        """False when the path is taken already; `told` is recorded with the route."""
+        recorded = []
         try:
             async with self._db.write() as conn:
                 await conn.execute(
@@ -143,8 +149,12 @@ class RouteStore:
                         create_time=route.create_time,
                     )
                 )
+                if self._events is not None:
+                    recorded = await self._events.record_in_transaction(conn, told)
         except IntegrityError:
             return False
+        if self._events is not None:
+            self._events.committed(recorded)
         return True
 
     async def get(self, path: str) -> RouteRecord | None:
@@ -152,11 +162,17 @@ class RouteStore:
             row = (await conn.execute(sa.select(routes).where(routes.c.path == path))).first()
         return None if row is None else _record(row)
 
-    async def delete(self, paths: list[str]) -> int:
+    async def delete(self, paths: list[str], told: Sequence[NewEvent] = ()) -> int:
+        """Remove the routes at `paths`; `told` is recorded in the same transaction."""
         if not paths:
             return 0
+        recorded = []
         async with self._db.write() as conn:
             result = await conn.execute(routes.delete().where(routes.c.path.in_(paths)))
+            if self._events is not None:
+                recorded = await self._events.record_in_transaction(conn, told)
+        if self._events is not None:
+            self._events.committed(recorded)
         return int(result.rowcount)
 
     async def of_instance(self, instance_id: str) -> list[RouteRecord]:
@@ -230,10 +246,12 @@ class RouteManager:
         database: Database,
         base_url: str,
         on_change: Callable[[], None] = lambda: None,
+        events: EventManager | None = None,
     ) -> None:
         """`on_change` runs after a route was written or removed (this process's publisher
-        renders at once instead of at its next poll)."""
-        self._store = RouteStore(database)
+        renders at once instead of at its next poll); `events` records network.exposed and
+        network.unexposed."""
+        self._store = RouteStore(database, events)
         self._instances = InstanceStore(database)
         self._packs = PackStore(database)
         self.base_url = base_url
@@ -261,7 +279,9 @@ class RouteManager:
                 reason="TOO_MANY_ROUTES",
                 metadata={"instance": instance.resource_name},
             )
-        if not await self._store.insert(route):
+        url = self.base_url.rstrip("/") + path
+        told = [exposed_event(instance, path, port, auth, url, route.create_time)]
+        if not await self._store.insert(route, told):
             existing = await self._store.get(path)
             if existing is not None and not await self._instance_live(existing.instance_id):
                 await self._store.delete([path])  # its instance was deleted: the path is free
@@ -299,7 +319,9 @@ class RouteManager:
                 reason="ROUTE_NOT_FOUND",
                 metadata={"instance": instance.resource_name, "path": path or ""},
             )
-        await self._store.delete([r.path for r in found])
+        now = now_us()
+        told = [unexposed_event(instance, r.path, r.port, r.create_time, now) for r in found]
+        await self._store.delete([r.path for r in found], told)
         self._on_change()
         return [RouteView(r, instance) for r in found]
 
