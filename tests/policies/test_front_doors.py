@@ -114,6 +114,18 @@ async def test_a_denied_tool_is_an_error_result_over_mcp(
     assert "POLICY_DENIED" in text and "test.echo is denied by the policy" in text
 
 
+async def test_mcp_lists_only_the_tools_the_policy_lets_the_caller_call(
+    envoy: str, app: Application, policies: Policies, admin: Md, session: auth_pb2.Session
+) -> None:
+    await set_policy(policies, admin, session.account.name, deny_tools=["vm.*", "test.echo"])
+    token = mcp_token(app, session.access_token, f"{envoy}/mcp")
+    async with http_client(f"{envoy}/mcp", token) as mcp:
+        listed = {tool.name for tool in (await mcp.list_tools()).tools}
+    assert "test_read" in listed and "pack_build" in listed
+    assert not {name for name in listed if name.startswith("vm_")}
+    assert "test_echo" not in listed
+
+
 async def test_read_only_holds_over_mcp(
     envoy: str, app: Application, policies: Policies, admin: Md, session: auth_pb2.Session
 ) -> None:

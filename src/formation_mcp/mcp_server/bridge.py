@@ -62,6 +62,10 @@ LIST_PAGE_SIZE = 100
 DEFAULT_RETENTION_SECONDS = 7 * 86400.0
 
 
+CALLABLE = "allowed = true"
+"""The tools/list filter: what the caller's policy lets it call."""
+
+
 class ToolBridge:
     """`tools/list` and `tools/call` over our API. A long-running tool is followed with
     WatchOperation: each rise in progress becomes `notifications/progress` (when the caller
@@ -137,8 +141,10 @@ class ToolBridge:
     async def list_tools(
         self, ctx: Context, _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        """Every tool the caller's roles can see, by name, in one page: hosts rarely follow
-        `nextCursor`, and the catalog is small."""
+        """Every tool the caller's roles can see and its policy lets it call, by name, in one
+        page: hosts rarely follow `nextCursor`, and the catalog is small. A tool the policy
+        refuses is left out (an agent need not spend its context on it); calling it by name
+        still gets the policy's refusal."""
         tools: list[types.Tool] = []
         try:
             metadata = await self._backend.credentials(ctx)
@@ -146,7 +152,9 @@ class ToolBridge:
             token = ""
             while True:
                 page: tools_pb2.ListToolsResponse = await stub.ListTools(
-                    tools_pb2.ListToolsRequest(page_size=LIST_PAGE_SIZE, page_token=token),
+                    tools_pb2.ListToolsRequest(
+                        page_size=LIST_PAGE_SIZE, page_token=token, filter=CALLABLE
+                    ),
                     metadata=metadata,
                     timeout=UNARY_TIMEOUT_SECONDS,
                 )
