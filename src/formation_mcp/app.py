@@ -204,9 +204,15 @@ class Application:
             self.outbox,
             self.policies,
             approval_ttl_seconds=settings.approval_ttl_seconds,
+            events=self.events,
         )
         self.approvals = ApprovalManager(
-            self.database, self.operations, self.outbox, audit_log, self.tools.refusal_now
+            self.database,
+            self.operations,
+            self.outbox,
+            audit_log,
+            self.tools.refusal_now,
+            events=self.events,
         )
         self.broker_ready = asyncio.Event()
         proxies = ProxyTrust(settings.trusted_proxies, settings.proxy_secret)

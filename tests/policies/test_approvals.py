@@ -15,6 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from formation.mcp.v1 import (
     auth_pb2,
+    events_pb2,
+    events_pb2_grpc,
     operations_pb2,
     operations_pb2_grpc,
     policies_pb2_grpc,
@@ -405,3 +407,60 @@ async def test_a_call_its_policy_denies_while_it_waits_cannot_be_approved(
         metadata=admin,
     )
     assert denied.error.code == code_pb2.PERMISSION_DENIED
+
+
+async def approval_events(channel: grpc.aio.Channel, md: Md, operation: str) -> list[Any]:
+    """(type, data) of the operation's approval events, oldest first."""
+    listed = await events_pb2_grpc.EventsServiceStub(channel).ListEvents(
+        events_pb2.ListEventsRequest(filter=f'resource = "{operation}"'), metadata=md
+    )
+    return [
+        (event.type, json_format.MessageToDict(event.data))
+        for event in reversed(listed.events)
+        if "approv" in event.type or event.type == "operation.denied"
+    ]
+
+
+async def test_a_request_and_its_approval_are_events_of_the_operation(
+    tools: Tools,
+    policies: Policies,
+    ops: Ops,
+    admin: Md,
+    md: Md,
+    account: str,
+    channel: grpc.aio.Channel,
+) -> None:
+    await set_policy(policies, admin, account, require_approval=["test.sleep"])
+    waiting: lro_pb2.Operation = await call(tools, md, "test.sleep", reason="why not", steps=1)
+    requested = await approval_events(channel, md, waiting.name)
+    await ops.ApproveOperation(
+        operations_pb2.ApproveOperationRequest(name=waiting.name, comment="fine"), metadata=admin
+    )
+    await finished(ops, md, waiting.name)
+
+    told = await approval_events(channel, md, waiting.name)
+    assert [kind for kind, _ in requested] == ["operation.approval_requested"]
+    assert requested[0][1]["rule"] == "test.sleep" and requested[0][1]["reason"] == "why not"
+    assert [kind for kind, _ in told] == ["operation.approval_requested", "operation.approved"]
+    assert told[1][1]["comment"] == "fine" and told[1][1]["decided_by"].startswith("accounts/")
+
+
+async def test_a_denial_is_an_event_of_the_operation(
+    tools: Tools,
+    policies: Policies,
+    ops: Ops,
+    admin: Md,
+    md: Md,
+    account: str,
+    channel: grpc.aio.Channel,
+) -> None:
+    await set_policy(policies, admin, account, require_approval=["test.sleep"])
+    waiting: lro_pb2.Operation = await call(tools, md, "test.sleep", steps=1)
+    await ops.DenyOperation(
+        operations_pb2.DenyOperationRequest(name=waiting.name, comment="not tonight"),
+        metadata=admin,
+    )
+
+    told = await approval_events(channel, md, waiting.name)
+    assert [kind for kind, _ in told] == ["operation.approval_requested", "operation.denied"]
+    assert told[1][1]["comment"] == "not tonight"

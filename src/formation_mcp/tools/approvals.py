@@ -31,6 +31,8 @@ from formation_mcp.errors import (
     NotFound,
     PermissionDenied,
 )
+from formation_mcp.events.manager import EventManager
+from formation_mcp.events.model import EventRecord
 from formation_mcp.identity import Caller
 from formation_mcp.operations import lifecycle
 from formation_mcp.operations.convert import to_operation
@@ -39,6 +41,7 @@ from formation_mcp.operations.lifecycle import Change, OperationRecord, State
 from formation_mcp.operations.manager import OperationManager
 from formation_mcp.permissions import OPERATIONS_APPROVE
 from formation_mcp.tools import audit
+from formation_mcp.tools.approval_events import ApprovalEvents
 from formation_mcp.tools.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -111,8 +114,11 @@ class ApprovalManager:
         dispatcher: Dispatcher,
         audit_log: AuditLog,
         recheck: Recheck,
+        events: EventManager | None = None,
     ) -> None:
-        """`recheck`: the caller's roles and policy as they are when it is approved."""
+        """`recheck`: the caller's roles and policy as they are when it is approved; `events`
+        records each decision (`tools.approval_events`)."""
+        self._events = ApprovalEvents(events)
         self._db = database
         self._operations = operations
         self._dispatcher = dispatcher
@@ -197,7 +203,11 @@ class ApprovalManager:
             expired[:] = [change] if change is not None else []
             return change
 
-        record = await self._operations.transition(operation_id, expire, _drop_work)
+        recorded: list[EventRecord] = []
+        record = await self._operations.transition(
+            operation_id, expire, self._events.with_decision(_drop_work, recorded, now_us())
+        )
+        self._events.committed(recorded)
         if not expired:  # cancelled, decided or deleted meanwhile (here or elsewhere)
             async with self._db.write() as conn:
                 await _delete_work(conn, operation_id)
@@ -267,7 +277,11 @@ class ApprovalManager:
             applied = change is not None
             return change
 
-        decided = await self._operations.transition(record.id, deciding, also)
+        recorded: list[EventRecord] = []
+        decided = await self._operations.transition(
+            record.id, deciding, self._events.with_decision(also, recorded, now_us())
+        )
+        self._events.committed(recorded)
         if decided is None:
             raise NotFound(
                 f"{operation_name(record.id)} not found",

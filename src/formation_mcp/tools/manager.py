@@ -24,6 +24,7 @@ from formation_mcp.db.database import Database
 from formation_mcp.db.group_commit import GroupCommit
 from formation_mcp.dispatch.outbox import Pending
 from formation_mcp.errors import FmcpError, InvalidArgument, PermissionDenied, ResourceExhausted
+from formation_mcp.events.manager import EventManager
 from formation_mcp.identity import Caller
 from formation_mcp.operations import lifecycle
 from formation_mcp.operations.convert import to_operation
@@ -36,6 +37,7 @@ from formation_mcp.policies.quotas import INSTANCE_QUOTAS, relevant
 from formation_mcp.policies.rules import first_match, has_quota
 from formation_mcp.structs import StructSize
 from formation_mcp.tools import audit
+from formation_mcp.tools.approval_events import ApprovalEvents, requested_event
 from formation_mcp.tools.approvals import approval_request, keep_work
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.checks import CheckedArguments, WorkOrder, check_arguments, work_item
@@ -79,7 +81,10 @@ class ToolManager:
         policies: PolicyManager,
         *,
         approval_ttl_seconds: float = 3600.0,
+        events: EventManager | None = None,
     ) -> None:
+        """`events` records the approval requests of calls that wait for an approver."""
+        self._approval_events = ApprovalEvents(events)
         self._db = database
         self._policies = policies
         self._approval_ttl_us = int(approval_ttl_seconds * 1_000_000)
@@ -354,8 +359,11 @@ class ToolManager:
             if waiting:  # queued when approved (tools.approvals)
                 await keep_work(conn, waiting, self._approval_ttl_us)
             await self._audit.insert_many(conn, [a.audit for a in admissions])
+            requested = [requested_event(record) for record, _work in waiting]
+            recorded = await self._approval_events.record(conn, requested)
         if pending is not None:
             self._dispatcher.committed(pending)
+        self._approval_events.committed(recorded)
 
 
 @dataclass(frozen=True, slots=True)
