@@ -20,8 +20,15 @@ from formation_mcp.auth.keys import write_private_key
 @pytest.fixture(scope="session")
 async def cli_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Application]:
     path = tmp_path_factory.mktemp("cli")
+    # One server for every CLI test of the session, each signing in from 127.0.0.1: the
+    # per-address sign-in limits (tested in tests/auth) would otherwise refuse the later ones.
     application = Application(
-        make_settings(path, f"sqlite+aiosqlite:///{path}/fmcp.db", metrics_interval_seconds=0.5)
+        make_settings(
+            path,
+            f"sqlite+aiosqlite:///{path}/fmcp.db",
+            metrics_interval_seconds=0.5,
+            login_rate_per_minute=100_000,
+        )
     )
     await application.start()
     try:
