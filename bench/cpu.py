@@ -72,7 +72,8 @@ def cpu_by_name(groups: Mapping[str, Iterable[str]]) -> dict[str, float]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode(errors="replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return ""
 

@@ -4,7 +4,7 @@ for N API and M worker processes on one PostgreSQL and one RabbitMQ:
     python -m bench scale --api N --workers M [--processes P] [--load L] [--callers C]
 
 starts N `fmcp serve --no-worker --processes P` (each on its own port) and M `fmcp worker
---processes P` (so N×P API and M×P worker processes), and L load processes
+--processes P` (so N x P API and M x P worker processes), and L load processes
 (`bench/call_load.py`, default one per API process) whose C callers in all (default 128 per
 API process) call the no-op tool one call after the other. Nothing is pinned: the scheduler
 places every process, so the same command runs unchanged on a bigger machine. Printed:
@@ -33,7 +33,7 @@ from bench.common import FMCP, PYTHON, ROOT, percentile
 from bench.cpu import cpu_by_name, postgres_cpu_seconds, tree_cpu_seconds
 from bench.databases import scratch_postgres
 from bench.processes import ServerProcess
-from bench.tool_calls import RABBITMQ_URL, WORKER_READY, _delete_topology, bench_env
+from bench.tool_calls import WORKER_READY, bench_env, delete_topology
 
 API_READY = re.compile(r"fmcp: gRPC on (\S+), HTTP on (\S+)")
 RABBITMQ_PROCESSES = ("beam", "erl_child_setup", "epmd", "inet_gethost")
@@ -91,9 +91,7 @@ def _api(index: int, options: Options, data_dir: Path, url: str, prefix: str) ->
     )
 
 
-def _worker(
-    index: int, options: Options, data_dir: Path, url: str, prefix: str
-) -> ServerProcess:
+def _worker(index: int, options: Options, data_dir: Path, url: str, prefix: str) -> ServerProcess:
     return ServerProcess(
         [FMCP, "worker", *_processes_argv(options.processes)],
         log_path=data_dir.parent / f"worker{index}.log",
@@ -130,7 +128,7 @@ def _sample(
 
 async def run(options: Options) -> None:
     print(
-        f"\n== scale: {options.api} API × {options.processes} and {options.workers} worker × "
+        f"\n== scale: {options.api} API x {options.processes} and {options.workers} worker x "
         f"{options.processes} processes, {options.load} load processes, {options.callers} "
         f"callers, {os.cpu_count()} cores =="
     )
@@ -150,7 +148,7 @@ async def run(options: Options) -> None:
                 await _drive(options, addresses, caller.metadata, apis, workers, url)
             finally:
                 await stack.aclose()
-                await _delete_topology(prefix, _nodes(prefix, options))
+                await delete_topology(prefix, _nodes(prefix, options))
 
 
 async def _drive(
