@@ -83,11 +83,12 @@ async def closed_loop(
 
 
 async def open_loop(target: Target, metadata: Metadata, rate: float, seconds: float) -> list[float]:
-    """Calls started at a fixed `rate` for `seconds`; their call-to-done latencies."""
+    """Calls started at a fixed `rate` for `seconds` (at least one); their call-to-done
+    latencies."""
     tasks: list[asyncio.Task[float]] = []
     interval = 1.0 / rate
     began = time.perf_counter()
-    for index in range(int(rate * seconds)):
+    for index in range(max(1, int(rate * seconds))):
         delay = began + index * interval - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -138,7 +138,7 @@ async def _measure(
     )
     print(f"  target >= {TARGET_RATE:,.0f}/s: {_verdict(rate, TARGET_RATE, at_most=False)}")
     print(f"CPU per completed call: API {api_ms:.3f} ms, worker {worker_ms:.3f} ms")
-    latencies = await open_loop(target, metadata, rate / 2, OPEN_LOOP_SECONDS)
+    latencies = await open_loop(target, metadata, max(rate / 2, 1.0), OPEN_LOOP_SECONDS)
     p50, p99 = (percentile(latencies, f) * 1000 for f in (0.5, 0.99))
     print(
         f"call-to-done latency at {rate / 2:,.0f} calls/s (half the rate), "
