@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,6 +28,7 @@ from bench import (
     request_gate,
     rest,
     routes,
+    scale,
     tool_calls,
     unary,
     watch,
@@ -50,6 +52,8 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "policy": policy.run,
     "events": events.run,
 }
+ON_REQUEST = ("scale",)
+"""Benchmarks that run only when named (`python -m bench` alone leaves them out)."""
 
 
 def _terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -64,11 +68,24 @@ def _load_average() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
-    names = parser.parse_args().names or list(BENCHMARKS)
-    unknown = [name for name in names if name not in BENCHMARKS]
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=", ".join([*BENCHMARKS, *ON_REQUEST])
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="calls: also write its figures to FILE as JSON"
+    )
+    scale.add_arguments(parser)
+    args = parser.parse_args()
+    names = args.names or list(BENCHMARKS)
+    runners: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        **BENCHMARKS,
+        "calls": lambda: tool_calls.run(args.json),
+        "scale": lambda: scale.run(scale.Options.from_args(args)),
+    }
+    unknown = [name for name in names if name not in runners]
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        known = ", ".join([*BENCHMARKS, *ON_REQUEST])
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {known}")
     signal.signal(signal.SIGTERM, _terminate)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"fmcp benchmarks, {stamp}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
@@ -80,7 +97,7 @@ def main() -> int:
         for name in names:
             began = time.perf_counter()
             try:
-                asyncio.run(BENCHMARKS[name]())
+                asyncio.run(runners[name]())
             except Exception:  # report it, and go on with the others
                 traceback.print_exc()
                 print(f"({name} FAILED; see the error above)", flush=True)

@@ -46,8 +46,11 @@ class ServerProcess:
         ready: re.Pattern[str],
         env: Mapping[str, str] | None = None,
         core: int | None = SERVER_CORE,
+        ready_count: int = 1,
     ) -> None:
         self.argv = pinned(argv, core)
+        self.ready_count = ready_count
+        """How many `ready` lines to wait for (one per child of `--processes N`)."""
         self.log_path = log_path
         self.ready = ready
         self.env = dict(env) if env is not None else None
@@ -73,9 +76,9 @@ class ServerProcess:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = self.ready.search(self.log_path.read_text(errors="replace"))
-            if match is not None:
-                return match
+            matches = list(self.ready.finditer(self.log_path.read_text(errors="replace")))
+            if len(matches) >= self.ready_count:
+                return matches[0]
             if self.process.returncode is not None:
                 break
             await asyncio.sleep(0.05)

@@ -1,39 +1,52 @@
 """Completed long-running tool calls per second through RabbitMQ and PostgreSQL, one API process
-(`fmcp serve --no-worker`) plus one worker (`fmcp worker`), and call-to-done latency at half
-that rate. A call is done when WaitOperation returns it done (what a client does)."""
+(`fmcp serve --no-worker`, core 0) plus one worker (`fmcp worker`, core 1), the CPU each spends
+per completed call, and call-to-done latency at half that rate. A call is done when the client
+sees it done (CallTool with `wait`, then WaitOperation while not: what `call_and_wait` does).
+
+The CPU figures are divided by the bare grpc.aio server's CPU per no-op unary RPC, measured in
+the same run on the API's core (before and after the calls; their mean), which makes them
+ratios that hold on any machine. `python -m bench calls --json FILE` also writes the figures
+as JSON."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import tempfile
 import time
 import uuid
 from pathlib import Path
-
-import grpc
-from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
+from typing import Any
 
 from bench import identity
+from bench.bare_cpu import bare_cpu_ms_per_rpc
+from bench.call_load import Target, closed_loop, open_loop
 from bench.common import FMCP, ROOT, percentile
+from bench.cpu import tree_cpu_seconds
 from bench.databases import scratch_postgres
 from bench.processes import FMCP_READY, ServerProcess, fmcp_env, running
 
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+RABBITMQ_URL = os.environ.get("FMCP_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 CLOSED_LOOP_CALLERS = 128
-CLOSED_LOOP_SECONDS = 20.0
-OPEN_LOOP_SECONDS = 15.0
-TARGET_RATE = 1000.0
+CLOSED_LOOP_SECONDS = float(os.environ.get("FMCP_BENCH_CALLS_SECONDS", "20"))
+OPEN_LOOP_SECONDS = CLOSED_LOOP_SECONDS * 0.75
+BARE_SECONDS = max(1, int(CLOSED_LOOP_SECONDS / 4))
+API_CORE, WORKER_CORE = 0, 1
+TARGET_RATE = 400.0
 TARGET_P99_MS = 50.0
+TARGET_API_RATIO = 6.0
+TARGET_WORKER_RATIO = 3.0
 WORKER_READY = re.compile(r"fmcp worker \S+: ready")
 
 
-def _env(data_dir: Path, database_url: str, prefix: str) -> dict[str, str]:
+def bench_env(data_dir: Path, database_url: str, prefix: str, node: str) -> dict[str, str]:
     env = fmcp_env(data_dir, database_url)
     env.update(
         FMCP_BROKER_URL=RABBITMQ_URL,
         FMCP_BROKER_PREFIX=prefix,
-        FMCP_NODE_ID=f"{prefix}-{data_dir.name}",
+        FMCP_NODE_ID=f"{prefix}-{node}",
         FMCP_TOOL_MODULES="bench.tools",
         PYTHONPATH=str(ROOT),
         FMCP_WORKER_PREFETCH="64",
@@ -42,113 +55,107 @@ def _env(data_dir: Path, database_url: str, prefix: str) -> dict[str, str]:
     return env
 
 
-async def _call_until_done(
-    tools: tools_pb2_grpc.ToolsServiceAsyncStub,
-    ops: operations_pb2_grpc.OperationsServiceAsyncStub,
-    metadata: tuple[tuple[str, str], ...],
-) -> float:
-    started = time.perf_counter()
-    operation = await tools.CallTool(
-        tools_pb2.CallToolRequest(name="tools/bench.noop"), metadata=metadata
-    )
-    while not operation.done:
-        operation = await ops.WaitOperation(
-            operations_pb2.WaitOperationRequest(name=operation.name), metadata=metadata
-        )
-    if operation.HasField("error"):
-        raise RuntimeError(f"{operation.name} failed: {operation.error.message}")
-    return time.perf_counter() - started
+def _verdict(value: float, bound: float, *, at_most: bool) -> str:
+    met = value <= bound if at_most else value >= bound
+    return "met" if met else "not met"
 
 
-async def _closed_loop(address: str, metadata: tuple[tuple[str, str], ...]) -> float:
-    """As many calls as CLOSED_LOOP_CALLERS callers complete; returns completed calls/s."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        tools = tools_pb2_grpc.ToolsServiceStub(channel)
-        ops = operations_pb2_grpc.OperationsServiceStub(channel)
-        for _ in range(50):  # warm-up: connections, caches, JIT-free but lazy imports
-            await _call_until_done(tools, ops, metadata)
-        deadline = time.perf_counter() + CLOSED_LOOP_SECONDS
-        completed = 0
-
-        async def caller() -> None:
-            nonlocal completed
-            while time.perf_counter() < deadline:
-                await _call_until_done(tools, ops, metadata)
-                completed += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(CLOSED_LOOP_CALLERS)))
-        return completed / (time.perf_counter() - began)
-
-
-async def _open_loop(
-    address: str, metadata: tuple[tuple[str, str], ...], rate: float
-) -> list[float]:
-    """Calls started at a fixed `rate` for OPEN_LOOP_SECONDS; their call-to-done latencies."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        tools = tools_pb2_grpc.ToolsServiceStub(channel)
-        ops = operations_pb2_grpc.OperationsServiceStub(channel)
-        tasks: list[asyncio.Task[float]] = []
-        interval = 1.0 / rate
-        began = time.perf_counter()
-        for index in range(int(rate * OPEN_LOOP_SECONDS)):
-            delay = began + index * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(_call_until_done(tools, ops, metadata)))
-        return list(await asyncio.gather(*tasks))
-
-
-async def run() -> None:
+async def run(json_path: Path | None = None) -> None:
     print("\n== tool calls through RabbitMQ and PostgreSQL (bench.noop, long-running) ==")
     print(
-        f"{identity.describe()}; API `fmcp serve --no-worker` on core 0, `fmcp worker` on "
-        "core 1, the load from this process (unpinned)"
+        f"{identity.describe()}; API `fmcp serve --no-worker` on core {API_CORE}, "
+        f"`fmcp worker` on core {WORKER_CORE}, the load from this process (unpinned)"
     )
     prefix = f"fmcp-bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="fmcp-bench-calls-") as scratch:
         data_dir = Path(scratch)
+        bare_before = await bare_cpu_ms_per_rpc(data_dir, API_CORE, BARE_SECONDS)
         caller = identity.for_server(data_dir / "api")
         async with scratch_postgres() as database_url:
             api = ServerProcess(
                 [FMCP, "serve", "--no-worker"],
                 log_path=data_dir / "api.log",
                 ready=FMCP_READY,
-                env=_env(data_dir / "api", database_url, prefix),
-                core=0,
+                env=bench_env(data_dir / "api", database_url, prefix, "api"),
+                core=API_CORE,
             )
             worker = ServerProcess(
                 [FMCP, "worker"],
                 log_path=data_dir / "worker.log",
                 ready=WORKER_READY,
-                env=_env(data_dir / "worker", database_url, prefix),
-                core=1,
+                env=bench_env(data_dir / "worker", database_url, prefix, "worker"),
+                core=WORKER_CORE,
             )
             async with running(api) as ready, running(worker):
-                address = ready.group(1)
-                rate = await _closed_loop(address, caller.metadata)
-                print(
-                    f"completed calls/s ({CLOSED_LOOP_CALLERS} callers, "
-                    f"{CLOSED_LOOP_SECONDS:.0f} s): {rate:,.0f}"
-                )
-                verdict = "met" if rate >= TARGET_RATE else "not met"
-                print(
-                    f"  target >= {TARGET_RATE:,.0f}/s: {verdict} (ratio {rate / TARGET_RATE:.2f})"
-                )
-                latencies = await _open_loop(address, caller.metadata, rate / 2)
-                p50, p99 = (percentile(latencies, f) * 1000 for f in (0.5, 0.99))
-                print(
-                    f"call-to-done latency at {rate / 2:,.0f} calls/s (half the rate), "
-                    f"{len(latencies)} calls: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-                )
-                print(
-                    f"  target p99 <= {TARGET_P99_MS:.0f} ms: "
-                    f"{'met' if p99 <= TARGET_P99_MS else 'not met'}"
-                )
-            await _delete_topology(prefix, [f"{prefix}-api", f"{prefix}-worker"])
+                target = Target(ready.group(1))
+                try:
+                    figures = await _measure(target, caller.metadata, api.pid, worker.pid)
+                finally:
+                    await target.close()
+            await delete_topology(prefix, [f"{prefix}-api", f"{prefix}-worker"])
+        bare_after = await bare_cpu_ms_per_rpc(data_dir, API_CORE, BARE_SECONDS)
+    bare = (bare_before + bare_after) / 2
+    print(
+        f"bare grpc.aio no-op on core {API_CORE}: {bare:.3f} ms CPU per RPC "
+        f"(before {bare_before:.3f}, after {bare_after:.3f})"
+    )
+    figures["bare_cpu_ms_per_rpc"] = bare
+    figures["api_ratio"] = figures["api_cpu_ms_per_call"] / bare
+    figures["worker_ratio"] = figures["worker_cpu_ms_per_call"] / bare
+    for side, bound in (("api", TARGET_API_RATIO), ("worker", TARGET_WORKER_RATIO)):
+        value = figures[f"{side}_ratio"]
+        print(
+            f"ratio {side} CPU per call / bare RPC: {value:.2f} "
+            f"(target <= {bound:g}: {_verdict(value, bound, at_most=True)})"
+        )
+    if json_path is not None:
+        await asyncio.to_thread(_write_json, json_path, figures)
+        print(f"figures written to {json_path}")
 
 
-async def _delete_topology(prefix: str, nodes: list[str]) -> None:
+def _write_json(path: Path, figures: dict[str, Any]) -> None:
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+async def _measure(
+    target: Target, metadata: tuple[tuple[str, str], ...], api_pid: int, worker_pid: int
+) -> dict[str, Any]:
+    start = time.time() + 0.5
+    end = start + CLOSED_LOOP_SECONDS
+    loop = closed_loop([target], metadata, CLOSED_LOOP_CALLERS, start, end)
+    # CPU is read at the window's edges while the callers run (they warm up before it)
+    task = asyncio.ensure_future(loop)
+    await asyncio.sleep(max(0.0, start - time.time()))
+    cpu_before = (tree_cpu_seconds([api_pid]), tree_cpu_seconds([worker_pid]))
+    await asyncio.sleep(max(0.0, end - time.time()))
+    cpu_after = (tree_cpu_seconds([api_pid]), tree_cpu_seconds([worker_pid]))
+    outcome = await task
+    rate = outcome.completed / CLOSED_LOOP_SECONDS
+    api_ms = (cpu_after[0] - cpu_before[0]) * 1000 / max(1, outcome.completed)
+    worker_ms = (cpu_after[1] - cpu_before[1]) * 1000 / max(1, outcome.completed)
+    print(
+        f"completed calls/s ({CLOSED_LOOP_CALLERS} callers, "
+        f"{CLOSED_LOOP_SECONDS:.0f} s): {rate:,.0f}"
+    )
+    print(f"  target >= {TARGET_RATE:,.0f}/s: {_verdict(rate, TARGET_RATE, at_most=False)}")
+    print(f"CPU per completed call: API {api_ms:.3f} ms, worker {worker_ms:.3f} ms")
+    latencies = await open_loop(target, metadata, max(rate / 2, 1.0), OPEN_LOOP_SECONDS)
+    p50, p99 = (percentile(latencies, f) * 1000 for f in (0.5, 0.99))
+    print(
+        f"call-to-done latency at {rate / 2:,.0f} calls/s (half the rate), "
+        f"{len(latencies)} calls: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+    )
+    print(f"  target p99 <= {TARGET_P99_MS:.0f} ms: {_verdict(p99, TARGET_P99_MS, at_most=True)}")
+    return {
+        "calls_per_s": rate,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "api_cpu_ms_per_call": api_ms,
+        "worker_cpu_ms_per_call": worker_ms,
+    }
+
+
+async def delete_topology(prefix: str, nodes: list[str]) -> None:
     """The prefix's queues and exchanges, and the node queue each process declared."""
     from formation_mcp.broker.rabbitmq import RabbitBroker
 

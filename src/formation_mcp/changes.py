@@ -6,6 +6,11 @@ direct call to the topic's handlers after the commit. With PostgreSQL, it also r
 inside the writing transaction (so the notice goes out exactly when the change commits) and
 every replica LISTENs on one dedicated connection, reconnecting with backoff; after a
 reconnect each topic's `resync` handler runs, since notices may have been missed meanwhile.
+
+A replica hears its own notices too, often before its own commit returns. Those are held back
+(the writer delivers the change itself once its commit returns, with what it wrote, so a
+watcher needs no database read); a held notice whose writer does not deliver it within
+OWN_NOTICE_HOLD_SECONDS (its commit failed after the server had committed) is delivered then.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "fmcp_changes"
 _SEPARATOR = "|"
+OWN_NOTICE_HOLD_SECONDS = 1.0
+OWN_NOTICES_MAX = 10_000
+"""Announcements awaiting their commit that are remembered (those of transactions that rolled
+back are never heard; past this many, the oldest are forgotten)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,32 @@ class PostgresChangeBus(ChangeBus):
         self._dsn = dsn
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._own: dict[str, int] = {}
+        """Messages announced in transactions whose commit has not returned yet (counted)."""
+        self._held: set[str] = set()
+        """Own notices heard before the writer delivered them."""
+
+    def _announced(self, messages: Sequence[str]) -> None:
+        own = self._own
+        for message in messages:
+            own[message] = own.get(message, 0) + 1
+        while len(own) > OWN_NOTICES_MAX:
+            del own[next(iter(own))]
+
+    def committed(self, topic: str, payload: str) -> None:
+        message = f"{topic}{_SEPARATOR}{payload}"
+        count = self._own.pop(message, 0)
+        if count > 1:
+            self._own[message] = count - 1
+        self._held.discard(message)
+        self._deliver(topic, payload)
+
+    def _release(self, message: str) -> None:
+        """A held own notice whose writer did not deliver it in time: deliver it now."""
+        if message in self._held:
+            self._held.discard(message)
+            topic, _, payload = message.partition(_SEPARATOR)
+            self._deliver(topic, payload)
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._listen_forever())
@@ -102,19 +137,26 @@ class PostgresChangeBus(ChangeBus):
             sa.text("SELECT pg_notify(:channel, :payload)"),
             {"channel": CHANNEL, "payload": f"{topic}{_SEPARATOR}{payload}"},
         )
+        self._announced([f"{topic}{_SEPARATOR}{payload}"])
 
     async def announce_many_in_transaction(
         self, conn: AsyncConnection, topic: str, payloads: Sequence[str]
     ) -> None:
+        messages = [f"{topic}{_SEPARATOR}{p}" for p in payloads]
         await conn.execute(
             sa.text(
                 "SELECT pg_notify(:channel, message) "
                 "FROM unnest(CAST(:messages AS text[])) AS message"
             ),
-            {"channel": CHANNEL, "messages": [f"{topic}{_SEPARATOR}{p}" for p in payloads]},
+            {"channel": CHANNEL, "messages": messages},
         )
+        self._announced(messages)
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, message: str) -> None:
+        if message in self._own:  # ours, its commit not returned yet: the writer delivers it
+            self._held.add(message)
+            asyncio.get_running_loop().call_later(OWN_NOTICE_HOLD_SECONDS, self._release, message)
+            return
         topic, _, payload = message.partition(_SEPARATOR)
         self._deliver(topic, payload)
 

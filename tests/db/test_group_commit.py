@@ -264,3 +264,18 @@ def test_max_batch_below_one_is_rejected(max_batch: int) -> None:
 
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommit(write, max_batch=max_batch)
+
+
+async def test_items_submitted_together_are_written_in_one_batch_in_their_order() -> None:
+    writer = Writer()
+    group: GroupCommit[str] = GroupCommit(writer, max_batch=10)
+    await asyncio.wait_for(group.submit_many(["started", "succeeded"]), DEADLINE)
+    assert writer.batches == [["started", "succeeded"]]
+
+
+async def test_items_submitted_together_fail_together_with_the_batch_error() -> None:
+    writer = Writer(fail_batches=[1])
+    group: GroupCommit[str] = GroupCommit(writer, max_batch=10)
+    with loop_errors() as reported, pytest.raises(DatabaseDown):
+        await asyncio.wait_for(group.submit_many(["started", "succeeded"]), DEADLINE)
+    assert reported == []  # the second item's error was retrieved too

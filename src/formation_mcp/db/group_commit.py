@@ -51,6 +51,30 @@ class GroupCommit(Generic[Item]):
             self._writer = asyncio.get_running_loop().create_task(self._write_pending())
         await future
 
+    async def submit_many(self, items: Sequence[Item]) -> None:
+        """Submit items that follow each other (they join the same batch unless it is full);
+        returns once all are committed, or raises what writing the first failed one raised."""
+        if len(items) == 1:
+            await self.submit(items[0])
+            return
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        for item in items:
+            future: asyncio.Future[None] = loop.create_future()
+            self._pending.append((item, future))
+            futures.append(future)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_pending())
+        await asyncio.wait(futures)
+        for future in futures:
+            if future.cancelled():
+                raise asyncio.CancelledError
+            if (error := future.exception()) is not None:
+                for rest in futures:  # the others' errors are this one's consequence
+                    if not rest.cancelled():
+                        rest.exception()
+                raise error
+
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (on shutdown)."""
         while self._writer is not None and not self._writer.done():

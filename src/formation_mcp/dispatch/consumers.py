@@ -78,19 +78,23 @@ class ApiConsumers:
 
     async def _on_event(self, delivery: Delivery) -> None:
         """Events join the batch being formed (see GroupCommit): in delivery order, so the
-        events of one operation apply in the order its worker published them."""
+        events of one operation apply in the order its worker published them (those of one
+        message together, in the same batch unless it is full)."""
         try:
             event = queue_pb2.OperationEvent.FromString(delivery.body)
             if event.WhichOneof("kind") == "resource_event":
                 await self._on_resource_event(delivery, event.resource_event)
                 return
-            parse_operation_name(event.operation, "operation")
+            events = [event, *event.following]  # a message may carry several (see the proto)
+            del event.following[:]
+            for each in events:
+                parse_operation_name(each.operation, "operation")
         except (DecodeError, FmcpError) as exc:
             self._throttle.error("malformed", "dropping a malformed operation event: %s", exc)
             await delivery.ack()
             return
         try:
-            await self._events.submit(event)
+            await self._events.submit_many(events)
         except Unavailable as exc:  # database down: try again later, lose nothing
             await self._hand_back(delivery, "events", exc)
             return

@@ -5,6 +5,9 @@
   attempt (a duplicate publish), is acked without running again.
 - Events carry (attempt, sequence); the work message is acked only after the terminal event
   is confirmed by the broker, so a worker that dies mid-run has its work redelivered.
+- A tool's `started` event is held up to STARTED_HOLD_SECONDS: a tool that ends within that
+  time has it sent with its terminal event, as one message (`following`); a longer one has it
+  sent when the time is up. Either way events go out in order.
 - Cancel requests (fan-out) stop the operation this worker runs.
 - Work that arrives while the database is down waits for it (the message is held, not handed
   back: a hand-back counts as an attempt, and an outage must not dead-letter work).
@@ -47,12 +50,23 @@ DATABASE_RETRY_FIRST_SECONDS = 0.1
 DATABASE_RETRY_MAX_SECONDS = 5.0
 FINISHED_MEMORY = 10_000
 """Operations a worker remembers finishing, to skip redeliveries whose ack was lost."""
+STARTED_HOLD_SECONDS = 0.05
+"""How long a `started` event waits for the next event of its operation to go with it."""
 
 
 @dataclass
 class _Running:
     task: asyncio.Task[None]
     context: ToolContext
+
+
+@dataclass
+class _Held:
+    """A `started` event not sent yet, and, once its time is up, its own publish."""
+
+    event: queue_pb2.OperationEvent
+    timer: asyncio.TimerHandle
+    sending: asyncio.Task[None] | None = None
 
 
 class Worker:
@@ -75,6 +89,7 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._claimed: set[str] = set()
+        self._held: dict[str, _Held] = {}
         self._consumers: list[Consumer] = []
         self._stopping = False
         self._throttle = LogThrottle(log)
@@ -145,7 +160,7 @@ class Worker:
             tool=item.tool,
             owner=item.owner,
             attempt=delivery.attempt,
-            emit=self._publish,
+            emit=self._emit,
             resource=item.resource,
             heartbeat_seconds=self._heartbeat_seconds,
         )
@@ -165,6 +180,7 @@ class Worker:
             await self._cancelled(context)  # cancelled before the tool itself could answer
         finally:
             del self._running[item.operation]
+            self._drop_held(item.operation)
         self._remember_finished(item.operation)
         await delivery.ack()
 
@@ -221,6 +237,40 @@ class Worker:
         )
         await context.emit(terminal)
 
+    async def _emit(self, event: queue_pb2.OperationEvent) -> None:
+        """Send an event of a running tool (one at a time per operation: ToolContext orders
+        them): a `started` event is held (see the module docs), and the event after it goes
+        with it in one message unless its time was up."""
+        held = self._held.pop(event.operation, None)
+        if held is not None:
+            held.timer.cancel()
+            if held.sending is None:
+                held.event.following.append(event)
+                event = held.event
+            else:
+                await held.sending  # it went out on its own: this one follows it
+        elif event.HasField("started") and not self._stopping:
+            timer = asyncio.get_running_loop().call_later(
+                STARTED_HOLD_SECONDS, self._send_held, event.operation
+            )
+            self._held[event.operation] = _Held(event, timer)
+            return
+        await self._publish(event)
+
+    def _send_held(self, operation: str) -> None:
+        """The held `started` event's time is up: it goes out on its own."""
+        held = self._held.get(operation)
+        if held is not None and held.sending is None:
+            held.sending = asyncio.ensure_future(self._publish(held.event))
+            held.sending.add_done_callback(_retrieve)
+
+    def _drop_held(self, operation: str) -> None:
+        """The run ended without another event (handed back on a graceful stop): a `started`
+        still held is not sent (the work runs again, and starts again)."""
+        held = self._held.pop(operation, None)
+        if held is not None:
+            held.timer.cancel()
+
     async def _publish(self, event: queue_pb2.OperationEvent) -> None:
         """Publish with confirm; while the broker is unreachable keep retrying (events are
         idempotent), unless this worker is stopping."""
@@ -236,6 +286,13 @@ class Worker:
                 log.warning("cannot publish an event (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, PUBLISH_RETRY_MAX_SECONDS)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A held event's own publish failed only when the worker stops (its run is handed back
+    then): nothing more to do than mark the error as seen."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _already_handled(record: OperationRecord | None, attempt: int) -> bool:

@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%formation/mcp/internal/v1/queue.proto\x12\x19\x66ormation.mcp.internal.v1\x1a\x1d\x66ormation/mcp/v1/events.proto\x1a!formation/mcp/v1/operations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x8d\x02\n\x08WorkItem\x12\x17\n\toperation\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04tool\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x13\n\x05owner\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x61ttempt\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x32\n\x08\x64\x65\x61\x64line\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x16\n\x08trace_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04node\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08resource\x18\t \x01(\tB\x04\xe2\x41\x01\x01\"\xa1\x07\n\x0eOperationEvent\x12\x17\n\toperation\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x61ttempt\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08sequence\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12.\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x44\n\x07started\x18\n \x01(\x0b\x32\x31.formation.mcp.internal.v1.OperationEvent.StartedH\x00\x12\x46\n\x08progress\x18\x0b \x01(\x0b\x32\x32.formation.mcp.internal.v1.OperationEvent.ProgressH\x00\x12>\n\x04logs\x18\x0c \x01(\x0b\x32..formation.mcp.internal.v1.OperationEvent.LogsH\x00\x12H\n\tsucceeded\x18\r \x01(\x0b\x32\x33.formation.mcp.internal.v1.OperationEvent.SucceededH\x00\x12\x42\n\x06\x66\x61iled\x18\x0e \x01(\x0b\x32\x30.formation.mcp.internal.v1.OperationEvent.FailedH\x00\x12H\n\tcancelled\x18\x0f \x01(\x0b\x32\x33.formation.mcp.internal.v1.OperationEvent.CancelledH\x00\x12\x42\n\x0eresource_event\x18\x10 \x01(\x0b\x32(.formation.mcp.internal.v1.ResourceEventH\x00\x1a\x1d\n\x07Started\x12\x12\n\x04node\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x1aM\n\x08Progress\x12\x15\n\x07percent\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x13\n\x05stage\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x15\n\x07message\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x1a\x36\n\x04Logs\x12.\n\x05lines\x18\x01 \x03(\x0b\x32\x19.formation.mcp.v1.LogLineB\x04\xe2\x41\x01\x02\x1a?\n\tSucceeded\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\x1c.formation.mcp.v1.ToolResultB\x04\xe2\x41\x01\x02\x1a\x31\n\x06\x46\x61iled\x12\'\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x02\x1a\x0b\n\tCancelledB\x06\n\x04kind\"P\n\rResourceEvent\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x17.formation.mcp.v1.EventB\x04\xe2\x41\x01\x02\"%\n\nCancelWork\x12\x17\n\toperation\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%formation/mcp/internal/v1/queue.proto\x12\x19\x66ormation.mcp.internal.v1\x1a\x1d\x66ormation/mcp/v1/events.proto\x1a!formation/mcp/v1/operations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x8d\x02\n\x08WorkItem\x12\x17\n\toperation\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04tool\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x13\n\x05owner\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x61ttempt\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x32\n\x08\x64\x65\x61\x64line\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x16\n\x08trace_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04node\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08resource\x18\t \x01(\tB\x04\xe2\x41\x01\x01\"\xe5\x07\n\x0eOperationEvent\x12\x17\n\toperation\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x61ttempt\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08sequence\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12.\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x44\n\x07started\x18\n \x01(\x0b\x32\x31.formation.mcp.internal.v1.OperationEvent.StartedH\x00\x12\x46\n\x08progress\x18\x0b \x01(\x0b\x32\x32.formation.mcp.internal.v1.OperationEvent.ProgressH\x00\x12>\n\x04logs\x18\x0c \x01(\x0b\x32..formation.mcp.internal.v1.OperationEvent.LogsH\x00\x12H\n\tsucceeded\x18\r \x01(\x0b\x32\x33.formation.mcp.internal.v1.OperationEvent.SucceededH\x00\x12\x42\n\x06\x66\x61iled\x18\x0e \x01(\x0b\x32\x30.formation.mcp.internal.v1.OperationEvent.FailedH\x00\x12H\n\tcancelled\x18\x0f \x01(\x0b\x32\x33.formation.mcp.internal.v1.OperationEvent.CancelledH\x00\x12\x42\n\x0eresource_event\x18\x10 \x01(\x0b\x32(.formation.mcp.internal.v1.ResourceEventH\x00\x12\x42\n\tfollowing\x18\x14 \x03(\x0b\x32).formation.mcp.internal.v1.OperationEventB\x04\xe2\x41\x01\x01\x1a\x1d\n\x07Started\x12\x12\n\x04node\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x1aM\n\x08Progress\x12\x15\n\x07percent\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x13\n\x05stage\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x15\n\x07message\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x1a\x36\n\x04Logs\x12.\n\x05lines\x18\x01 \x03(\x0b\x32\x19.formation.mcp.v1.LogLineB\x04\xe2\x41\x01\x02\x1a?\n\tSucceeded\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\x1c.formation.mcp.v1.ToolResultB\x04\xe2\x41\x01\x02\x1a\x31\n\x06\x46\x61iled\x12\'\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x02\x1a\x0b\n\tCancelledB\x06\n\x04kind\"P\n\rResourceEvent\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x17.formation.mcp.v1.EventB\x04\xe2\x41\x01\x02\"%\n\nCancelWork\x12\x17\n\toperation\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -77,6 +77,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATIONEVENT'].fields_by_name['sequence']._serialized_options = b'\342A\001\002'
   _globals['_OPERATIONEVENT'].fields_by_name['time']._loaded_options = None
   _globals['_OPERATIONEVENT'].fields_by_name['time']._serialized_options = b'\342A\001\001'
+  _globals['_OPERATIONEVENT'].fields_by_name['following']._loaded_options = None
+  _globals['_OPERATIONEVENT'].fields_by_name['following']._serialized_options = b'\342A\001\001'
   _globals['_RESOURCEEVENT'].fields_by_name['key']._loaded_options = None
   _globals['_RESOURCEEVENT'].fields_by_name['key']._serialized_options = b'\342A\001\002'
   _globals['_RESOURCEEVENT'].fields_by_name['event']._loaded_options = None
@@ -86,21 +88,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKITEM']._serialized_start=256
   _globals['_WORKITEM']._serialized_end=525
   _globals['_OPERATIONEVENT']._serialized_start=528
-  _globals['_OPERATIONEVENT']._serialized_end=1457
-  _globals['_OPERATIONEVENT_STARTED']._serialized_start=1156
-  _globals['_OPERATIONEVENT_STARTED']._serialized_end=1185
-  _globals['_OPERATIONEVENT_PROGRESS']._serialized_start=1187
-  _globals['_OPERATIONEVENT_PROGRESS']._serialized_end=1264
-  _globals['_OPERATIONEVENT_LOGS']._serialized_start=1266
-  _globals['_OPERATIONEVENT_LOGS']._serialized_end=1320
-  _globals['_OPERATIONEVENT_SUCCEEDED']._serialized_start=1322
-  _globals['_OPERATIONEVENT_SUCCEEDED']._serialized_end=1385
-  _globals['_OPERATIONEVENT_FAILED']._serialized_start=1387
-  _globals['_OPERATIONEVENT_FAILED']._serialized_end=1436
-  _globals['_OPERATIONEVENT_CANCELLED']._serialized_start=1438
-  _globals['_OPERATIONEVENT_CANCELLED']._serialized_end=1449
-  _globals['_RESOURCEEVENT']._serialized_start=1459
-  _globals['_RESOURCEEVENT']._serialized_end=1539
-  _globals['_CANCELWORK']._serialized_start=1541
-  _globals['_CANCELWORK']._serialized_end=1578
+  _globals['_OPERATIONEVENT']._serialized_end=1525
+  _globals['_OPERATIONEVENT_STARTED']._serialized_start=1224
+  _globals['_OPERATIONEVENT_STARTED']._serialized_end=1253
+  _globals['_OPERATIONEVENT_PROGRESS']._serialized_start=1255
+  _globals['_OPERATIONEVENT_PROGRESS']._serialized_end=1332
+  _globals['_OPERATIONEVENT_LOGS']._serialized_start=1334
+  _globals['_OPERATIONEVENT_LOGS']._serialized_end=1388
+  _globals['_OPERATIONEVENT_SUCCEEDED']._serialized_start=1390
+  _globals['_OPERATIONEVENT_SUCCEEDED']._serialized_end=1453
+  _globals['_OPERATIONEVENT_FAILED']._serialized_start=1455
+  _globals['_OPERATIONEVENT_FAILED']._serialized_end=1504
+  _globals['_OPERATIONEVENT_CANCELLED']._serialized_start=1506
+  _globals['_OPERATIONEVENT_CANCELLED']._serialized_end=1517
+  _globals['_RESOURCEEVENT']._serialized_start=1527
+  _globals['_RESOURCEEVENT']._serialized_end=1607
+  _globals['_CANCELWORK']._serialized_start=1609
+  _globals['_CANCELWORK']._serialized_end=1646
 # @@protoc_insertion_point(module_scope)

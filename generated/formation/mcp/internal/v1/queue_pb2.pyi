@@ -235,6 +235,7 @@ class OperationEvent(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
     RESOURCE_EVENT_FIELD_NUMBER: _builtins.int
+    FOLLOWING_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
     """The operation, `operations/{operation_id}`."""
     attempt: _builtins.int
@@ -276,6 +277,15 @@ class OperationEvent(_message.Message):
         `attempt` and `sequence` are then empty.
         """
 
+    @_builtins.property
+    def following(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationEvent]:
+        """Later events of the same operation and attempt, sent in the same message:
+        a worker holds a tool's `started` event briefly and, when the tool ends
+        within that time, sends it with the terminal event as one message. The
+        consumer applies this event, then these, in order (API servers must know
+        this field before workers send it: upgrade API servers first).
+        """
+
     def __init__(
         self,
         *,
@@ -290,10 +300,11 @@ class OperationEvent(_message.Message):
         failed: Global___OperationEvent.Failed | None = ...,
         cancelled: Global___OperationEvent.Cancelled | None = ...,
         resource_event: Global___ResourceEvent | None = ...,
+        following: _abc.Iterable[Global___OperationEvent] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "progress", b"progress", "resource_event", b"resource_event", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "operation", b"operation", "progress", b"progress", "resource_event", b"resource_event", "sequence", b"sequence", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancelled", b"cancelled", "failed", b"failed", "following", b"following", "kind", b"kind", "logs", b"logs", "operation", b"operation", "progress", b"progress", "resource_event", b"resource_event", "sequence", b"sequence", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["started", "progress", "logs", "succeeded", "failed", "cancelled", "resource_event"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
