@@ -45,9 +45,13 @@ def ops(channel: grpc.aio.Channel) -> Ops:
     return operations_pb2_grpc.OperationsServiceStub(channel)
 
 
-def call(tools: Tools, md: Md, name: str, reason: str = "", **arguments: Any) -> Any:
+def call(
+    tools: Tools, md: Md, name: str, reason: str = "", reason_argument: str = "", **arguments: Any
+) -> Any:
+    """CallTool; `reason` as the request's field, `reason_argument` as the `reason` argument."""
+    given = {**arguments, **({"reason": reason_argument} if reason_argument else {})}
     return tools.CallTool(
-        tools_pb2.CallToolRequest(name=f"tools/{name}", arguments=struct(arguments), reason=reason),
+        tools_pb2.CallToolRequest(name=f"tools/{name}", arguments=struct(given), reason=reason),
         metadata=md,
     )
 
@@ -464,3 +468,20 @@ async def test_a_denial_is_an_event_of_the_operation(
     told = await approval_events(channel, md, waiting.name)
     assert [kind for kind, _ in told] == ["operation.approval_requested", "operation.denied"]
     assert told[1][1]["comment"] == "not tonight"
+
+
+async def test_the_reason_may_come_as_an_argument_every_tool_accepts(
+    tools: Tools, policies: Policies, ops: Ops, admin: Md, md: Md, account: str
+) -> None:
+    """As MCP callers give it: the `reason` argument is the call's, not the tool's."""
+    await set_policy(policies, admin, account, require_approval=["test.sleep"])
+    waiting: lro_pb2.Operation = await call(
+        tools, md, "test.sleep", steps=1, delay_ms=0, reason_argument="the nightly run"
+    )
+    meta = metadata_of(waiting)
+    assert meta.approval.reason == "the nightly run"
+    assert json_format.MessageToDict(meta.approval.arguments) == {"steps": 1, "delay_ms": 0}
+    await ops.ApproveOperation(
+        operations_pb2.ApproveOperationRequest(name=waiting.name, comment="ok"), metadata=admin
+    )
+    assert output_of(await finished(ops, md, waiting.name)) == {"steps": 1}

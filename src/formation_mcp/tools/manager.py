@@ -42,13 +42,19 @@ from formation_mcp.tools.approvals import approval_request, keep_work
 from formation_mcp.tools.audit import AuditLog
 from formation_mcp.tools.checks import CheckedArguments, WorkOrder, check_arguments, work_item
 from formation_mcp.tools.context import ToolContext
-from formation_mcp.tools.registry import Placement, RegisteredTool, ToolRegistry, ToolSpec
+from formation_mcp.tools.registry import (
+    MAX_REASON_CHARS,
+    REASON_ARGUMENT,
+    Placement,
+    RegisteredTool,
+    ToolRegistry,
+    ToolSpec,
+)
 from formation_mcp.tools.runner import run_tool
 
 PLACED_QUICK_WAIT = 15.0
 """How long the call of a quick tool placed on a node waits for its result before it returns
 the pending operation (the node is busy or was just restarted: the caller can wait on it)."""
-MAX_REASON_CHARS = 500
 ADMISSION_BATCH = 128
 """At most this many accepted calls are written in one transaction."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -178,6 +184,10 @@ class ToolManager:
         tool = self._registry.resolve_resource(name)
         spec = tool.spec
         checked = await check_arguments(spec, arguments, size)
+        if spec.takes_reason and REASON_ARGUMENT in arguments:  # the call's, not the tool's
+            given = arguments[REASON_ARGUMENT]
+            arguments = {k: v for k, v in arguments.items() if k != REASON_ARGUMENT}
+            reason = reason or (given if isinstance(given, str) else "")
         audit_fields: dict[str, Any] = {
             "account": caller.account,
             "tool": spec.name,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -89,10 +89,16 @@ class ToolSpec:
     output_validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     facts: ToolFacts = field(init=False, repr=False, compare=False)
     """What policies match: every name the tool answers to, and its annotation."""
+    takes_reason: bool = field(init=False, repr=False, compare=False)
+    """Whether the input schema got the optional `reason` argument every tool accepts (it is
+    the call's, for an approver: taken out before the tool runs)."""
 
     def __post_init__(self) -> None:
         if not _TOOL_NAME.fullmatch(self.name):
             raise ValueError(f"tool name {self.name!r} must match [A-Za-z0-9_.-]{{1,128}}")
+        schema, added = with_reason(self.input_schema)
+        object.__setattr__(self, "input_schema", schema)
+        object.__setattr__(self, "takes_reason", added)
         Draft202012Validator.check_schema(self.input_schema)
         Draft202012Validator.check_schema(self.output_schema)
         object.__setattr__(self, "validator", Draft202012Validator(self.input_schema))
@@ -165,6 +171,27 @@ def _describe(error: ValidationError) -> str:
 class RegisteredTool:
     spec: ToolSpec
     executor: Executor
+
+
+REASON_ARGUMENT: Final = "reason"
+MAX_REASON_CHARS: Final = 500
+_REASON_SCHEMA: Final = {
+    "type": "string",
+    "maxLength": MAX_REASON_CHARS,
+    "description": "Optional: why you make this call, in a sentence. An approver reads it when "
+    "the policy holds the call for a human approval.",
+}
+
+
+def with_reason(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """`schema` with the optional `reason` argument, and whether it was added (not when the
+    tool has a `reason` of its own, or takes no object)."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not isinstance(properties, dict):
+        return schema, False
+    if REASON_ARGUMENT in properties:
+        return schema, False
+    return {**schema, "properties": {**properties, REASON_ARGUMENT: _REASON_SCHEMA}}, True
 
 
 class ToolRegistry:
