@@ -485,3 +485,48 @@ async def test_the_reason_may_come_as_an_argument_every_tool_accepts(
         operations_pb2.ApproveOperationRequest(name=waiting.name, comment="ok"), metadata=admin
     )
     assert output_of(await finished(ops, md, waiting.name)) == {"steps": 1}
+
+
+async def test_an_approver_reads_a_held_call_of_another_but_cannot_cancel_it(
+    start_app: StartApp,
+) -> None:
+    admin_key, approver_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    application = await start_app(admin_keys=(b64url(public_bytes(admin_key)),))
+    async with grpc.aio.insecure_channel(application.grpc.address) as channel:
+        admin = bearer((await login(channel, admin_key)).access_token)
+        approver_session = await login(channel, approver_key)
+        await application.accounts.update(
+            _account(approver_session.account.name, ["user", "approver"]), ["roles"]
+        )
+        approver = bearer((await login(channel, approver_key)).access_token)
+        user = await login(channel, Ed25519PrivateKey.generate())
+        md = bearer(user.access_token)
+        tools = tools_pb2_grpc.ToolsServiceStub(channel)
+        ops = operations_pb2_grpc.OperationsServiceStub(channel)
+        plain: lro_pb2.Operation = await call(tools, md, "test.sleep", steps=1)
+        await set_policy(
+            policies_pb2_grpc.PoliciesServiceStub(channel),
+            admin,
+            user.account.name,
+            require_approval=["test.sleep"],
+        )
+        waiting: lro_pb2.Operation = await call(tools, md, "test.sleep", steps=1)
+
+        read = await ops.GetOperation(
+            operations_pb2.GetOperationRequest(name=waiting.name), metadata=approver
+        )
+        await refused(
+            ops.GetOperation(
+                operations_pb2.GetOperationRequest(name=plain.name), metadata=approver
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "OPERATION_NOT_FOUND",
+        )
+        await refused(
+            ops.CancelOperation(
+                operations_pb2.CancelOperationRequest(name=waiting.name), metadata=approver
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "OPERATION_NOT_FOUND",
+        )
+    assert metadata_of(read).state == State.AWAITING_APPROVAL

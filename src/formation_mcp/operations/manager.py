@@ -242,10 +242,10 @@ class OperationManager:
         operation_id = parse_operation_name(name)
         snapshot = self._snapshots.get(operation_id)
         if snapshot is not None:
-            if not caller.can_see(snapshot.record.owner):
+            if not may_read(caller, snapshot.record):
                 raise _not_found(operation_id)
             return snapshot.operation
-        record = await self._visible(caller, operation_id)
+        record = await self._visible(caller, operation_id, reading=True)
         operation = to_operation(record)
         self._snapshots.put(record, operation)
         return operation
@@ -349,7 +349,7 @@ class OperationManager:
             raise InvalidArgument.for_field("after_sequence", "must not be negative")
         operation_id = parse_operation_name(name)
         async with self._hub.subscribe(operation_id) as subscription:
-            record = await self._visible(caller, operation_id)
+            record = await self._visible(caller, operation_id, reading=True)
             subscription.start_at(record.sequence)
             if after_sequence > record.sequence:
                 raise InvalidArgument.for_field(
@@ -380,14 +380,21 @@ class OperationManager:
         meanwhile reaches them through their feed either way)."""
         snapshot = self._snapshots.get(operation_id)
         if snapshot is None:
-            return await self._visible(caller, operation_id)
-        if not caller.can_see(snapshot.record.owner):
+            return await self._visible(caller, operation_id, reading=True)
+        if not may_read(caller, snapshot.record):
             raise _not_found(operation_id)
         return snapshot.record
 
-    async def _visible(self, caller: Caller, operation_id: str) -> OperationRecord:
+    async def _visible(
+        self, caller: Caller, operation_id: str, *, reading: bool = False
+    ) -> OperationRecord:
+        """The operation if the caller may act on it (its owner, an admin), or with `reading`
+        may read it (also an approver, a call held for an approval); NOT_FOUND otherwise."""
         record = await self.record(operation_id)
-        if record is None or not caller.can_see(record.owner):
+        allowed = record is not None and (
+            may_read(caller, record) if reading else caller.can_see(record.owner)
+        )
+        if record is None or not allowed:
             raise _not_found(operation_id)
         return record
 
@@ -484,3 +491,11 @@ def _payload(operation_id: str, sequence: int | None) -> str:
 def _not_found(operation_id: str) -> NotFound:
     name = operation_name(operation_id)
     return NotFound(f"{name} not found", reason="OPERATION_NOT_FOUND", metadata={"name": name})
+
+
+def may_read(caller: Caller, record: OperationRecord) -> bool:
+    """Its owner and admins read an operation; approvers too when it was held for an
+    approval (what they decide on, and what came of it)."""
+    return caller.can_see(record.owner) or (
+        record.approval is not None and caller.can(OPERATIONS_APPROVE)
+    )
