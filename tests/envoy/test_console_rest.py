@@ -1,0 +1,133 @@
+"""The web console's session through Envoy: a `fmcp console` link's code is exchanged once,
+within a minute, for an httpOnly SameSite=Strict cookie scoped to /console; the console's
+REST calls under /console/api/ are made as its account with the CSRF header; sign-out ends
+it."""
+
+from __future__ import annotations
+
+import httpx
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support.envoy import Json, auth, rest_login
+
+from formation_mcp.app import Application
+from formation_mcp.auth.console_sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from formation_mcp.clock import now_us
+from formation_mcp.db.schema import console_sessions
+
+
+async def link(client: httpx.AsyncClient) -> tuple[Json, Json]:
+    """A new account's session and a console link for it (over REST, with its token)."""
+    session = await rest_login(client, Ed25519PrivateKey.generate())
+    response = await client.post(
+        "/v1/auth/console:createLink", json={}, headers=auth(session["access_token"])
+    )
+    assert response.status_code == 200, response.text
+    return session, response.json()
+
+
+async def signed_in(browser: httpx.AsyncClient) -> Json:
+    """Signs a browser-like client in through a link; the account it is signed in as."""
+    session, created = await link(browser)
+    browser.cookies.clear()
+    response = await browser.get(created["path"])
+    assert response.status_code == 303, response.text
+    account: Json = session["account"]
+    return account
+
+
+def csrf(browser: httpx.AsyncClient) -> dict[str, str]:
+    return {CSRF_HEADER: browser.cookies.get(CSRF_COOKIE, path="/console") or ""}
+
+
+async def test_the_link_sets_an_httponly_strict_session_cookie_scoped_to_the_console(
+    client: httpx.AsyncClient,
+) -> None:
+    _session, created = await link(client)
+    assert created["path"] == f"/console/signin?code={created['code']}"
+    response = await client.get(created["path"])
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/"
+    cookies = response.headers.get_list("set-cookie")
+    session_cookie = next(c for c in cookies if c.startswith("fmcp_console="))
+    attributes = {a.strip().lower() for a in session_cookie.split(";")[1:]}
+    assert {"httponly", "path=/console", "samesite=strict"} <= attributes
+    assert "secure" not in attributes  # plain HTTP here
+
+
+async def test_a_second_use_of_the_link_is_refused(client: httpx.AsyncClient) -> None:
+    _session, created = await link(client)
+    assert (await client.get(created["path"])).status_code == 303
+    again = await client.get(created["path"])
+    assert again.status_code == 401
+    assert "fmcp console" in again.text
+    assert "set-cookie" not in again.headers
+
+
+async def test_an_expired_link_is_refused(client: httpx.AsyncClient, app: Application) -> None:
+    _session, created = await link(client)
+    async with app.database.write() as conn:  # a minute has passed
+        await conn.execute(
+            sa.update(console_sessions)
+            .where(console_sessions.c.code_hash.is_not(None))
+            .values(expire_time=now_us() - 1)
+        )
+    assert (await client.get(created["path"])).status_code == 401
+
+
+async def test_the_console_calls_the_api_as_the_links_account(envoy: str) -> None:
+    async with httpx.AsyncClient(base_url=envoy) as browser:
+        account = await signed_in(browser)
+        response = await browser.get("/console/api/v1/auth/account", headers=csrf(browser))
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == account["name"]
+
+
+async def test_a_forged_request_without_the_csrf_token_is_refused(envoy: str) -> None:
+    async with httpx.AsyncClient(base_url=envoy) as browser:
+        await signed_in(browser)
+        missing = await browser.post("/console/api/v1/operations/x:cancel", json={})
+        wrong = await browser.post(
+            "/console/api/v1/operations/x:cancel", json={}, headers={CSRF_HEADER: "forged"}
+        )
+    for response in (missing, wrong):
+        assert response.status_code == 401, response.text
+        assert "CSRF" in response.json()["message"]
+
+
+async def test_the_session_cookie_is_not_accepted_outside_the_console(envoy: str) -> None:
+    async with httpx.AsyncClient(base_url=envoy) as browser:
+        await signed_in(browser)
+        response = await browser.get("/v1/auth/account", headers=csrf(browser))
+    assert response.status_code == 401
+
+
+async def test_sign_out_revokes_the_session(envoy: str) -> None:
+    async with httpx.AsyncClient(base_url=envoy) as browser:
+        await signed_in(browser)
+        headers = csrf(browser)
+        session = browser.cookies.get(SESSION_COOKIE, path="/console")
+        assert (await browser.post("/console/signout")).status_code == 401  # no CSRF token
+        assert (await browser.post("/console/signout", headers=headers)).status_code == 200
+        assert browser.cookies.get(SESSION_COOKIE, path="/console") is None
+    # The old cookie, kept by someone: refused on any replica (the session is revoked).
+    async with httpx.AsyncClient(base_url=envoy) as kept:
+        response = await kept.get(
+            "/console/api/v1/auth/account",
+            headers={**headers, "cookie": f"{SESSION_COOKIE}={session}"},
+        )
+    assert response.status_code == 401
+    assert "signed out" in response.json()["message"]
+
+
+async def test_the_console_page_has_a_strict_content_security_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/console/")
+    assert response.status_code == 200
+    assert '<script type="module" src="/console/app.js">' in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    script = await client.get("/console/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
