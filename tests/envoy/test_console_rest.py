@@ -11,7 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.envoy import Json, auth, rest_login
 
 from formation_mcp.app import Application
-from formation_mcp.auth.console_sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from formation_mcp.auth.console_sessions import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    delete_expired,
+)
 from formation_mcp.clock import now_us
 from formation_mcp.db.schema import console_sessions
 
@@ -131,3 +136,13 @@ async def test_the_console_page_has_a_strict_content_security_policy(
     assert "unsafe-inline" not in policy
     script = await client.get("/console/app.js")
     assert script.headers["content-type"].startswith("text/javascript")
+
+
+async def test_expired_codes_and_sessions_are_deleted(
+    client: httpx.AsyncClient, app: Application
+) -> None:
+    _session, created = await link(client)
+    async with app.database.write() as conn:
+        deleted = await delete_expired(conn, now_us() + 120 * 1_000_000, 1000)
+    assert deleted >= 1
+    assert (await client.get(created["path"])).status_code == 401

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.auth import store
 from formation_mcp.auth.keys import account_name
@@ -146,19 +147,15 @@ class ConsoleSessions:
             )
         return bool(result.rowcount == 1)
 
-    async def delete_expired(self, limit: int = 1000) -> int:
-        now = now_us()
-        table = console_sessions
-        async with self._db.write() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        sa.select(table.c.id).where(table.c.expire_time < now).limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if ids:
-                await conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
-        return len(ids)
+
+async def delete_expired(conn: AsyncConnection, now: int, limit: int) -> int:
+    """Drops up to `limit` codes and sessions that expired before `now` (µs); how many."""
+    table = console_sessions
+    ids = (
+        (await conn.execute(sa.select(table.c.id).where(table.c.expire_time < now).limit(limit)))
+        .scalars()
+        .all()
+    )
+    if ids:
+        await conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
+    return len(ids)
