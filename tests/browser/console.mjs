@@ -50,6 +50,10 @@ try {
   await page.click('a[href="#events"]');
   await page.locator("main h1", { hasText: "Events" }).waitFor({ timeout: TIMEOUT_MS });
   await page.screenshot({ path: `${FMCP_ARTIFACTS}/events.png` });
+  // Tools: the catalogue, with each tool's input schema.
+  await page.click('a[href="#tools"]');
+  await page.locator('tr[data-tool="tools/test.sleep"]').waitFor({ timeout: TIMEOUT_MS });
+  await page.screenshot({ path: `${FMCP_ARTIFACTS}/tools.png` });
   check(violations.length === 0, `console errors: ${violations.join("; ")}`);
 
   // The link works once.

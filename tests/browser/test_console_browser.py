@@ -148,4 +148,4 @@ async def test_sign_in_watch_progress_and_approve_in_the_browser(
         await ops.CancelOperation(
             operations_pb2.CancelOperationRequest(name=running), metadata=admin
         )
-    assert screenshots(tmp_path) == ["approvals.png", "events.png", "operations.png"]
+    assert screenshots(tmp_path) == ["approvals.png", "events.png", "operations.png", "tools.png"]

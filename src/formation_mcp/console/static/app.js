@@ -1,8 +1,8 @@
 // The console's shell: a page per location hash, the error line, sign-out.
 import { signOut } from "./api.js";
-import { approvals, events, operations } from "./pages.js";
+import { approvals, events, operations, tools } from "./pages.js";
 
-const PAGES = { operations, approvals, events };
+const PAGES = { operations, approvals, events, tools };
 const page = document.getElementById("page");
 const error = document.getElementById("error");
 let current = null;

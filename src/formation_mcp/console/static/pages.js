@@ -106,14 +106,32 @@ export function approvals(page, signal, report) {
         placeholder: "Why (required to deny)",
         "aria-label": "Comment",
       });
-      return operationRow(operation, [
-        comment,
-        el("button", { type: "button", onclick: decide(operation.name, "approve", comment) }, "Approve"),
-        el("button", { type: "button", onclick: decide(operation.name, "deny", comment) }, "Deny"),
-      ]);
+      const meta = operation.metadata ?? {};
+      const approval = meta.approval ?? {};
+      return el(
+        "tr",
+        { "data-operation": operation.name },
+        el("td", {}, el("code", {}, idOf(operation.name))),
+        el("td", {}, meta.tool ?? ""),
+        el("td", {}, meta.owner ?? ""),
+        el(
+          "td",
+          {},
+          approval.reason ? `“${approval.reason}”` : "",
+          el("pre", {}, JSON.stringify(approval.arguments ?? {}, null, 2)),
+          approval.arguments_truncated ? "(arguments truncated)" : "",
+        ),
+        el(
+          "td",
+          {},
+          comment,
+          el("button", { type: "button", onclick: decide(operation.name, "approve", comment) }, "Approve"),
+          el("button", { type: "button", onclick: decide(operation.name, "deny", comment) }, "Deny"),
+        ),
+      );
     });
     list.replaceChildren(
-      table(["Operation", "Tool", "State", "Progress", "Stage", "Decide"], rows, "Nothing waits for you."),
+      table(["Operation", "Tool", "Caller", "Request", "Decide"], rows, "Nothing waits for you."),
     );
   });
 }
@@ -154,6 +172,50 @@ export function events(page, signal, report) {
       const after = recent.length ? recent[0].name : "";
       const query = after ? `?after=${encodeURIComponent(after)}` : "";
       await watch(`/v1/events:watch${query}`, add, signal);
+    } catch (error) {
+      if (!signal.aborted) report(error.message);
+    }
+  })();
+}
+
+const MAX_TOOL_PAGES = 10;
+
+function toolRow(tool) {
+  const schema = el("pre", {}, JSON.stringify(tool.input_schema ?? {}, null, 2));
+  return el(
+    "tr",
+    { "data-tool": tool.name },
+    el("td", {}, el("code", {}, tool.name.replace(/^tools\//, ""))),
+    el("td", {}, tool.title ?? ""),
+    el(
+      "td",
+      {},
+      tool.description ?? "",
+      el("details", {}, el("summary", {}, "Input schema"), schema),
+    ),
+    el("td", {}, tool.annotations?.read_only ? "read-only" : tool.annotations?.destructive ? "destructive" : ""),
+    el("td", {}, tool.allowed ? "yes" : `no: ${tool.refusal ?? ""}`),
+  );
+}
+
+export function tools(page, signal, report) {
+  const list = el("div");
+  page.replaceChildren(el("h1", {}, "Tools"), list);
+  (async () => {
+    try {
+      const rows = [];
+      let token = "";
+      for (let pages = 0; pages < MAX_TOOL_PAGES && !signal.aborted; pages++) {
+        const query = new URLSearchParams({ page_size: "100" });
+        if (token) query.set("page_token", token);
+        const answer = await call("GET", `/v1/tools?${query}`);
+        rows.push(...(answer.tools ?? []).map(toolRow));
+        token = answer.next_page_token ?? "";
+        if (!token) break;
+      }
+      list.replaceChildren(
+        table(["Tool", "Title", "Description", "Kind", "Allowed for you"], rows, "No tools."),
+      );
     } catch (error) {
       if (!signal.aborted) report(error.message);
     }
