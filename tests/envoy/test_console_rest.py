@@ -5,10 +5,12 @@ it."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.support.envoy import Json, auth, rest_login
+from tests.support.envoy import Json, Lines, auth, rest_login
 
 from formation_mcp.app import Application
 from formation_mcp.auth.console_sessions import (
@@ -19,6 +21,7 @@ from formation_mcp.auth.console_sessions import (
 )
 from formation_mcp.clock import now_us
 from formation_mcp.db.schema import console_sessions
+from formation_mcp.events.model import NewEvent, Severity
 
 
 async def link(client: httpx.AsyncClient) -> tuple[Json, Json]:
@@ -146,3 +149,77 @@ async def test_expired_codes_and_sessions_are_deleted(
         deleted = await delete_expired(conn, now_us() + 120 * 1_000_000, 1000)
     assert deleted >= 1
     assert (await client.get(created["path"])).status_code == 401
+
+
+def an_event(owner: str) -> NewEvent:
+    return NewEvent(
+        uuid.uuid4().hex,
+        "instance.running",
+        "instances/console",
+        owner,
+        now_us(),
+        Severity.INFO,
+        "running",
+    )
+
+
+async def test_the_console_watches_events_as_ndjson(envoy: str, app: Application) -> None:
+    async with httpx.AsyncClient(base_url=envoy) as browser:
+        account = await signed_in(browser)
+        before = await app.events.record([an_event(account["name"])])
+        missed = await app.events.record([an_event(account["name"])])
+        async with browser.stream(
+            "GET",
+            "/console/api/v1/events:watch",
+            params={"after": before[0].name},
+            headers=csrf(browser),
+            timeout=None,
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/x-ndjson"
+            lines = Lines(response)
+            try:
+                assert (await lines.next())["name"] == missed[0].name
+            finally:
+                await lines.close()
+
+
+async def test_an_approver_denies_a_held_call_with_a_comment_from_the_console(
+    envoy: str, client: httpx.AsyncClient, admin_key: Ed25519PrivateKey
+) -> None:
+    admin = await rest_login(client, admin_key)
+    caller = await rest_login(client, Ed25519PrivateKey.generate())
+    account = caller["account"]["name"]
+    policy = await client.patch(
+        f"/v1/{account}/policy",
+        params={"update_mask": "require_approval"},
+        json={"require_approval": ["test.echo"]},
+        headers=auth(admin["access_token"]),
+    )
+    assert policy.status_code == 200, policy.text
+    held = await client.post(
+        "/v1/tools/test.echo:call",
+        json={"arguments": {"text": "deny me"}},
+        headers=auth(caller["access_token"]),
+    )
+    assert held.status_code == 200, held.text
+    assert held.json()["metadata"]["state"] == "AWAITING_APPROVAL"
+    name = held.json()["name"]
+    created = await client.post(
+        "/v1/auth/console:createLink", json={}, headers=auth(admin["access_token"])
+    )
+    async with httpx.AsyncClient(base_url=envoy) as browser:
+        assert (await browser.get(created.json()["path"])).status_code == 303
+        waiting = await browser.get(
+            "/console/api/v1/operations",
+            params={"filter": "awaiting_my_approval = true"},
+            headers=csrf(browser),
+        )
+        assert name in [o["name"] for o in waiting.json()["operations"]]
+        denied = await browser.post(
+            f"/console/api/v1/{name}:deny", json={"comment": "not today"}, headers=csrf(browser)
+        )
+    assert denied.status_code == 200, denied.text
+    seen = await client.get(f"/v1/{name}", headers=auth(caller["access_token"]))
+    assert seen.json()["done"] is True
+    assert seen.json()["error"]["message"].endswith(": not today")
