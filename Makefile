@@ -13,8 +13,11 @@ DESCRIPTOR := generated/formation_mcp.binpb
 # The TypeScript client; its node_modules (from its lock file) hold protoc-gen-es too.
 TS := clients/typescript
 TS_DEPS := $(TS)/node_modules/.package-lock.json
+# The console's browser test: playwright-core (tests/browser).
+BROWSER := tests/browser
+BROWSER_DEPS := $(BROWSER)/node_modules/.package-lock.json
 
-.PHONY: help setup bwrap proto check-generated lint format run test test-fast bench conformance clean
+.PHONY: help setup bwrap chromium proto check-generated lint format run test test-fast bench conformance clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,11 +44,26 @@ bwrap:
 	  echo "note: workloads need bubblewrap: sudo apt-get install bubblewrap" >&2; \
 	fi
 
+# The web console's browser test drives Debian's chromium with playwright-core (never a
+# browser download): installed like bubblewrap, as root from Debian.
+chromium:
+	@command -v chromium >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -qq chromium >/dev/null || \
+	    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	else \
+	  echo "note: the console's browser test needs chromium: sudo apt-get install chromium" >&2; \
+	fi
+
+$(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	npm ci --prefix $(BROWSER) --no-audit --no-fund --loglevel=warn
+	touch $@
+
 $(TS_DEPS): $(TS)/package.json $(TS)/package-lock.json
 	npm ci --prefix $(TS) --no-audit --no-fund --loglevel=warn
 	touch $@
 
-setup: $(BIN)/fmcp $(BUF) $(TS_DEPS) bwrap ## Install everything: .venv, buf into .tools, the TypeScript client's node_modules, bubblewrap
+setup: $(BIN)/fmcp $(BUF) $(TS_DEPS) $(BROWSER_DEPS) bwrap chromium ## Install everything: .venv, buf into .tools, the TypeScript client's and the browser test's node_modules, bubblewrap, chromium
 
 # Regenerates into $(1): messages, gRPC stubs, mypy stubs and the descriptor set Envoy loads;
 # TypeScript into $(1)/ts (buf.gen.yaml: protoc-gen-es, ES modules).
@@ -93,7 +111,7 @@ format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
 run: $(BIN)/fmcp bwrap ## Run the whole system on embedded defaults: API, worker, Envoy on :8080
 	$(BIN)/fmcp serve --envoy
 
-test: $(BIN)/fmcp $(TS_DEPS) bwrap ## Run every test tier (needs RabbitMQ and PostgreSQL), the TypeScript client's included
+test: $(BIN)/fmcp $(TS_DEPS) $(BROWSER_DEPS) bwrap chromium ## Run every test tier (needs RabbitMQ and PostgreSQL), the TypeScript client's included
 	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/fmcp bwrap ## Unit and in-process tests on SQLite only

@@ -10,6 +10,7 @@ local REST_ROUTES = {
   {"POST", "^/v1/auth/authorizationRequests/[^/]+:approve$", "formation.mcp.v1.ApproveAuthorizationRequestRequest"},
   {"POST", "^/v1/auth/authorizationRequests/[^/]+:deny$", "formation.mcp.v1.DenyAuthorizationRequestRequest"},
   {"POST", "^/v1/auth/grants/[^/]+:revoke$", "formation.mcp.v1.RevokeGrantRequest"},
+  {"POST", "^/v1/auth/console:createLink$", "formation.mcp.v1.CreateConsoleLinkRequest"},
   {"POST", "^/v1/accounts$", "formation.mcp.v1.Account"},
   {"PATCH", "^/v1/accounts/[^/]+$", "formation.mcp.v1.Account"},
   {"POST", "^/v1/tools/[^/]+:call$", "formation.mcp.v1.CallToolRequest"},
@@ -62,6 +63,8 @@ local REST_MESSAGES = {
   ["formation.mcp.v1.CreateChallengeRequest"] = {
     ["public_key"] = "",
     ["publicKey"] = "",
+  },
+  ["formation.mcp.v1.CreateConsoleLinkRequest"] = {
   },
   ["formation.mcp.v1.DenyAuthorizationRequestRequest"] = {
     ["name"] = "",

@@ -11,6 +11,7 @@ import secrets
 from formation_mcp.api.server import GrpcServer
 from formation_mcp.auth.accounts import AccountManager
 from formation_mcp.auth.authorizations import AuthorizationManager
+from formation_mcp.auth.console_sessions import ConsoleSessions
 from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.keys import load_or_create_signing_key
 from formation_mcp.auth.manager import AuthManager
@@ -28,6 +29,7 @@ from formation_mcp.catalog import (
     workload_environment,
 )
 from formation_mcp.changes import ChangeBus, PostgresChangeBus
+from formation_mcp.console.server import ConsoleServer
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
 from formation_mcp.dispatch.consumers import ApiConsumers
@@ -222,6 +224,7 @@ class Application:
         if not shared_ports:
             check_free("FMCP_GRPC_LISTEN", settings.grpc_listen)
             check_free("FMCP_HTTP_LISTEN", settings.http_listen)
+        self.console_sessions = ConsoleSessions(self.database, settings.console_session_seconds)
         self.grpc = GrpcServer(
             settings.grpc_listen,
             operations=self.operations,
@@ -239,6 +242,7 @@ class Application:
             proxies=proxies,
             reuse_port=shared_ports,
             bridge_secret=bridge_secret,
+            console=self.console_sessions,
         )
         self.mcp = McpHttpEndpoint(
             self.verifier,
@@ -258,7 +262,11 @@ class Application:
             build_app(
                 self.metrics,
                 self.database.ping,
-                routes=[*self.mcp.routes(), *self.authorization_server.routes()],
+                routes=[
+                    *self.mcp.routes(),
+                    *self.authorization_server.routes(),
+                    *ConsoleServer(self.console_sessions, proxies).routes(),
+                ],
             ),
             reuse_port=shared_ports,
         )

@@ -69,6 +69,7 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     _AUTH + "DenyAuthorizationRequest": PUBLIC,
     _AUTH + "ListGrants": ACCOUNT_SELF,
     _AUTH + "RevokeGrant": GRANTS_REVOKE,
+    _AUTH + "CreateConsoleLink": ACCOUNT_SELF,
     _OPS + "GetOperation": OPERATIONS_READ,
     _OPS + "ListOperations": OPERATIONS_READ,
     _OPS + "WaitOperation": OPERATIONS_READ,

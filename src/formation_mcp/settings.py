@@ -63,6 +63,7 @@ class Settings:
     broker_prefix: str = "fmcp"
     operation_ttl_seconds: float = 7 * 86400.0
     approval_ttl_seconds: float = 3600.0
+    console_session_seconds: float = 8 * 3600.0
     event_ttl_seconds: float = 7 * 86400.0
     sweep_interval_seconds: float = 60.0
     sweep_batch_size: int = 500
@@ -195,6 +196,7 @@ class Settings:
         durations = {
             "FMCP_OPERATION_TTL": "operation_ttl_seconds",
             "FMCP_APPROVAL_TTL": "approval_ttl_seconds",
+            "FMCP_CONSOLE_SESSION_TTL": "console_session_seconds",
             "FMCP_EVENT_TTL": "event_ttl_seconds",
             "FMCP_SWEEP_INTERVAL": "sweep_interval_seconds",
             "FMCP_WAIT_MAX": "wait_max_seconds",

@@ -35,6 +35,7 @@ EXPECTED_OPERATIONS = {
     ),
     "AuthService_ListGrants": ("get", "/v1/auth/grants"),
     "AuthService_RevokeGrant": ("post", "/v1/auth/grants/{grant}:revoke"),
+    "AuthService_CreateConsoleLink": ("post", "/v1/auth/console:createLink"),
     "AccountsService_ListAccounts": ("get", "/v1/accounts"),
     "AccountsService_GetAccount": ("get", "/v1/accounts/{account}"),
     "AccountsService_CreateAccount": ("post", "/v1/accounts"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 from collections.abc import AsyncIterator
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from formation_mcp.api.wrapping import (
@@ -21,6 +22,11 @@ from formation_mcp.api.wrapping import (
     metadata_value,
     responses,
 )
+from formation_mcp.auth.console_sessions import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    ConsoleSessions,
+)
 from formation_mcp.auth.tokens import TokenVerifier
 from formation_mcp.errors import PermissionDenied, Unauthenticated
 from formation_mcp.identity import Caller, reset_caller, set_caller
@@ -30,10 +36,44 @@ from formation_mcp.proxies import BRIDGE_AUDIENCE_HEADER, BRIDGE_SECRET_HEADER
 AUTHORIZATION = "authorization"
 
 
+def _console_session(context: Context) -> str:
+    """The web console's session cookie, when the call came from the console (through
+    Envoy's /console/api/ prefix, which passes the browser's cookie header on)."""
+    header = metadata_value(context, "cookie")
+    if not header:
+        return ""
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return ""
+    morsel = cookies.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None else ""
+
+
+def _permitted(method: str, caller: Caller) -> Caller:
+    permission = METHOD_PERMISSIONS.get(method)
+    if permission is None or not caller.can(permission):
+        needed = permission or "a permission this method does not declare"
+        raise PermissionDenied(
+            f"the caller's roles ({', '.join(sorted(caller.roles)) or 'none'}) do not grant "
+            f"{needed}",
+            reason="MISSING_PERMISSION",
+            metadata={"permission": permission or "", "method": method},
+        )
+    return caller
+
+
 class AuthInterceptor(WrappingInterceptor):
-    def __init__(self, verifier: TokenVerifier, bridge_secret: str = "") -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        bridge_secret: str = "",
+        console: ConsoleSessions | None = None,
+    ) -> None:
         super().__init__()
         self._verifier = verifier
+        self._console = console
         self._bridge_secret = bridge_secret.encode()
 
     def _audience(self, context: Context) -> str | None:
@@ -54,6 +94,12 @@ class AuthInterceptor(WrappingInterceptor):
         if is_public(method):
             return None
         header = metadata_value(context, AUTHORIZATION)
+        session = _console_session(context) if self._console is not None else ""
+        if not header and session and self._console is not None:
+            caller = await self._console.authenticate(
+                session, metadata_value(context, CSRF_HEADER) or ""
+            )
+            return _permitted(method, caller)
         if not header:
             raise Unauthenticated(
                 "missing `authorization: Bearer <access token>`; log in with "
@@ -66,16 +112,7 @@ class AuthInterceptor(WrappingInterceptor):
                 "the authorization header must be `Bearer <access token>`", reason="TOKEN_INVALID"
             )
         caller = await self._verifier.verify(token.strip(), self._audience(context))
-        permission = METHOD_PERMISSIONS.get(method)
-        if permission is None or not caller.can(permission):
-            needed = permission or "a permission this method does not declare"
-            raise PermissionDenied(
-                f"the caller's roles ({', '.join(sorted(caller.roles)) or 'none'}) do not grant "
-                f"{needed}",
-                reason="MISSING_PERMISSION",
-                metadata={"permission": permission or "", "method": method},
-            )
-        return caller
+        return _permitted(method, caller)
 
     def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         async def wrapped(request: Any, context: Context) -> Any:

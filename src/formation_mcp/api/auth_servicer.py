@@ -11,8 +11,10 @@ from formation_mcp.api.peers import client_address
 from formation_mcp.api.wrapping import Context
 from formation_mcp.auth.accounts import AccountManager
 from formation_mcp.auth.authorizations import AuthorizationManager
+from formation_mcp.auth.console_sessions import SIGN_IN_PATH, ConsoleSessions
 from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.manager import AuthManager
+from formation_mcp.clock import to_timestamp
 from formation_mcp.identity import current_caller
 from formation_mcp.proxies import ProxyTrust
 
@@ -24,7 +26,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         authorizations: AuthorizationManager,
         grants: GrantManager,
         proxies: ProxyTrust,
+        console: ConsoleSessions,
     ) -> None:
+        self._console = console
         self._auth = auth
         self._authorizations = authorizations
         self._grants = grants
@@ -102,6 +106,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.Grant:
         return await self._grants.revoke(
             current_caller(), request.name, client_address(context, self._proxies)
+        )
+
+    async def CreateConsoleLink(
+        self, request: auth_pb2.CreateConsoleLinkRequest, context: Context
+    ) -> auth_pb2.ConsoleLink:
+        link = await self._console.create_link(current_caller())
+        return auth_pb2.ConsoleLink(
+            code=link.code,
+            path=f"{SIGN_IN_PATH}?code={link.code}",
+            expire_time=to_timestamp(link.expire_time),
         )
 
 

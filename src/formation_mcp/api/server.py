@@ -30,6 +30,7 @@ from formation_mcp.api.request_gate import RequestGate
 from formation_mcp.api.tools_servicer import ToolsServicer
 from formation_mcp.auth.accounts import AccountManager
 from formation_mcp.auth.authorizations import AuthorizationManager
+from formation_mcp.auth.console_sessions import ConsoleSessions
 from formation_mcp.auth.grants import GrantManager
 from formation_mcp.auth.manager import AuthManager
 from formation_mcp.auth.tokens import TokenVerifier
@@ -71,6 +72,7 @@ class GrpcServer:
         max_message_bytes: int,
         proxies: ProxyTrust,
         reuse_port: bool = False,
+        console: ConsoleSessions,
         bridge_secret: str = "",
     ) -> None:
         """`bridge_secret`: what this process's own MCP endpoint sends to call with the token
@@ -92,12 +94,12 @@ class GrpcServer:
             interceptors=[
                 ErrorInterceptor(metrics),
                 RequestGate(),
-                AuthInterceptor(verifier, bridge_secret),
+                AuthInterceptor(verifier, bridge_secret, console),
             ],
             options=options,
         )
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServicer(auth, authorizations, grants, proxies), self.server
+            AuthServicer(auth, authorizations, grants, proxies, console), self.server
         )
         accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
             AccountsServicer(accounts), self.server

@@ -1,14 +1,14 @@
 """What the Auth side of a server keeps doing while it runs: publish the key it signs with
 (every replica's keys are in the database, so any replica verifies any token), know the keys
 that may have signed a live token, and drop expired challenges, refresh tokens, revocations,
-authorization requests and grants."""
+authorization requests, grants and console sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from formation_mcp.auth import grant_store, oauth_store, store
+from formation_mcp.auth import console_sessions, grant_store, oauth_store, store
 from formation_mcp.auth.keys import SigningKey
 from formation_mcp.auth.revocations import GRANT_TOKENS_LIVE_US, Revocations
 from formation_mcp.auth.tokens import KeyRing
@@ -65,6 +65,7 @@ class AuthUpkeep:
                     await grant_store.delete_expired_grants(
                         conn, now - GRANT_TOKENS_LIVE_US, self._batch_size
                     )
+                    await console_sessions.delete_expired(conn, now, self._batch_size)
                 self._revocations.forget_expired()
             except Exception:
                 log.exception("auth upkeep failed")

@@ -19,6 +19,7 @@ from formation_mcp.cli.auth_commands import (
     token,
     whoami,
 )
+from formation_mcp.cli.console_commands import console
 from formation_mcp.cli.event_commands import events, vm_events, vm_logs
 from formation_mcp.cli.grant_commands import authorize, sessions
 from formation_mcp.cli.metrics_commands import vm_metrics, vm_recommend
@@ -106,6 +107,7 @@ main.add_command(sign)
 account.add_command(sessions)
 main.add_command(account)
 main.add_command(authorize)
+main.add_command(console)
 main.add_command(tools)
 main.add_command(call)
 main.add_command(ops)

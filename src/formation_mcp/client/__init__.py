@@ -25,7 +25,7 @@ from formation_mcp.client.errors import (
     Unknown,
 )
 from formation_mcp.client.events import EventsAPI
-from formation_mcp.client.grants import AuthorizationsAPI, GrantsAPI
+from formation_mcp.client.grants import AuthorizationsAPI, ConsoleLink, GrantsAPI
 from formation_mcp.client.models import (
     Account,
     AuthorizationRequest,
@@ -51,6 +51,7 @@ __all__ = [
     "AuthorizationsAPI",
     "Cancelled",
     "Client",
+    "ConsoleLink",
     "DataLoss",
     "DeadlineExceeded",
     "EffectivePolicy",

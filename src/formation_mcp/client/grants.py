@@ -5,6 +5,8 @@ key, as `fmcp authorize CODE` does)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +27,19 @@ def authorization_request_name(code: str) -> str:
     """`authorizationRequests/{code}` from a code as the sign-in page shows it (or a name)."""
     code = code.strip()
     return code if code.startswith(AUTHORIZATION_PREFIX) else AUTHORIZATION_PREFIX + code
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleLink:
+    """A one-time sign-in link's code for the web console: open `url(base)` within a minute."""
+
+    code: str
+    path: str
+    expire_time: datetime
+
+    def url(self, base: str) -> str:
+        """The link on the front door at `base` (e.g. `http://127.0.0.1:8080`)."""
+        return base.rstrip("/") + self.path
 
 
 def grant_name(name: str) -> str:
@@ -94,6 +109,15 @@ class GrantsAPI:
             idempotent=True,
         )
         return Grant.from_proto(grant)
+
+    async def console_link(self) -> ConsoleLink:
+        """A one-time sign-in link for the web console, as this account (and this token's
+        scope): exchanged once, within a minute, for a console session (a new grant of
+        sorts, ended by signing out of the console)."""
+        link: auth_pb2.ConsoleLink = await self._client.unary(
+            self._stub().CreateConsoleLink, auth_pb2.CreateConsoleLinkRequest(), idempotent=False
+        )
+        return ConsoleLink(link.code, link.path, link.expire_time.ToDatetime(tzinfo=UTC))
 
 
 class AuthorizationsAPI:

@@ -20,6 +20,7 @@ from google.longrunning import operations_pb2 as lro_pb2
 from formation_mcp.client.client import Client, ProgressCallback
 from formation_mcp.client.config import ClientConfig
 from formation_mcp.client.credentials import TokenSource
+from formation_mcp.client.grants import ConsoleLink
 from formation_mcp.client.models import (
     Account,
     AuthorizationRequest,
@@ -427,6 +428,9 @@ class _SyncGrants:
 
     def revoke(self, name: str) -> Grant:
         return self._owner._run(self._owner._client.grants.revoke(name))
+
+    def console_link(self) -> ConsoleLink:
+        return self._owner._run(self._owner._client.grants.console_link())
 
 
 class _SyncAuthorizations:

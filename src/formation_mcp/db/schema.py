@@ -424,3 +424,24 @@ events = sa.Table(
     sa.Index("ix_events_owner_id", "owner", "id"),
     sa.Index("ix_events_resource_id", "resource", "id"),
 )
+
+# -- console: the web console's sign-in links and sessions --------------------------------------
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # SHA-256 (hex) of the one-time code in the sign-in link; NULL once exchanged.
+    sa.Column("code_hash", sa.String(64), nullable=True, unique=True),
+    # SHA-256 (hex) of the session cookie's secret; NULL until the code is exchanged.
+    sa.Column("session_hash", sa.String(64), nullable=True, unique=True),
+    # SHA-256 (hex) of the CSRF token the console sends back in a header on every call.
+    sa.Column("csrf_hash", sa.String(64), nullable=True),
+    sa.Column("account", sa.String(255), nullable=False),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    # The code is refused after this; once exchanged, the session is refused after it.
+    sa.Column("expire_time", sa.BigInteger, nullable=False),
+    sa.Column("revoke_time", sa.BigInteger, nullable=True),
+    sa.Index("ix_console_sessions_expire_time", "expire_time"),
+)

@@ -92,6 +92,11 @@ class AuthServiceStub:
                 request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.RevokeGrantRequest.SerializeToString,
                 response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.Grant.FromString,
                 _registered_method=True)
+        self.CreateConsoleLink = channel.unary_unary(
+                '/formation.mcp.v1.AuthService/CreateConsoleLink',
+                request_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.CreateConsoleLinkRequest.SerializeToString,
+                response_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ConsoleLink.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -185,6 +190,15 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConsoleLink(self, request, context):
+        """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
+        minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
+        caller (its current roles, within this token's scope). A second use is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +256,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RevokeGrant,
                     request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.RevokeGrantRequest.FromString,
                     response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.Grant.SerializeToString,
+            ),
+            'CreateConsoleLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsoleLink,
+                    request_deserializer=formation_dot_mcp_dot_v1_dot_auth__pb2.CreateConsoleLinkRequest.FromString,
+                    response_serializer=formation_dot_mcp_dot_v1_dot_auth__pb2.ConsoleLink.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -543,6 +562,33 @@ class AuthService:
             '/formation.mcp.v1.AuthService/RevokeGrant',
             formation_dot_mcp_dot_v1_dot_auth__pb2.RevokeGrantRequest.SerializeToString,
             formation_dot_mcp_dot_v1_dot_auth__pb2.Grant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsoleLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/formation.mcp.v1.AuthService/CreateConsoleLink',
+            formation_dot_mcp_dot_v1_dot_auth__pb2.CreateConsoleLinkRequest.SerializeToString,
+            formation_dot_mcp_dot_v1_dot_auth__pb2.ConsoleLink.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,11 @@ class AuthServiceStub:
     once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
     (admins may revoke any).
     """
+    CreateConsoleLink: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateConsoleLinkRequest, _auth_pb2.ConsoleLink]
+    """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
+    minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
+    caller (its current roles, within this token's scope). A second use is refused.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -115,6 +120,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Revokes a grant: its refresh tokens and every access token it issued stop working at
     once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
     (admins may revoke any).
+    """
+    CreateConsoleLink: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateConsoleLinkRequest, _auth_pb2.ConsoleLink]  # type: ignore[assignment]
+    """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
+    minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
+    caller (its current roles, within this token's scope). A second use is refused.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -222,6 +232,17 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Revokes a grant: its refresh tokens and every access token it issued stop working at
         once. Revoking a revoked grant returns it unchanged. Others' grants are NOT_FOUND
         (admins may revoke any).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateConsoleLink(
+        self,
+        request: _auth_pb2.CreateConsoleLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ConsoleLink, _abc.Awaitable[_auth_pb2.ConsoleLink]]:
+        """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
+        minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
+        caller (its current roles, within this token's scope). A second use is refused.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
