@@ -120,11 +120,12 @@ async def test_an_admin_registers_and_disables_an_account(
     registered = await cli(
         "account",
         "register",
-        field(other.out, "public key:"),
         "--role",
         "viewer",
         "-o",
         "json",
+        "--",  # a public key may start with "-"
+        field(other.out, "public key:"),
         target=target,
     )
     assert registered.code == 0, registered.err

@@ -114,7 +114,12 @@ export function clientSuite(door: Door): void {
       const sleep = await client.tools.get("test.sleep");
       assert.equal(sleep.resourceName, "tools/test.sleep");
       assert.equal(sleep.annotations.longRunning, true);
-      assert.deepEqual(Object.keys(sleep.inputSchema["properties"] as object).sort(), ["delay_ms", "steps"]);
+      // Every tool also takes the optional `reason` (the call's, for an approver).
+      assert.deepEqual(Object.keys(sleep.inputSchema["properties"] as object).sort(), [
+        "delay_ms",
+        "reason",
+        "steps",
+      ]);
     });
 
     test("a quick call comes back done with its output", async () => {
