@@ -112,14 +112,13 @@ async def test_serve_with_envoy_hands_a_proxy_secret_to_envoy_alone(tmp_path: Pa
         FMCP_LOG_LEVEL="DEBUG",
     )
     env.pop("FMCP_PROXY_SECRET", None)
-    process = await asyncio.create_subprocess_exec(
-        FMCP,
-        "serve",
-        "--envoy",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    # Into a file, not a pipe nobody reads meanwhile: DEBUG logs fill a pipe's 64 KiB within
+    # seconds, and a server blocked on writing them never answers.
+    output = tmp_path / "serve.log"
+    with output.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            FMCP, "serve", "--envoy", env=env, stdout=sink, stderr=sink
+        )
     try:
 
         async def envoy_answers() -> bool:
@@ -137,9 +136,10 @@ async def test_serve_with_envoy_hands_a_proxy_secret_to_envoy_alone(tmp_path: Pa
         assert "FMCP_PROXY_SECRET" not in environ_of(process.pid)
         assert secret not in (tmp_path / "data" / "envoy.yaml").read_text()
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode == 0, stderr.decode()
-        assert secret not in (stdout + stderr).decode()
+        await asyncio.wait_for(process.wait(), 30)
+        logged = output.read_text(errors="replace")
+        assert process.returncode == 0, logged[-4000:]
+        assert secret not in logged
     finally:
         if process.returncode is None:
             process.kill()
