@@ -10,7 +10,8 @@ import click
 from formation_mcp.cli.common import client_options, run_client
 from formation_mcp.cli.output import emit, emit_rows
 from formation_mcp.client.client import Client
-from formation_mcp.client.policies import QUOTAS, EffectivePolicy, Policy
+from formation_mcp.client.policies import EffectivePolicy, Policy
+from formation_mcp.policies.rules import QUOTAS
 
 POLICY_COLUMNS = (
     "name",

@@ -23,19 +23,10 @@ from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import field_mask_pb2
 
 from formation_mcp.client.models import Operation, _Plain, _time
+from formation_mcp.policies.rules import PATTERN_LISTS, QUOTAS
 
 if TYPE_CHECKING:
     from formation_mcp.client.client import Client
-
-QUOTAS = (
-    "max_instances",
-    "max_vcpus",
-    "max_memory_mb",
-    "max_disk_gb",
-    "max_builds_per_hour",
-    "max_running_operations",
-)
-PATTERN_LISTS = ("allow_tools", "deny_tools", "require_approval")
 
 
 def policy_resource(name: str) -> str:
