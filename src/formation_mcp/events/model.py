@@ -158,19 +158,9 @@ def bounded_data(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_proto(record: EventRecord) -> events_pb2.Event:
-    data = struct_pb2.Struct()
-    data.update(record.data)
-    return events_pb2.Event(
-        name=record.name,
-        type=record.type,
-        resource=record.resource,
-        owner=record.owner,
-        time=to_timestamp(record.time),
-        severity=events_pb2.Event.Severity.ValueType(int(record.severity)),
-        message=record.message,
-        data=data,
-        node=record.node,
-    )
+    event = _event_proto(record)
+    event.name = record.name
+    return event
 
 
 def to_json(record: EventRecord) -> dict[str, Any]:
@@ -179,6 +169,11 @@ def to_json(record: EventRecord) -> dict[str, Any]:
 
 
 def new_event_to_proto(event: NewEvent) -> events_pb2.Event:
+    return _event_proto(event)
+
+
+def _event_proto(event: NewEvent | EventRecord) -> events_pb2.Event:
+    """What a reported and a recorded event share (a recorded one has its name too)."""
     data = struct_pb2.Struct()
     data.update(event.data)
     return events_pb2.Event(
