@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.servers import StartApp
 
 from formation_mcp.app import Application
@@ -142,6 +144,35 @@ async def test_register_with_a_malformed_key_is_a_usage_error(
     await cli("keygen")
     result = await cli("account", "register", "not-a-key", target=app.grpc.address)
     assert result.code == 2 and "PUBLIC_KEY" in result.err
+
+
+async def test_register_takes_a_key_that_starts_with_a_dash_as_an_option(
+    cli: Callable[..., Awaitable[Result]], start_app: StartApp
+) -> None:
+    admin_public = field((await cli("keygen")).out, "public key:")
+    server = await start_app(admin_keys=(admin_public,))
+    dashed = _public_key_starting_with_a_dash()
+    registered = await cli(
+        "account", "register", f"--public-key={dashed}", "-o", "json", target=server.grpc.address
+    )
+    assert registered.code == 0, registered.err
+    assert json.loads(registered.out)["name"].startswith("accounts/")
+
+
+async def test_register_refuses_a_key_given_twice(
+    cli: Callable[..., Awaitable[Result]], app: Application
+) -> None:
+    await cli("keygen")
+    result = await cli("account", "register", "--public-key=abc", "abc", target=app.grpc.address)
+    assert result.code == 2 and "once" in result.err
+
+
+def _public_key_starting_with_a_dash() -> str:
+    while True:
+        raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        encoded = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        if encoded.startswith("-"):
+            return encoded
 
 
 async def test_token_prints_an_access_token_that_the_server_accepts(

@@ -205,17 +205,33 @@ def account_list(target: str | None, key_file: str | None, output: str) -> None:
 
 
 @account.command("register")
-@click.argument("public_key")
+@click.argument("public_key", required=False)
+@click.option(
+    "--public-key",
+    "public_key_option",
+    metavar="KEY",
+    help="The key as an option: use it (or put -- before PUBLIC_KEY) when the key starts with '-'.",
+)
 @click.option("--role", "roles", multiple=True, help="admin, user or viewer (repeatable).")
 @target_option
 @key_option
 @output_option
 def account_register(
-    public_key: str, roles: tuple[str, ...], target: str | None, key_file: str | None, output: str
+    public_key: str | None,
+    public_key_option: str | None,
+    roles: tuple[str, ...],
+    target: str | None,
+    key_file: str | None,
+    output: str,
 ) -> None:
-    """Register PUBLIC_KEY (base64url, base64 or hex) as an account."""
+    """Register PUBLIC_KEY (base64url, base64 or hex) as an account.
+
+    A base64url key may start with '-': pass it as --public-key=KEY or after --.
+    """
+    if (public_key is None) == (public_key_option is None):
+        raise click.UsageError("give the public key once: as PUBLIC_KEY or as --public-key=KEY")
     try:
-        raw = parse_public_key(public_key)
+        raw = parse_public_key(public_key or public_key_option or "")
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="PUBLIC_KEY") from None
 
