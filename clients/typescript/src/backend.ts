@@ -6,7 +6,7 @@
  * operations) lives once, in client_base.ts. Types only.
  */
 
-import type { Account, Challenge, JsonObject, Operation, Page, Session, Tool } from "./model.js";
+import type { Account, Challenge, Event, JsonObject, Operation, Page, Session, Tool } from "./model.js";
 
 /** Per call: the bearer token (none for login), a time limit and the caller's abort signal. */
 export interface CallOptions {
@@ -19,6 +19,18 @@ export interface ListRequest {
   readonly filter: string;
   readonly pageSize: number;
   readonly pageToken: string;
+}
+
+export interface ListEventsRequest extends ListRequest {
+  /** Admins: every account's events (and the nodes'). */
+  readonly allUsers: boolean;
+}
+
+export interface WatchEventsRequest {
+  readonly filter: string;
+  /** The name of the last event the caller has ("": from now on). */
+  readonly after: string;
+  readonly allUsers: boolean;
 }
 
 export interface CallToolRequest {
@@ -51,6 +63,19 @@ export interface Backend {
   waitOperation(name: string, timeoutSeconds: number, options: CallOptions): Promise<Operation>;
   /** One WatchOperation stream; it may end or throw before the operation is done. */
   watchOperation(name: string, afterSequence: number, options: CallOptions): AsyncIterable<Operation>;
+
+  /** ApproveOperation / DenyOperation: an operation held for approval (approvers). */
+  approveOperation(name: string, comment: string, options: CallOptions): Promise<Operation>;
+  denyOperation(name: string, comment: string, options: CallOptions): Promise<Operation>;
+
+  listEvents(request: ListEventsRequest, options: CallOptions): Promise<Page<Event>>;
+  /** One WatchEvents stream; it may end or throw at any time (the client resumes it). */
+  watchEvents(request: WatchEventsRequest, options: CallOptions): AsyncIterable<Event>;
+
+  /** Policies in their proto JSON form (`allow_tools`, `max_instances`, ...). */
+  getPolicy(name: string, options: CallOptions): Promise<JsonObject>;
+  updatePolicy(policy: JsonObject, updateMask: readonly string[], options: CallOptions): Promise<JsonObject>;
+  getEffectivePolicy(options: CallOptions): Promise<JsonObject>;
 
   /** Release connections. */
   close(): Promise<void>;

@@ -12,6 +12,7 @@ import type { Backend, CallOptions } from "./backend.js";
 import { Cancelled, DeadlineExceeded, FmcpError, Unauthenticated, Unavailable } from "./errors.js";
 import { keyFromEnv, loadKey, loadKeyFile } from "./keys.js";
 import { operationError, type Account, type JsonObject, type Operation, type Session, type Tool } from "./model.js";
+import { EventsApi, PoliciesApi } from "./events_policies.js";
 import { TokenSource } from "./tokens.js";
 
 export const DEFAULT_DEADLINE_MS = 30_000;
@@ -93,6 +94,8 @@ export function operationResource(name: string): string {
 export class BaseClient {
   readonly tools: ToolsApi;
   readonly operations: OperationsApi;
+  readonly events: EventsApi;
+  readonly policies: PoliciesApi;
   readonly deadlineMs: number;
   readonly retry: RetryPolicy;
   readonly tokenSource: TokenSource;
@@ -123,6 +126,8 @@ export class BaseClient {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.tools = new ToolsApi(this);
     this.operations = new OperationsApi(this);
+    this.events = new EventsApi(this);
+    this.policies = new PoliciesApi(this);
   }
 
   get target(): string {
@@ -264,6 +269,31 @@ export class BaseClient {
    * before the operation is done: every change once, in order. */
   async *watchOperation(name: string, options: WatchOptions = {}): AsyncGenerator<Operation, void, undefined> {
     let last = options.afterSequence ?? 0;
+    const stream = this.resumingStream(
+      (token) => this.backend.watchOperation(name, last, { token, signal: options.signal }),
+      `the watch of ${name} ended before the operation was done`,
+      options.signal,
+    );
+    for await (const operation of stream) {
+      if (last > 0 && operation.metadata.sequence <= last) {
+        continue; // already delivered before the stream was resumed
+      }
+      last = operation.metadata.sequence;
+      yield operation;
+      if (operation.done) {
+        return;
+      }
+    }
+  }
+
+  /** A server stream opened again (from where the caller got to: `open` reads its cursor)
+   * when it drops or ends: with a renewed token once when the token expired, after a backoff
+   * when the server is unavailable (up to the retry policy's attempts in a row). */
+  async *resumingStream<T>(
+    open: (token: string) => AsyncIterable<T>,
+    endedEarly: string,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<T, void, undefined> {
     let failures = 0;
     let renewed = false;
     for (;;) {
@@ -271,22 +301,15 @@ export class BaseClient {
       let error: unknown;
       try {
         token = await this.tokenSource.token(this.backend);
-        for await (const operation of this.backend.watchOperation(name, last, { token, signal: options.signal })) {
+        for await (const item of open(token)) {
           failures = 0;
-          if (last > 0 && operation.metadata.sequence <= last) {
-            continue; // already delivered before the stream was resumed
-          }
-          last = operation.metadata.sequence;
-          yield operation;
-          if (operation.done) {
-            return;
-          }
+          yield item;
         }
-        error = new Unavailable(`the watch of ${name} ended before the operation was done`);
+        error = new Unavailable(endedEarly);
       } catch (caught) {
         error = caught;
       }
-      if (options.signal?.aborted) {
+      if (signal?.aborted) {
         throw error;
       }
       if (error instanceof Unauthenticated && token && !renewed && this.tokenSource.canRenew) {
@@ -296,7 +319,7 @@ export class BaseClient {
       }
       failures += 1;
       if (error instanceof Unavailable && failures < this.retry.maxAttempts) {
-        await sleep(this.delayMs(failures, error.retryDelaySeconds), options.signal);
+        await sleep(this.delayMs(failures, error.retryDelaySeconds), signal);
         continue;
       }
       throw error;
@@ -429,6 +452,23 @@ export class OperationsApi {
         return operation;
       }
     }
+  }
+
+  /** Let an operation held for approval run (approvers; never one's own call). */
+  async approve(name: string, comment = ""): Promise<Operation> {
+    const resource = operationResource(name);
+    return this.client.unary((call) => this.client.backend.approveOperation(resource, comment, call), {
+      idempotent: true,
+    });
+  }
+
+  /** Refuse an operation held for approval: it fails with PERMISSION_DENIED and the
+   * comment, which the caller reads. */
+  async deny(name: string, comment: string): Promise<Operation> {
+    const resource = operationResource(name);
+    return this.client.unary((call) => this.client.backend.denyOperation(resource, comment, call), {
+      idempotent: true,
+    });
   }
 
   /** The operation now, then once per change (progress, stage, new log lines), ending with

@@ -19,6 +19,12 @@ export {
   type WatchOptions,
 } from "./client_base.js";
 export * from "./errors.js";
+export {
+  EventsApi,
+  PoliciesApi,
+  type ListEventsOptions,
+  type WatchEventsOptions,
+} from "./events_policies.js";
 export { keyFromEnv, loadKey, loadKeyFile, publicKeyBytes, signMessage } from "./keys.js";
 export * from "./model.js";
 export { REFRESH_MARGIN_SECONDS, TokenSource, type TokenSourceOptions } from "./tokens.js";

@@ -7,7 +7,7 @@
  *     const output = await client.callAndWait("test.sleep", { steps: 3 }, { onProgress: console.log });
  */
 
-import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { type DescMessage, fromJson, type JsonValue as ProtoJson, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { anyUnpack, durationFromMs, type Any, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError, createClient, type CallOptions as ConnectCallOptions, type Client as ConnectClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -18,17 +18,34 @@ import {
   type Session as SessionMessage,
 } from "../../../generated/ts/formation/mcp/v1/auth_pb.js";
 import {
+  Event_Severity,
+  EventsService,
+  type Event as EventMessage,
+} from "../../../generated/ts/formation/mcp/v1/events_pb.js";
+import {
   LogLine_Stream,
   OperationMetadata_State,
   OperationMetadataSchema,
   OperationsService,
   ToolResultSchema,
 } from "../../../generated/ts/formation/mcp/v1/operations_pb.js";
+import {
+  EffectivePolicySchema,
+  PoliciesService,
+  PolicySchema,
+} from "../../../generated/ts/formation/mcp/v1/policies_pb.js";
 import { ToolsService, type Tool as ToolMessage } from "../../../generated/ts/formation/mcp/v1/tools_pb.js";
 import type { Operation as OperationMessage } from "../../../generated/ts/google/longrunning/operations_pb.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../generated/ts/google/rpc/error_details_pb.js";
 import type { Status } from "../../../generated/ts/google/rpc/status_pb.js";
-import type { Backend, CallOptions, CallToolRequest, ListRequest } from "./backend.js";
+import type {
+  Backend,
+  CallOptions,
+  CallToolRequest,
+  ListEventsRequest,
+  ListRequest,
+  WatchEventsRequest,
+} from "./backend.js";
 import { BaseClient, type ClientOptions } from "./client_base.js";
 import {
   Cancelled,
@@ -43,6 +60,9 @@ import {
   emptyMetadata,
   type Account,
   type Challenge,
+  type Event,
+  type EventSeverity,
+  type JsonObject,
   type LogStream,
   type Operation,
   type OperationMetadata,
@@ -74,6 +94,8 @@ export class GrpcBackend implements Backend {
   private readonly auth: ConnectClient<typeof AuthService>;
   private readonly toolsStub: ConnectClient<typeof ToolsService>;
   private readonly operationsStub: ConnectClient<typeof OperationsService>;
+  private readonly eventsStub: ConnectClient<typeof EventsService>;
+  private readonly policiesStub: ConnectClient<typeof PoliciesService>;
 
   constructor(readonly target: string) {
     const url = baseUrl(target);
@@ -83,6 +105,8 @@ export class GrpcBackend implements Backend {
     this.auth = createClient(AuthService, transport);
     this.toolsStub = createClient(ToolsService, transport);
     this.operationsStub = createClient(OperationsService, transport);
+    this.eventsStub = createClient(EventsService, transport);
+    this.policiesStub = createClient(PoliciesService, transport);
   }
 
   async close(): Promise<void> {
@@ -171,6 +195,52 @@ export class GrpcBackend implements Backend {
     }
   }
 
+  async approveOperation(name: string, comment: string, options: CallOptions): Promise<Operation> {
+    const request = { name, comment };
+    return operation(await this.unary(() => this.operationsStub.approveOperation(request, connectOptions(options))));
+  }
+
+  async denyOperation(name: string, comment: string, options: CallOptions): Promise<Operation> {
+    const request = { name, comment };
+    return operation(await this.unary(() => this.operationsStub.denyOperation(request, connectOptions(options))));
+  }
+
+  async listEvents(request: ListEventsRequest, options: CallOptions): Promise<Page<Event>> {
+    const page = await this.unary(() => this.eventsStub.listEvents(request, connectOptions(options)));
+    return { items: page.events.map(event), nextPageToken: page.nextPageToken };
+  }
+
+  async *watchEvents(request: WatchEventsRequest, options: CallOptions): AsyncGenerator<Event> {
+    const stop = new AbortController();
+    const signal = options.signal === undefined ? stop.signal : AbortSignal.any([stop.signal, options.signal]);
+    const stream = this.eventsStub.watchEvents(request, { headers: bearer(options.token), signal });
+    try {
+      for await (const message of stream) {
+        yield event(message);
+      }
+    } catch (error) {
+      throw grpcError(error, options.signal);
+    } finally {
+      stop.abort();
+    }
+  }
+
+  async getPolicy(name: string, options: CallOptions): Promise<JsonObject> {
+    const policy = await this.unary(() => this.policiesStub.getPolicy({ name }, connectOptions(options)));
+    return protoJson(toJson(PolicySchema, policy, JSON_OPTIONS));
+  }
+
+  async updatePolicy(policy: JsonObject, updateMask: readonly string[], options: CallOptions): Promise<JsonObject> {
+    const request = { policy: fromJson(PolicySchema, policy), updateMask: { paths: [...updateMask] } };
+    const updated = await this.unary(() => this.policiesStub.updatePolicy(request, connectOptions(options)));
+    return protoJson(toJson(PolicySchema, updated, JSON_OPTIONS));
+  }
+
+  async getEffectivePolicy(options: CallOptions): Promise<JsonObject> {
+    const effective = await this.unary(() => this.policiesStub.getEffectivePolicy({}, connectOptions(options)));
+    return protoJson(toJson(EffectivePolicySchema, effective, JSON_OPTIONS));
+  }
+
   private async unary<T>(call: () => Promise<T>): Promise<T> {
     try {
       return await call();
@@ -178,6 +248,13 @@ export class GrpcBackend implements Backend {
       throw grpcError(error, undefined);
     }
   }
+}
+
+/** Proto JSON as Envoy's REST answers it: the protos' field names, empty fields included. */
+const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+
+function protoJson(value: ProtoJson): JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
 }
 
 function connectOptions(options: CallOptions): ConnectCallOptions {
@@ -342,6 +419,20 @@ function metadata(any: Any | undefined): OperationMetadata {
       text: line.text,
     })),
     requestId: meta.requestId,
+  };
+}
+
+function event(message: EventMessage): Event {
+  return {
+    name: message.name,
+    type: message.type,
+    resource: message.resource,
+    owner: message.owner,
+    time: time(message.time),
+    severity: Event_Severity[message.severity] as EventSeverity,
+    message: message.message,
+    data: (message.data ?? {}) as JsonObject,
+    node: message.node,
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Plain values for what the API returns, the same whichever door they came through (gRPC or
- * Envoy's REST): tools, operations (metadata, log lines, result or error), accounts and
- * sessions. Users never handle protobuf messages or `Any`; every value prints as JSON
+ * Envoy's REST): tools, operations (metadata, log lines, result or error), events, accounts
+ * and sessions; policies as their proto JSON (field names as in the protos). Users never handle protobuf messages or `Any`; every value prints as JSON
  * (`JSON.stringify`: times as RFC 3339). No runtime dependency.
  */
 
@@ -78,6 +78,24 @@ export interface Operation {
   readonly metadata: OperationMetadata;
   readonly result?: JsonObject;
   readonly error?: StatusInfo;
+}
+
+export type EventSeverity = "SEVERITY_UNSPECIFIED" | "INFO" | "WARNING" | "ERROR";
+
+/** Something that happened to a resource: `type` such as `instance.failed`, `resource`
+ * `instances/{id}`, `packs/{build_id}`, `operations/{id}` or `nodes/{id}`. */
+export interface Event {
+  /** `events/{id}`: ids sort in the order events were recorded; a watch resumes after one. */
+  readonly name: string;
+  readonly type: string;
+  readonly resource: string;
+  readonly owner: string;
+  readonly time: Date | undefined;
+  readonly severity: EventSeverity;
+  readonly message: string;
+  /** Details by type (`exit_code`, `last_lines`, ...). */
+  readonly data: JsonObject;
+  readonly node: string;
 }
 
 export interface Account {

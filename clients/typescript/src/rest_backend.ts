@@ -5,7 +5,14 @@
  * and a watch as newline-delimited JSON. No runtime dependency.
  */
 
-import type { Backend, CallOptions, CallToolRequest, ListRequest } from "./backend.js";
+import type {
+  Backend,
+  CallOptions,
+  CallToolRequest,
+  ListEventsRequest,
+  ListRequest,
+  WatchEventsRequest,
+} from "./backend.js";
 import {
   Cancelled,
   DeadlineExceeded,
@@ -20,6 +27,8 @@ import {
   emptyMetadata,
   type Account,
   type Challenge,
+  type Event,
+  type EventSeverity,
   type JsonObject,
   type LogStream,
   type Operation,
@@ -125,9 +134,55 @@ export class RestBackend implements Backend {
   }
 
   async *watchOperation(name: string, afterSequence: number, options: CallOptions): AsyncGenerator<Operation> {
+    const url = `${this.target}/v1/${path(name)}:watch${afterSequence > 0 ? `?after_sequence=${afterSequence}` : ""}`;
+    for await (const line of this.ndjson(url, options)) {
+      yield operation(line);
+    }
+  }
+
+  async approveOperation(name: string, comment: string, options: CallOptions): Promise<Operation> {
+    return operation(await this.request("POST", `/v1/${path(name)}:approve`, options, { comment }));
+  }
+
+  async denyOperation(name: string, comment: string, options: CallOptions): Promise<Operation> {
+    return operation(await this.request("POST", `/v1/${path(name)}:deny`, options, { comment }));
+  }
+
+  async listEvents(request: ListEventsRequest, options: CallOptions): Promise<Page<Event>> {
+    const extra = request.allUsers ? ["all_users=true"] : [];
+    const body = await this.request("GET", `/v1/events${query(request, extra)}`, options);
+    return { items: list(body["events"]).map(event), nextPageToken: str(body["next_page_token"]) };
+  }
+
+  async *watchEvents(request: WatchEventsRequest, options: CallOptions): AsyncGenerator<Event> {
+    const parts = [
+      ...(request.filter ? [`filter=${encodeURIComponent(request.filter)}`] : []),
+      ...(request.after ? [`after=${encodeURIComponent(request.after)}`] : []),
+      ...(request.allUsers ? ["all_users=true"] : []),
+    ];
+    const url = `${this.target}/v1/events:watch${parts.length > 0 ? `?${parts.join("&")}` : ""}`;
+    for await (const line of this.ndjson(url, options)) {
+      yield event(line);
+    }
+  }
+
+  async getPolicy(name: string, options: CallOptions): Promise<JsonObject> {
+    return (await this.request("GET", `/v1/${path(name)}`, options)) as JsonObject;
+  }
+
+  async updatePolicy(policy: JsonObject, updateMask: readonly string[], options: CallOptions): Promise<JsonObject> {
+    const mask = updateMask.length > 0 ? `?update_mask=${encodeURIComponent(updateMask.join(","))}` : "";
+    return (await this.request("PATCH", `/v1/${path(str(policy["name"]))}${mask}`, options, policy)) as JsonObject;
+  }
+
+  async getEffectivePolicy(options: CallOptions): Promise<JsonObject> {
+    return (await this.request("GET", "/v1/policy:effective", options)) as JsonObject;
+  }
+
+  /** A server stream as newline-delimited JSON: each object, or the Status it ended with. */
+  private async *ndjson(url: string, options: CallOptions): AsyncGenerator<Json> {
     const stop = new AbortController();
     const signal = options.signal === undefined ? stop.signal : AbortSignal.any([stop.signal, options.signal]);
-    const url = `${this.target}/v1/${path(name)}:watch${afterSequence > 0 ? `?after_sequence=${afterSequence}` : ""}`;
     try {
       const response = await fetch(url, { headers: headers(options.token), signal });
       if (!response.ok || response.body === null) {
@@ -138,7 +193,7 @@ export class RestBackend implements Backend {
         if (status !== undefined) {
           throw errorFromStatus(status); // the stream ended with an error
         }
-        yield operation(line);
+        yield line;
       }
     } catch (error) {
       throw fetchError(error, options.signal, undefined);
@@ -223,8 +278,8 @@ function causeText(cause: unknown): string {
   return cause instanceof Error ? ` (${cause.message})` : "";
 }
 
-function query(request: ListRequest): string {
-  const parts: string[] = [];
+function query(request: ListRequest, extra: readonly string[] = []): string {
+  const parts: string[] = [...extra];
   if (request.filter) {
     parts.push(`filter=${encodeURIComponent(request.filter)}`);
   }
@@ -341,6 +396,20 @@ function metadata(value: unknown): OperationMetadata {
       text: str(line["text"]),
     })),
     requestId: str(value["request_id"]),
+  };
+}
+
+function event(body: Json): Event {
+  return {
+    name: str(body["name"]),
+    type: str(body["type"]),
+    resource: str(body["resource"]),
+    owner: str(body["owner"]),
+    time: time(body["time"]),
+    severity: (str(body["severity"]) || "SEVERITY_UNSPECIFIED") as EventSeverity,
+    message: str(body["message"]),
+    data: obj(body["data"]) as JsonObject,
+    node: str(body["node"]),
   };
 }
 

@@ -2,15 +2,19 @@
 
 import { RestClient } from "../src/rest.js";
 import { servers } from "./support.js";
-import { clientSuite } from "./suite.js";
+import { eventsSuite } from "./events_suite.js";
+import { clientSuite, type Door } from "./suite.js";
 
 const { envoy, shortTtlEnvoy } = servers();
 
-clientSuite({
+const door: Door = {
   name: "REST",
   make: (options, address = envoy) => new RestClient({ ...options, baseUrl: address }),
   address: envoy,
   hostPort: new URL(envoy).host,
   shortTtlAddress: shortTtlEnvoy,
   viaProxy: (proxy) => `http://${proxy}`,
-});
+};
+
+clientSuite(door);
+eventsSuite(door);
