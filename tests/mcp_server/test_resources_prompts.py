@@ -44,7 +44,7 @@ def json_of(result: types.ReadResourceResult) -> Any:
     return json.loads(content.text)
 
 
-async def test_resource_templates_name_the_four_kinds(mcp_url: str, token: str) -> None:
+async def test_resource_templates_name_the_five_kinds(mcp_url: str, token: str) -> None:
     async with http_client(mcp_url, token) as client:
         listed = await client.list_resource_templates()
     templates = {template.uri_template for template in listed.resource_templates}
@@ -53,6 +53,7 @@ async def test_resource_templates_name_the_four_kinds(mcp_url: str, token: str) 
         "formation://instances/{id}",
         "formation://instances/{id}/logs",
         "formation://packs/{build_id}/formfile",
+        "formation://tools/{name}",
     }
 
 

@@ -49,7 +49,7 @@ async def test_an_operation_resource_is_updated_until_it_is_done(mcp_url: str, t
                     events.append(event)
                 honored = subscription.honored
         read = await client.read_resource(uri)
-    assert honored.resource_subscriptions == [uri]  # instances are not offered yet
+    assert honored.resource_subscriptions == [uri]  # the caller has no instance "elsewhere"
     assert events and all(e == ResourceUpdated(uri=uri) for e in events)
     assert isinstance(read.contents[0], types.TextResourceContents)
     assert '"done": true' in read.contents[0].text
@@ -122,7 +122,7 @@ async def test_2025_11_25_a_subscribed_operation_sends_updates_until_it_is_done(
 
         await eventually(updated)
         with pytest.raises(MCPError) as refused:
-            await client.subscribe_resource("formation://instances/anything")
+            await client.subscribe_resource("formation://packs/0/formfile")
         await client.unsubscribe_resource(uri)
     assert refused.value.error.code == types.INVALID_PARAMS
 

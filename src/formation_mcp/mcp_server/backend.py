@@ -7,7 +7,13 @@ from typing import Any, Protocol
 
 import grpc
 import mcp_types as types
-from formation.mcp.v1 import operations_pb2, operations_pb2_grpc, tools_pb2, tools_pb2_grpc
+from formation.mcp.v1 import (
+    events_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
+    tools_pb2,
+    tools_pb2_grpc,
+)
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
 from mcp.server import ServerRequestContext
@@ -21,6 +27,9 @@ Context = ServerRequestContext[Any, Any]
 
 UNARY_TIMEOUT_SECONDS = 60.0
 """One unary call to our API (a quick tool runs inline within CallTool)."""
+
+CALLABLE = "allowed = true"
+"""The ListTools filter for what the caller's policy lets it call (tools/list, completion)."""
 
 
 class CredentialsError(Exception):
@@ -63,16 +72,25 @@ class Api:
     def operations(self) -> operations_pb2_grpc.OperationsServiceAsyncStub:
         return operations_pb2_grpc.OperationsServiceStub(self._backend.channel())
 
+    def events(self) -> events_pb2_grpc.EventsServiceAsyncStub:
+        return events_pb2_grpc.EventsServiceStub(self._backend.channel())
+
     async def call(
         self, ctx: Context, tool: str, arguments: dict[str, Any], wait_seconds: int = 20
     ) -> dict[str, Any]:
         """A quick tool's output (`vm.status`, `pack.get`, ...), waited for within one CallTool.
         ToolError when it failed or did not finish in time; grpc errors as they come."""
+        return await self.call_as(await self.metadata(ctx), tool, arguments, wait_seconds)
+
+    async def call_as(
+        self, metadata: Metadata, tool: str, arguments: dict[str, Any], wait_seconds: int = 20
+    ) -> dict[str, Any]:
+        """`call` with credentials taken earlier (a subscription's background watch)."""
         request = tools_pb2.CallToolRequest(name=TOOL_PREFIX + tool)
         json_format.ParseDict(arguments, request.arguments)
         request.wait.FromSeconds(wait_seconds)
         operation: lro_pb2.Operation = await self.tools().CallTool(
-            request, metadata=await self.metadata(ctx), timeout=UNARY_TIMEOUT_SECONDS
+            request, metadata=metadata, timeout=UNARY_TIMEOUT_SECONDS
         )
         if not operation.done:
             raise ToolError(f"{tool} did not finish within {wait_seconds}s ({operation.name})")

@@ -25,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from formation_mcp.mcp_server.backend import (
+    CALLABLE,
     UNARY_TIMEOUT_SECONDS,
     Api,
     Backend,
@@ -60,10 +61,6 @@ then; under UNARY_TIMEOUT_SECONDS and the server's default FMCP_WAIT_MAX), then 
 CANCEL_TIMEOUT_SECONDS = 10.0
 LIST_PAGE_SIZE = 100
 DEFAULT_RETENTION_SECONDS = 7 * 86400.0
-
-
-CALLABLE = "allowed = true"
-"""The tools/list filter: what the caller's policy lets it call."""
 
 
 class ToolBridge:

@@ -7,7 +7,8 @@
 
 Completion proposes what names things, from the caller's own: instance ids and names (the
 `instance` argument, `formation://instances/{id}`), build ids (`formation://packs/{build_id}/
-formfile`), operation ids (`formation://operations/{id}`); at most MAX_COMPLETIONS, by prefix.
+formfile`), operation ids (`formation://operations/{id}`), and the names of the tools the
+caller may call (`formation://tools/{name}`); at most MAX_COMPLETIONS, by prefix.
 """
 
 from __future__ import annotations
@@ -16,16 +17,23 @@ from typing import Any, Final
 
 import grpc
 import mcp_types as types
-from formation.mcp.v1 import operations_pb2
+from formation.mcp.v1 import operations_pb2, tools_pb2
 from mcp.shared.exceptions import MCPError
 
-from formation_mcp.mcp_server.backend import UNARY_TIMEOUT_SECONDS, Api, Context, ToolError
+from formation_mcp.mcp_server.backend import (
+    CALLABLE,
+    UNARY_TIMEOUT_SECONDS,
+    Api,
+    Context,
+    ToolError,
+)
 from formation_mcp.mcp_server.resources import (
     FORMFILE_TEMPLATE,
     INSTANCE_TEMPLATE,
     LOGS_TEMPLATE,
     OPERATION_TEMPLATE,
     RESOURCE_NOT_FOUND,
+    TOOL_TEMPLATE,
     Resources,
 )
 
@@ -152,6 +160,8 @@ class Prompts:
             candidates = await self._build_ids(ctx)
         elif ref.uri == OPERATION_TEMPLATE and argument.name == "id":
             candidates = await self._operation_ids(ctx)
+        elif ref.uri == TOOL_TEMPLATE and argument.name == "name":
+            candidates = await self._tool_names(ctx)
         prefix = argument.value.lower()
         matches = [value for value in dict.fromkeys(candidates) if value.lower().startswith(prefix)]
         return types.CompleteResult(
@@ -183,6 +193,20 @@ class Prompts:
                 types.INTERNAL_ERROR, f"listing operations failed: {error.details()}"
             ) from None
         return [operation.name.removeprefix("operations/") for operation in page.operations]
+
+    async def _tool_names(self, ctx: Context) -> list[str]:
+        """The tools the caller may call (one page holds the catalog)."""
+        try:
+            page = await self._api.tools().ListTools(
+                tools_pb2.ListToolsRequest(page_size=1000, filter=CALLABLE),
+                metadata=await self._api.metadata(ctx),
+                timeout=UNARY_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise MCPError(
+                types.INTERNAL_ERROR, f"listing tools failed: {error.details()}"
+            ) from None
+        return sorted(tool.name.removeprefix("tools/") for tool in page.tools)
 
     async def _quick(self, ctx: Context, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         try:

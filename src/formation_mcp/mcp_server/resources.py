@@ -6,6 +6,8 @@ caller's credentials (so a resource is found only by its owner).
 - `formation://instances/{id}/logs`: its latest output lines (`vm.logs`: at most LOG_LINES
   lines and LOG_BYTES bytes, with `truncated` and the cursors to page on with `vm.logs`).
 - `formation://packs/{build_id}/formfile`: the Formfile a pack was built from (`pack.get`).
+- `formation://tools/{name}`: a tool as GetTool describes it (schemas, annotations, aliases,
+  and `refusal` when the caller's roles or policy would refuse a call).
 
 `resources/list` pages the caller's recent ones: the first page has their live instances and
 newest packs, then every page a page of their operations (newest first). Every body is
@@ -21,7 +23,7 @@ from typing import Any, Final
 
 import grpc
 import mcp_types as types
-from formation.mcp.v1 import operations_pb2
+from formation.mcp.v1 import operations_pb2, tools_pb2
 from google.longrunning import operations_pb2 as lro_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2
@@ -36,6 +38,7 @@ OPERATION_TEMPLATE: Final = SCHEME + "operations/{id}"
 INSTANCE_TEMPLATE: Final = SCHEME + "instances/{id}"
 LOGS_TEMPLATE: Final = SCHEME + "instances/{id}/logs"
 FORMFILE_TEMPLATE: Final = SCHEME + "packs/{build_id}/formfile"
+TOOL_TEMPLATE: Final = SCHEME + "tools/{name}"
 JSON: Final = "application/json"
 RESOURCE_NOT_FOUND: Final = -32002
 """The spec's error code for an unknown resource."""
@@ -50,6 +53,7 @@ _OPERATION = re.compile(r"^formation://operations/([A-Za-z0-9_-]{1,128})$")
 _INSTANCE = re.compile(r"^formation://instances/([A-Za-z0-9_.-]{1,255})$")
 _LOGS = re.compile(r"^formation://instances/([A-Za-z0-9_.-]{1,255})/logs$")
 _FORMFILE = re.compile(r"^formation://packs/([0-9a-f]{64})/formfile$")
+_TOOL = re.compile(r"^formation://tools/([A-Za-z0-9_.-]{1,128})$")
 
 TEMPLATES: Final = (
     types.ResourceTemplate(
@@ -82,6 +86,15 @@ TEMPLATES: Final = (
         name="pack-formfile",
         title="Pack Formfile",
         description="The Formfile a pack was built from, normalized, as a JSON document.",
+        mime_type=JSON,
+    ),
+    types.ResourceTemplate(
+        uri_template=TOOL_TEMPLATE,
+        name="tool",
+        title="Tool",
+        description="A tool (by its name, e.g. vm.create, or its MCP name, e.g. vm_create): "
+        "description, input and output schemas, annotations, and `refusal` when your roles "
+        "or policy would refuse a call (e.g. it needs approval).",
         mime_type=JSON,
     ),
 )
@@ -134,6 +147,8 @@ class Resources:
         elif match := _FORMFILE.fullmatch(uri):
             pack = await self._tool(ctx, uri, "pack.get", {"build_id": match[1]})
             body = pack["formfile"]
+        elif match := _TOOL.fullmatch(uri):
+            body = await self._tool_description(ctx, "tools/" + match[1], uri)
         else:
             raise MCPError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
         text = _bounded_json(body)
@@ -151,6 +166,17 @@ class Resources:
         except grpc.aio.AioRpcError as error:
             raise _read_error(uri, error.code(), str(error.details())) from None
         return json_format.MessageToDict(operation)
+
+    async def _tool_description(self, ctx: Context, name: str, uri: str) -> dict[str, Any]:
+        try:
+            tool = await self._api.tools().GetTool(
+                tools_pb2.GetToolRequest(name=name),
+                metadata=await self._api.metadata(ctx),
+                timeout=UNARY_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _read_error(uri, error.code(), str(error.details())) from None
+        return json_format.MessageToDict(tool)
 
     async def _tool(
         self, ctx: Context, uri: str, tool: str, arguments: dict[str, Any]

@@ -3,6 +3,8 @@ stdout over stdio), each driven by the API's watch of one operation:
 
 - `resources/subscribe` to `formation://operations/{id}`: `notifications/resources/updated` at
   every change, until the operation is done or `resources/unsubscribe`.
+- `resources/subscribe` to `formation://instances/{id}` or `.../logs`: the same at every event
+  of the instance, or when its output grew (instance_watches.py), until it is deleted.
 - a task this session created (`tools/call` with `params.task`): `notifications/tasks/status`
   with the task at every change, until it is done.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Literal
 
 import grpc
@@ -27,6 +29,7 @@ from google.longrunning import operations_pb2 as lro_pb2
 from mcp.shared.exceptions import MCPError
 from starlette.requests import HTTPConnection
 
+from formation_mcp.mcp_server import instance_watches
 from formation_mcp.mcp_server.backend import Api, Context, Metadata
 from formation_mcp.mcp_server.tasks import task_of
 
@@ -38,6 +41,7 @@ SESSION_HEADER: Final = "mcp-session-id"
 _OPERATION_URI = re.compile(r"^formation://(operations/[A-Za-z0-9_-]{1,128})$")
 
 Send = Callable[[lro_pb2.Operation], Awaitable[None]]
+Run = Callable[[Metadata], Coroutine[Any, Any, None]]
 
 
 class TaskStatusParams(types.NotificationParams):
@@ -68,18 +72,28 @@ class SessionWatches:
         self, ctx: Context, params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
         uri = str(params.uri)
-        match = _OPERATION_URI.fullmatch(uri)
-        if match is None:
+        session = ctx.session
+        if match := _OPERATION_URI.fullmatch(uri):
+            name = match[1]
+
+            async def updated(_change: lro_pb2.Operation) -> None:
+                await session.send_resource_updated(uri)
+
+            await self._start(ctx, ("resource", uri), lambda md: self._watch(name, md, updated))
+        elif instance_watches.is_instance_uri(uri):
+            target = await instance_watches.resolve(self._api, ctx, uri)
+
+            async def follow(metadata: Metadata) -> None:
+                async for _ in instance_watches.changes(self._api, metadata, target):
+                    await session.send_resource_updated(uri)
+
+            await self._start(ctx, ("resource", uri), lambda md: _guarded(follow(md), uri))
+        else:
             raise MCPError(
                 types.INVALID_PARAMS,
-                f"only formation://operations/{{id}} can be subscribed to, not {uri}",
+                "only formation://operations/{id}, formation://instances/{id} and "
+                f"formation://instances/{{id}}/logs can be subscribed to, not {uri}",
             )
-        session = ctx.session
-
-        async def updated(_change: lro_pb2.Operation) -> None:
-            await session.send_resource_updated(uri)
-
-        await self._start(ctx, ("resource", uri), match[1], updated)
         return types.EmptyResult()
 
     async def unsubscribe(
@@ -101,11 +115,11 @@ class SessionWatches:
             await session.send_notification(notification)  # type: ignore[arg-type]
 
         try:
-            await self._start(ctx, ("task", name), name, status)
+            await self._start(ctx, ("task", name), lambda md: self._watch(name, md, status))
         except MCPError as error:  # the notifications are optional; tasks/get still answers
             log.info("no status notifications for %s: %s", name, error.error.message)
 
-    async def _start(self, ctx: Context, what: tuple[str, str], name: str, send: Send) -> None:
+    async def _start(self, ctx: Context, what: tuple[str, str], run: Run) -> None:
         session = session_key(ctx)
         key = (session, f"{what[0]} {what[1]}")
         if key in self._watches:
@@ -114,7 +128,7 @@ class SessionWatches:
         if mine >= MAX_PER_SESSION or len(self._watches) >= MAX_WATCHES:
             raise MCPError(types.INTERNAL_ERROR, "too many subscriptions; unsubscribe first")
         metadata = await self._api.metadata(ctx)
-        task = asyncio.get_running_loop().create_task(self._watch(name, metadata, send))
+        task = asyncio.get_running_loop().create_task(run(metadata))
         self._watches[key] = task
         task.add_done_callback(lambda done: self._forget(key, done))
 
@@ -143,3 +157,10 @@ class SessionWatches:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _guarded(watch: Awaitable[None], uri: str) -> None:
+    try:
+        await watch
+    except Exception as error:  # the session's stream closed: nobody to tell
+        log.info("stopped following %s: %s", uri, error)

@@ -2,14 +2,16 @@
 API, on the listen request's own stream (so any replica serves it: the watch is the API's).
 
 - `resourceSubscriptions`: `formation://operations/{id}` URIs get
-  `notifications/resources/updated` at every change of the operation.
+  `notifications/resources/updated` at every change of the operation;
+  `formation://instances/{id}` and `.../logs` at every event of the instance or when its
+  output grew (instance_watches.py; an instance the caller does not have is left out).
 - `taskIds` (the tasks extension; the request must declare it, else -32003): each change of
   the task sends `notifications/tasks` with the task as `tasks/get` would return it.
 
-Other URIs (instances: their changes come with the event system) and the list-changed kinds
-(our lists do not change while a client is connected) are left out of the acknowledgement,
-as the spec lets a server honor a subset. At most MAX_WATCHED operations per stream; the
-stream ends (with its result) once every watched operation is done.
+Other URIs and the list-changed kinds (our lists do not change while a client is connected)
+are left out of the acknowledgement, as the spec lets a server honor a subset. At most
+MAX_WATCHED operations and instances per stream; the stream ends (with its result) once every
+watched operation is done and every watched instance deleted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from google.longrunning import operations_pb2 as lro_pb2
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 
-from formation_mcp.mcp_server.backend import Api, Context
+from formation_mcp.mcp_server import instance_watches
+from formation_mcp.mcp_server.backend import Api, Context, Metadata
+from formation_mcp.mcp_server.instance_watches import InstanceTarget
 from formation_mcp.mcp_server.tasks import TASKS_EXTENSION, detailed_task, is_task_id
 
 MAX_WATCHED: Final = 32
@@ -53,19 +57,21 @@ class Listen:
         if subscription_id is None:
             raise MCPError(types.INVALID_REQUEST, "subscriptions/listen requires a request id")
         requested = params.notifications
-        uris = [
-            uri for uri in requested.resource_subscriptions or () if _OPERATION_URI.fullmatch(uri)
-        ]
+        asked = list(dict.fromkeys(requested.resource_subscriptions or ()))
+        uris = [uri for uri in asked if _OPERATION_URI.fullmatch(uri)]
         task_ids = _task_ids(ctx, requested)
         names = [uri.removeprefix("formation://") for uri in uris]
         watched = list(dict.fromkeys([*names, *task_ids]))
-        if len(watched) > MAX_WATCHED:
+        instance_uris = [uri for uri in asked if instance_watches.is_instance_uri(uri)]
+        if len(watched) + len(instance_uris) > MAX_WATCHED:
             raise MCPError(
-                types.INVALID_PARAMS, f"at most {MAX_WATCHED} operations and tasks per stream"
+                types.INVALID_PARAMS,
+                f"at most {MAX_WATCHED} operations, instances and tasks per stream",
             )
+        instances = await self._instances(ctx, instance_uris)
         honored: dict[str, Any] = {}
-        if uris:
-            honored["resourceSubscriptions"] = uris
+        if uris or instances:
+            honored["resourceSubscriptions"] = [*uris, *(target.uri for target in instances)]
         if task_ids:
             honored["taskIds"] = task_ids
         meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
@@ -89,13 +95,36 @@ class Listen:
                     name in task_ids,
                     meta,
                 )
+            for target in instances:
+                group.start_soon(self._watch_instance, ctx, target, metadata, meta)
         return types.SubscriptionsListenResult(_meta=meta)
+
+    async def _instances(self, ctx: Context, uris: list[str]) -> list[InstanceTarget]:
+        """The instances of these URIs the caller has (the others are not honored)."""
+        found: list[InstanceTarget] = []
+        for uri in uris:
+            try:
+                found.append(await instance_watches.resolve(self._api, ctx, uri))
+            except MCPError:
+                continue
+        return found
+
+    async def _watch_instance(
+        self, ctx: Context, target: InstanceTarget, metadata: Metadata, meta: dict[str, Any]
+    ) -> None:
+        async for _ in instance_watches.changes(self._api, metadata, target):
+            await ctx.session.send_notification(
+                types.ResourceUpdatedNotification(
+                    params=types.ResourceUpdatedNotificationParams(uri=target.uri, _meta=meta)
+                ),
+                related_request_id=ctx.request_id,
+            )
 
     async def _watch(
         self,
         ctx: Context,
         name: str,
-        metadata: tuple[tuple[str, str], ...],
+        metadata: Metadata,
         resource: bool,
         task: bool,
         meta: dict[str, Any],
