@@ -113,8 +113,15 @@ async def test_recommend_finds_a_crash_loop_with_its_last_error_lines(
         await eventually(recorded, deadline=30)
         if failures < 3:
             await succeed(metrics_channel, user, "vm.control", id="crash-1", operation="start")
-    answer = await succeed(metrics_channel, user, "vm.recommend", id="crash-1")
-    (loop,) = [f for f in answer["findings"] if f["kind"] == "crash_loop"]
+    found: list[dict[str, Any]] = []
+
+    async def looping() -> bool:  # the failures' events arrive through the broker
+        answer = await succeed(metrics_channel, user, "vm.recommend", id="crash-1")
+        found[:] = [f for f in answer["findings"] if f["kind"] == "crash_loop"]
+        return bool(found) and found[0]["current"]["failures_in_10m"] == 3
+
+    await eventually(looping, deadline=30)
+    (loop,) = found
     assert loop["current"] == {"failures_in_10m": 3, "last_exit_code": 3}
     assert "error: cannot read /etc/app.conf: no such file" in loop["evidence"]["last_lines"]
     exits = (await metrics(metrics_channel, user, "crash-1"))["exits"]

@@ -11,6 +11,7 @@ import pytest
 from formation_mcp.workloads.instances import Resources
 from formation_mcp.workloads.metrics.rules import (
     MEMORY_SIZES,
+    Failure,
     Observation,
     crash_loop,
     idle,
@@ -27,7 +28,11 @@ START = 1_800_000_000 * 1_000_000
 
 
 def observe(
-    samples: Sequence[Sample], vcpus: int = 1, memory_mb: int = 1024, disk_gb: int = 10
+    samples: Sequence[Sample],
+    vcpus: int = 1,
+    memory_mb: int = 1024,
+    disk_gb: int = 10,
+    failures: Sequence[Failure] = (),
 ) -> Observation:
     return Observation(
         instance_id="i",
@@ -36,6 +41,7 @@ def observe(
         limits=Resources(vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb),
         samples=samples,
         window_seconds=3600,
+        failures=failures,
     )
 
 
@@ -111,37 +117,49 @@ def test_no_cpu_over_the_window_is_idle() -> None:
     assert idle(observe(steady(cpu=5, memory_mb=50))) is None
 
 
-def failures_at(seconds: Sequence[int]) -> list[Sample]:
-    samples = steady(cpu=20, memory_mb=50, count=1)
-    for count, second in enumerate(seconds, start=1):
-        samples.append(
-            Sample(
-                "i",
-                "n",
-                START + second * 1_000_000,
-                "failed",
-                exit_code=3,
-                end_time=START + second * 1_000_000,
-                failures=count,
-                note="starting\nerror: cannot read /etc/app.conf",
-            )
+def failures_at(seconds: Sequence[float], signal_name: str | None = None) -> list[Failure]:
+    return [
+        Failure(
+            time_us=START + int(second * 1_000_000),
+            exit_code=None if signal_name else 3,
+            signal=signal_name,
+            last_lines=("starting", "error: cannot read /etc/app.conf"),
         )
-    return samples
+        for second in seconds
+    ]
+
+
+def crashing(seconds: Sequence[float], signal_name: str | None = None) -> Observation:
+    return observe(
+        steady(cpu=20, memory_mb=50, count=1), failures=failures_at(seconds, signal_name)
+    )
 
 
 def test_three_failures_within_ten_minutes_is_a_crash_loop() -> None:
-    found = crash_loop(observe(failures_at([10, 200, 500])))
+    found = crash_loop(crashing([10, 200, 500]))
     assert found is not None and found["severity"] == "critical"
     assert found["current"] == {"failures_in_10m": 3, "last_exit_code": 3}
     assert found["evidence"]["last_lines"][-1] == "error: cannot read /etc/app.conf"
+    assert found["evidence"]["exit_codes"] == [3, 3, 3]
+
+
+def test_failures_within_one_sampling_interval_each_count() -> None:
+    found = crash_loop(crashing([10.0, 10.2, 10.4]))
+    assert found is not None and found["current"]["failures_in_10m"] == 3
 
 
 def test_failures_spread_over_more_than_ten_minutes_are_no_crash_loop() -> None:
-    assert crash_loop(observe(failures_at([10, 400, 800, 1300]))) is None
+    assert crash_loop(crashing([10, 400, 800, 1300])) is None
+
+
+def test_a_crash_loop_of_runs_killed_by_a_signal_names_it() -> None:
+    found = crash_loop(crashing([1, 2, 3], signal_name="SIGSEGV"))
+    assert found is not None and found["evidence"]["last_signal"] == "SIGSEGV"
+    assert "signal SIGSEGV" in found["reason"]
 
 
 def test_a_crash_loop_is_reported_even_with_too_few_running_samples() -> None:
-    assert [f["kind"] for f in recommend(observe(failures_at([1, 2, 3])))] == ["crash_loop"]
+    assert [f["kind"] for f in recommend(crashing([1, 2, 3]))] == ["crash_loop"]
 
 
 def test_a_right_sized_instance_gets_no_finding() -> None:

@@ -13,8 +13,9 @@ The README's "Resource recommendations" section states every threshold below.
 - idle: average CPU below IDLE_CPU_PERCENT of one CPU over the window (serving requests costs
   CPU, so no CPU is also no traffic): stop it.
 - crash_loop: CRASH_FAILURES or more failed runs (ended by themselves with a non-zero code or
-  a signal; a stop on request is none) within CRASH_SPAN_SECONDS: the exit codes
-  and last output lines of the newest failure.
+  a signal; a stop on request is none) within CRASH_SPAN_SECONDS, counted from the
+  instance's `instance.failed` events (each failure once, however close together): the exit
+  codes and last output lines of the newest failure.
 """
 
 from __future__ import annotations
@@ -50,8 +51,19 @@ OUT_OF_MEMORY: Final = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed run, from its `instance.failed` event."""
+
+    time_us: int
+    exit_code: int | None
+    signal: str | None = None
+    last_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
-    """What the rules look at: one instance, its limits and its samples in the window."""
+    """What the rules look at: one instance, its limits, its samples and its failed runs in
+    the window."""
 
     instance_id: str
     name: str
@@ -59,6 +71,7 @@ class Observation:
     limits: Resources
     samples: Sequence[Sample]
     window_seconds: float
+    failures: Sequence[Failure] = ()
 
 
 Finding = dict[str, Any]
@@ -274,44 +287,34 @@ def idle(observation: Observation) -> Finding | None:
 
 
 def crash_loop(observation: Observation) -> Finding | None:
-    failures = _failure_times(observation.samples)
+    failures = sorted(observation.failures, key=lambda failure: failure.time_us)
     span = CRASH_SPAN_SECONDS * 1_000_000
     worst = 0
     start = 0
     for end in range(len(failures)):
-        while failures[end][0] - failures[start][0] > span:
+        while failures[end].time_us - failures[start].time_us > span:
             start += 1
         worst = max(worst, end - start + 1)
     if worst < CRASH_FAILURES:
         return None
-    ended = [s for s in observation.samples if s.state == "failed" and s.end_time is not None]
-    newest = ended[-1] if ended else observation.samples[-1]
-    lines = newest.note.splitlines()[-MAX_EVIDENCE_LINES:]
+    newest = failures[-1]
+    how = f"exit code {newest.exit_code}" if newest.signal is None else f"signal {newest.signal}"
+    evidence: dict[str, Any] = {
+        "last_failure": rfc3339(newest.time_us),
+        "exit_codes": [f.exit_code for f in failures[-MAX_EVIDENCE_LINES:]],
+        "last_lines": list(newest.last_lines[-MAX_EVIDENCE_LINES:]),
+    }
+    if newest.signal is not None:
+        evidence["last_signal"] = newest.signal
     return finding(
         observation,
         "crash_loop",
         "critical",
         {"failures_in_10m": worst, "last_exit_code": newest.exit_code},
         {"action": "fix the error its output shows, then start it again"},
-        f"failed {worst} times within {CRASH_SPAN_SECONDS // 60} minutes, last with exit code "
-        f"{newest.exit_code}",
-        {
-            "last_failure": rfc3339(newest.end_time or newest.time_us),
-            "exit_codes": [s.exit_code for s in ended[-MAX_EVIDENCE_LINES:]],
-            "last_lines": lines,
-        },
+        f"failed {worst} times within {CRASH_SPAN_SECONDS // 60} minutes, last with {how}",
+        evidence,
     )
-
-
-def _failure_times(samples: Sequence[Sample]) -> list[tuple[int, int]]:
-    """(time, 1) for each failure counted between consecutive samples (the counter grows)."""
-    times: list[tuple[int, int]] = []
-    previous: int | None = None
-    for sample in samples:
-        if previous is not None and sample.failures > previous:
-            times.extend((sample.time_us, 1) for _ in range(sample.failures - previous))
-        previous = sample.failures
-    return times
 
 
 def recommend(observation: Observation) -> list[Finding]:

@@ -12,6 +12,7 @@ from formation_mcp.settings import SettingsError, parse_duration
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry, ToolSpec
 from formation_mcp.workloads.instances import InstanceRecord, InstanceStore
+from formation_mcp.workloads.metrics.failures import failures_in
 from formation_mcp.workloads.metrics.rules import Observation, recommend
 from formation_mcp.workloads.metrics.samples import SampleStore
 from formation_mcp.workloads.metrics.series import (
@@ -139,6 +140,7 @@ class MetricsTools:
     ) -> None:
         self._instances = InstanceStore(environment.database)
         self._samples = SampleStore(environment.database)
+        self._db = environment.database
         self._retention = retention_seconds
         self._interval = interval_seconds
 
@@ -228,6 +230,7 @@ class MetricsTools:
         findings: list[dict[str, Any]] = []
         for instance in found[:MAX_RECOMMEND_INSTANCES]:
             samples = await self._samples.window(instance.instance_id, since, until)
+            failures = await failures_in(self._db, instance.resource_name, since, until)
             findings.extend(
                 recommend(
                     Observation(
@@ -237,6 +240,7 @@ class MetricsTools:
                         limits=instance.resources,
                         samples=samples,
                         window_seconds=window,
+                        failures=failures,
                     )
                 )
             )
