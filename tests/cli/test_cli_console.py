@@ -17,9 +17,12 @@ async def test_console_prints_a_link_the_browser_exchanges_once(
     assert result.exit_code == 0, result.output
     link = result.stdout.strip()
     assert link.startswith(f"{base}/console/signin?code=")
+    code = link.split("code=", 1)[1]
     async with httpx.AsyncClient() as browser:
-        first = await browser.get(link)
-        second = await browser.get(link)
+        shown = await browser.get(link)
+        first = await browser.post(f"{base}/console/signin", data={"code": code})
+        second = await browser.post(f"{base}/console/signin", data={"code": code})
+    assert shown.status_code == 200 and code in shown.text
     assert (first.status_code, first.headers["location"]) == (303, "/console/")
     assert second.status_code == 401
 

@@ -38,10 +38,15 @@ async def signed_in(browser: httpx.AsyncClient) -> Json:
     """Signs a browser-like client in through a link; the account it is signed in as."""
     session, created = await link(browser)
     browser.cookies.clear()
-    response = await browser.get(created["path"])
+    response = await spend(browser, created)
     assert response.status_code == 303, response.text
     account: Json = session["account"]
     return account
+
+
+async def spend(client: httpx.AsyncClient, created: Json) -> httpx.Response:
+    """What the link's page does when its button is pressed: POST the code."""
+    return await client.post("/console/signin", data={"code": created["code"]})
 
 
 def csrf(browser: httpx.AsyncClient) -> dict[str, str]:
@@ -53,7 +58,7 @@ async def test_the_link_sets_an_httponly_strict_session_cookie_scoped_to_the_con
 ) -> None:
     _session, created = await link(client)
     assert created["path"] == f"/console/signin?code={created['code']}"
-    response = await client.get(created["path"])
+    response = await spend(client, created)
     assert response.status_code == 303
     assert response.headers["location"] == "/console/"
     cookies = response.headers.get_list("set-cookie")
@@ -65,11 +70,34 @@ async def test_the_link_sets_an_httponly_strict_session_cookie_scoped_to_the_con
 
 async def test_a_second_use_of_the_link_is_refused(client: httpx.AsyncClient) -> None:
     _session, created = await link(client)
-    assert (await client.get(created["path"])).status_code == 303
-    again = await client.get(created["path"])
+    assert (await spend(client, created)).status_code == 303
+    again = await spend(client, created)
     assert again.status_code == 401
     assert "fmcp console" in again.text
     assert "set-cookie" not in again.headers
+
+
+async def test_opening_the_link_shows_a_button_and_spends_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    _session, created = await link(client)
+    for _ in range(2):  # a link scanner, then the person
+        page = await client.get(created["path"])
+        assert page.status_code == 200 and "set-cookie" not in page.headers
+        assert 'method="post"' in page.text and f'value="{created["code"]}"' in page.text
+        assert "script" not in page.text
+    assert (await spend(client, created)).status_code == 303
+
+
+async def test_a_sign_in_posted_from_another_site_is_refused(client: httpx.AsyncClient) -> None:
+    _session, created = await link(client)
+    forged = await client.post(
+        "/console/signin",
+        data={"code": created["code"]},
+        headers={"origin": "https://evil.example.com"},
+    )
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    assert (await spend(client, created)).status_code == 303  # the code is still good
 
 
 async def test_an_expired_link_is_refused(client: httpx.AsyncClient, app: Application) -> None:
@@ -80,7 +108,7 @@ async def test_an_expired_link_is_refused(client: httpx.AsyncClient, app: Applic
             .where(console_sessions.c.code_hash.is_not(None))
             .values(expire_time=now_us() - 1)
         )
-    assert (await client.get(created["path"])).status_code == 401
+    assert (await spend(client, created)).status_code == 401
 
 
 async def test_the_console_calls_the_api_as_the_links_account(envoy: str) -> None:
@@ -148,7 +176,7 @@ async def test_expired_codes_and_sessions_are_deleted(
     async with app.database.write() as conn:
         deleted = await delete_expired(conn, now_us() + 120 * 1_000_000, 1000)
     assert deleted >= 1
-    assert (await client.get(created["path"])).status_code == 401
+    assert (await spend(client, created)).status_code == 401
 
 
 def an_event(owner: str) -> NewEvent:
@@ -209,7 +237,7 @@ async def test_an_approver_denies_a_held_call_with_a_comment_from_the_console(
         "/v1/auth/console:createLink", json={}, headers=auth(admin["access_token"])
     )
     async with httpx.AsyncClient(base_url=envoy) as browser:
-        assert (await browser.get(created.json()["path"])).status_code == 303
+        assert (await spend(browser, created.json())).status_code == 303
         waiting = await browser.get(
             "/console/api/v1/operations",
             params={"filter": "awaiting_my_approval = true"},

@@ -1,12 +1,15 @@
-"""The console's routes: `GET /console/signin?code=` exchanges a sign-in link's code for the
-session (cookies scoped to /console, then back to the console), `POST /console/signout` ends
-it, and the console's files are served with a strict Content-Security-Policy (no inline
-script, nothing from elsewhere)."""
+"""The console's routes: `GET /console/signin?code=` shows a page with a "Sign in" button (a
+GET changes nothing: link scanners and previews that fetch the link do not spend it), whose
+`POST /console/signin` exchanges the code for the session (cookies scoped to /console, then
+back to the console); `POST /console/signout` ends it; the console's files are served with a
+strict Content-Security-Policy (no inline script, nothing from elsewhere)."""
 
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -36,6 +39,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+MAX_FORM_BYTES: Final = 4096
 HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-frame-options": "DENY",
@@ -47,10 +51,38 @@ HEADERS = {
 def _message(title: str, text: str, status: int) -> Response:
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<link rel="stylesheet" href="{CONSOLE_PATH}/style.css"><title>{escape(title)}</title>'
+        f'<link rel="icon" href="data:,"><link rel="stylesheet" href="{CONSOLE_PATH}/style.css">'
+        f"<title>{escape(title)}</title>"
         f"</head><body><main><h1>{escape(title)}</h1><p>{escape(text)}</p></main></body></html>"
     )
     return HTMLResponse(body, status, headers={**HEADERS, "cache-control": "no-store"})
+
+
+def _confirm(code: str) -> Response:
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,"><link rel="stylesheet" href="{CONSOLE_PATH}/style.css">'
+        "<title>Sign in to the console</title></head><body><main>"
+        "<h1>Sign in to the Formation MCP console</h1>"
+        "<p>This one-time link signs this browser in as the account that made it "
+        "(<code>fmcp console</code>). It works once, within a minute.</p>"
+        f'<form method="post" action="{SIGN_IN_PATH}">'
+        f'<input type="hidden" name="code" value="{escape(code)}">'
+        '<button type="submit" id="sign-in">Sign in</button></form>'
+        "</main></body></html>"
+    )
+    return HTMLResponse(body, 200, headers={**HEADERS, "cache-control": "no-store"})
+
+
+def _same_origin(request: Request, public_base: str) -> bool:
+    """A form posted from our own page, not another site's page signing this browser in to an
+    account of its choosing: the Origin a browser sends with a POST, or (our pages' referrer
+    policy makes it `null`) its Sec-Fetch-Site."""
+    origin = request.headers.get("origin", "null")
+    if origin != "null":
+        return urlsplit(origin).netloc == urlsplit(public_base).netloc
+    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
 
 
 def _files() -> dict[str, tuple[bytes, str]]:
@@ -73,7 +105,8 @@ class ConsoleServer:
     def routes(self) -> list[BaseRoute]:
         return [
             Route(CONSOLE_PATH, self._to_console, methods=["GET"]),
-            Route(SIGN_IN_PATH, self._sign_in, methods=["GET"]),
+            Route(SIGN_IN_PATH, self._confirm_sign_in, methods=["GET"]),
+            Route(SIGN_IN_PATH, self._sign_in, methods=["POST"]),
             Route(CONSOLE_PATH + "/signout", self._sign_out, methods=["POST"]),
             Route(CONSOLE_PATH + "/{path:path}", self._file, methods=["GET", "HEAD"]),
         ]
@@ -93,8 +126,18 @@ class ConsoleServer:
     def _secure(self, request: Request) -> bool:
         return base_url(request, self._proxies).startswith("https://")
 
+    async def _confirm_sign_in(self, request: Request) -> Response:
+        return _confirm(request.query_params.get("code", ""))
+
     async def _sign_in(self, request: Request) -> Response:
-        code = request.query_params.get("code", "")
+        if not _same_origin(request, base_url(request, self._proxies)):
+            return _message("Sign-in refused", "The form came from another site.", 403)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return _message("Sign-in refused", "The form is too large.", 413)
+        code = parse_qs(body.decode("utf-8", "replace")).get("code", [""])[0]
         try:
             session = await self._sessions.exchange(code)
         except FmcpError as error:

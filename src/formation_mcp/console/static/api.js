@@ -70,3 +70,20 @@ export async function signOut() {
   });
   if (!response.ok) throw await failure(response);
 }
+
+// Calls a tool (CallTool with a wait): the operation, done when the tool finished in time.
+export async function callTool(name, args = {}, wait = "20s") {
+  return call("POST", `/v1/tools/${encodeURIComponent(name)}:call`, { arguments: args, wait });
+}
+
+// A finished operation's output; its error as an ApiError.
+export function outputOf(operation) {
+  if (operation.error) throw new ApiError(operation.error.message ?? "the call failed");
+  if (!operation.done) throw new ApiError(`${operation.name} is still running`);
+  return operation.response?.output ?? {};
+}
+
+// A quick tool's output (vm.list, vm.status, vm.metrics, ...).
+export async function quick(name, args = {}) {
+  return outputOf(await callTool(name, args));
+}

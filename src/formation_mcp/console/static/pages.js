@@ -2,24 +2,12 @@
 // another page is shown; errors go to `report` (shown as the API's message).
 import { call, watch } from "./api.js";
 import { el, table } from "./dom.js";
+import { poll } from "./polling.js";
 
-const POLL_MS = 1000;
 const STATES_DONE = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
 function idOf(name) {
   return name.replace(/^operations\//, "");
-}
-
-async function poll(signal, report, load) {
-  while (!signal.aborted) {
-    try {
-      await load();
-      report("");
-    } catch (error) {
-      report(error.message);
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
 }
 
 function operationRow(operation, actions) {
@@ -29,7 +17,7 @@ function operationRow(operation, actions) {
   return el(
     "tr",
     { "data-operation": operation.name },
-    el("td", {}, el("code", {}, idOf(operation.name))),
+    el("td", {}, el("a", { href: `#operation/${idOf(operation.name)}` }, el("code", {}, idOf(operation.name)))),
     el("td", {}, meta.tool ?? ""),
     el("td", { class: "state" }, state),
     el(
@@ -111,7 +99,7 @@ export function approvals(page, signal, report) {
       return el(
         "tr",
         { "data-operation": operation.name },
-        el("td", {}, el("code", {}, idOf(operation.name))),
+        el("td", {}, el("a", { href: `#operation/${idOf(operation.name)}` }, el("code", {}, idOf(operation.name)))),
         el("td", {}, meta.tool ?? ""),
         el("td", {}, meta.owner ?? ""),
         el(
@@ -149,10 +137,29 @@ function eventRow(event) {
   );
 }
 
+// The filter the API takes (AIP-160 subset): type (a trailing * matches a prefix), resource,
+// severity, joined by AND.
+function eventFilter(type, resource, severity) {
+  const parts = [];
+  if (type) parts.push(`type = ${JSON.stringify(type)}`);
+  if (resource) parts.push(`resource = ${JSON.stringify(resource)}`);
+  if (severity) parts.push(`severity = ${severity}`);
+  return parts.join(" AND ");
+}
+
 export function events(page, signal, report) {
   const body = el("tbody");
+  const type = el("input", { type: "text", name: "type", placeholder: "instance.*", "aria-label": "Type" });
+  const resource = el("input", { type: "text", name: "resource", placeholder: "instances/ID", "aria-label": "Resource" });
+  const severity = el(
+    "select",
+    { name: "severity", "aria-label": "Severity" },
+    ["", "INFO", "WARNING", "ERROR"].map((s) => el("option", { value: s }, s || "any severity")),
+  );
+  const form = el("form", { class: "filters" }, type, resource, severity, el("button", { type: "submit" }, "Apply"));
   page.replaceChildren(
     el("h1", {}, "Events"),
+    form,
     el(
       "table",
       {},
@@ -164,18 +171,35 @@ export function events(page, signal, report) {
     body.prepend(eventRow(event));
     while (body.children.length > MAX_EVENTS) body.lastChild.remove();
   };
-  (async () => {
-    try {
-      const answer = await call("GET", "/v1/events?page_size=50");
-      const recent = answer.events ?? [];
-      for (const event of [...recent].reverse()) add(event);
-      const after = recent.length ? recent[0].name : "";
-      const query = after ? `?after=${encodeURIComponent(after)}` : "";
-      await watch(`/v1/events:watch${query}`, add, signal);
-    } catch (error) {
-      if (!signal.aborted) report(error.message);
-    }
-  })();
+  let feed = null;
+  const start = () => {
+    feed?.abort();
+    feed = new AbortController();
+    const stop = AbortSignal.any([signal, feed.signal]);
+    const filter = eventFilter(type.value.trim(), resource.value.trim(), severity.value);
+    body.replaceChildren();
+    (async () => {
+      try {
+        const query = new URLSearchParams({ page_size: "50" });
+        if (filter) query.set("filter", filter);
+        const answer = await call("GET", `/v1/events?${query}`);
+        const recent = answer.events ?? [];
+        for (const event of [...recent].reverse()) add(event);
+        const live = new URLSearchParams();
+        if (filter) live.set("filter", filter);
+        if (recent.length) live.set("after", recent[0].name);
+        report("");
+        await watch(`/v1/events:watch?${live}`, add, stop);
+      } catch (error) {
+        if (!stop.aborted) report(error.message);
+      }
+    })();
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    start();
+  });
+  start();
 }
 
 const MAX_TOOL_PAGES = 10;
@@ -185,7 +209,7 @@ function toolRow(tool) {
   return el(
     "tr",
     { "data-tool": tool.name },
-    el("td", {}, el("code", {}, tool.name.replace(/^tools\//, ""))),
+    el("td", {}, el("a", { href: `#tool/${tool.name.replace(/^tools\//, "")}` }, el("code", {}, tool.name.replace(/^tools\//, "")))),
     el("td", {}, tool.title ?? ""),
     el(
       "td",
