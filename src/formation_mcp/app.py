@@ -59,6 +59,8 @@ from formation_mcp.tools.manager import ToolManager
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.worker.runtime import Worker
 from formation_mcp.workloads.metrics.exposition import InstanceCollector
+from formation_mcp.workloads.metrics.sample_messages import SampleIngest
+from formation_mcp.workloads.metrics.samples import SampleStore
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +157,17 @@ class Application:
             self.database, settings, self.grants, issuer, self.verifier
         )
         self.accounts = AccountManager(self.database, self.bus, self.revocations)
+        self.broker = create_broker(
+            settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
+        )
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.node_events = environment.events if run_worker else None
         self.driver = local_driver(settings, environment) if run_worker else None
         self.sampler = (
-            None if self.driver is None else metrics_sampler(settings, environment, self.driver)
+            None
+            if self.driver is None
+            else metrics_sampler(settings, environment, self.driver, self.broker)
         )
         if self.sampler is not None:
             self.metrics.registry.register(InstanceCollector(self.sampler))
@@ -179,11 +186,13 @@ class Application:
         self.registry = registry or build_registry(
             settings.tool_modules, environment, self.driver, settings, self.routes
         )
-        self.broker = create_broker(
-            settings.broker_url, settings.max_attempts, prefix=settings.broker_prefix
-        )
         self.relay = OutboxRelay(self.database, self.broker, self.outbox)
-        self.api_consumers = ApiConsumers(self.broker, self.operations, resource_events=self.events)
+        self.api_consumers = ApiConsumers(
+            self.broker,
+            self.operations,
+            resource_events=self.events,
+            samples=SampleIngest(SampleStore(self.database)),
+        )
         self.worker = (
             Worker(
                 self.broker,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from formation_mcp.broker.base import Broker
 from formation_mcp.db.database import Database
 from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.network import tools as network_tools
@@ -19,6 +20,7 @@ from formation_mcp.workloads.driver import InstanceDriver
 from formation_mcp.workloads.instances import InstanceStore
 from formation_mcp.workloads.local_driver import LocalDriver
 from formation_mcp.workloads.metrics import tools as metrics_tools
+from formation_mcp.workloads.metrics.sample_messages import SamplePublisher
 from formation_mcp.workloads.metrics.sampler import Sampler
 from formation_mcp.workloads.metrics.samples import SampleStore
 from formation_mcp.workloads.pack_tools import WorkloadEnvironment
@@ -84,13 +86,15 @@ def workload_environment(
 
 
 def metrics_sampler(
-    settings: Settings, environment: WorkloadEnvironment, driver: LocalDriver
+    settings: Settings, environment: WorkloadEnvironment, driver: LocalDriver, broker: Broker
 ) -> Sampler:
-    """The sampler of the instances `driver` runs (FMCP_METRICS_INTERVAL, _RETENTION)."""
+    """The sampler of the instances `driver` runs (FMCP_METRICS_INTERVAL, _RETENTION); its
+    samples go to the API through `broker`."""
     return Sampler(
         driver,
         InstanceStore(environment.database),
         SampleStore(environment.database),
+        sink=SamplePublisher(broker, environment.node_id),
         interval_seconds=settings.metrics_interval_seconds,
         retention_seconds=settings.metrics_retention_seconds,
     )

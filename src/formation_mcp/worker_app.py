@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 class WorkerApplication:
     """Reads operation state from the database (to skip finished or duplicate work); every
-    change to an operation goes through events on the broker. The node's own records (its
-    instances, their metric samples) it writes itself. Its HTTP side
+    change to an operation goes through events on the broker, and so do its instances' events
+    and metric samples (the API stores them); its instances' rows it writes itself. Its HTTP side
     (FMCP_WORKER_HTTP_LISTEN) serves /metrics (its instances' series) and /healthz."""
 
     def __init__(self, settings: Settings, *, registry: ToolRegistry | None = None) -> None:
@@ -44,7 +44,7 @@ class WorkerApplication:
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.driver = local_driver(settings, environment)
-        self.sampler = metrics_sampler(settings, environment, self.driver)
+        self.sampler = metrics_sampler(settings, environment, self.driver, self.broker)
         self.metrics = Metrics()
         self.metrics.registry.register(InstanceCollector(self.sampler))
         self.http = HttpSide(

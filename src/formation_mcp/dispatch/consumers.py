@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf.message import DecodeError
@@ -45,8 +45,10 @@ class ApiConsumers:
         operations: OperationManager,
         events: EventWriter | None = None,
         resource_events: EventManager | None = None,
+        samples: Callable[[queue_pb2.InstanceSamples], Awaitable[None]] | None = None,
     ) -> None:
-        """`resource_events` records the events nodes report (without it they are dropped)."""
+        """`resource_events` records the events nodes report, `samples` stores their
+        instances' samples (without them, those are dropped)."""
         self._broker = broker
         self._operations = operations
         self.event_writer = events or EventWriter(operations)
@@ -54,6 +56,7 @@ class ApiConsumers:
             self.event_writer.write, max_batch=EVENT_BATCH, isolate=EventWriter.isolates
         )
         self._resource_events = resource_events
+        self._samples = samples
         self._reported: GroupCommit[NewEvent] = GroupCommit(
             self._record_reported, max_batch=EVENT_BATCH, isolate=EventWriter.isolates
         )
@@ -84,6 +87,9 @@ class ApiConsumers:
             event = queue_pb2.OperationEvent.FromString(delivery.body)
             if event.WhichOneof("kind") == "resource_event":
                 await self._on_resource_event(delivery, event.resource_event)
+                return
+            if event.WhichOneof("kind") == "instance_samples":
+                await self._on_samples(delivery, event.instance_samples)
                 return
             events = [event, *event.following]  # a message may carry several (see the proto)
             del event.following[:]
@@ -129,6 +135,25 @@ class ApiConsumers:
                 "dropping the %s event of %s: %s",
                 new.type,
                 new.resource,
+                describe_failure(exc),
+                exc_info=exc,
+            )
+        await delivery.ack()
+
+    async def _on_samples(self, delivery: Delivery, samples: queue_pb2.InstanceSamples) -> None:
+        """A node's tick of samples: stored once each (a redelivery changes nothing)."""
+        try:
+            if self._samples is not None:
+                await self._samples(samples)
+        except Unavailable as exc:  # database down: try again later, lose nothing
+            await self._hand_back(delivery, "samples", exc)
+            return
+        except Exception as exc:
+            self._throttle.error(
+                "samples dropped",
+                "dropping %d samples of node %s: %s",
+                len(samples.samples),
+                samples.node,
                 describe_failure(exc),
                 exc_info=exc,
             )

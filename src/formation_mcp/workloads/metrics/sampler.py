@@ -1,5 +1,6 @@
 """The node's sampler: every FMCP_METRICS_INTERVAL it measures each instance this node runs
-(procfs.ProcessTable, one pass over /proc for all of them) and writes the samples in one batch.
+(procfs.ProcessTable, one pass over /proc for all of them) and sends the samples in one batch
+(through the broker to the API, which stores them: sample_messages.py).
 
 It asks the driver which instances run and which process group each has (`running_groups`);
 the instance records (owner, limits, start and end of the last run, exit code) come from the
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Protocol
@@ -79,6 +80,7 @@ class Sampler:
         instances: InstanceStore,
         samples: SampleStore,
         *,
+        sink: Callable[[Sequence[Sample]], Awaitable[None]] | None = None,
         interval_seconds: float,
         retention_seconds: float,
         clock: Callable[[], int] = now_us,
@@ -87,6 +89,9 @@ class Sampler:
         self._driver = driver
         self._instances = instances
         self._samples = samples
+        self._sink = sink or samples.add
+        """Where each tick's samples go: the broker on a node (SamplePublisher), or straight
+        into the store (tests of the sampler alone)."""
         self.interval = interval_seconds
         self.retention = retention_seconds
         self._clock = clock
@@ -137,7 +142,7 @@ class Sampler:
         groups = dict(self._driver.running_groups())
         now = self._clock()
         samples, observed = await asyncio.to_thread(self._measure, records, groups, now)
-        await self._samples.add(samples)
+        await self._sink(samples)
         for sample in samples:
             self._seen.setdefault(sample.instance_id, _Seen()).last = sample
         live = {record.instance_id for record in records}

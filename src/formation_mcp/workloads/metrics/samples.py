@@ -2,8 +2,9 @@
 hour and as 1-minute points after that, kept for FMCP_METRICS_RETENTION.
 
 Writes are idempotent (a sample's key is instance, resolution and time: writing it again
-changes nothing) and batched (one multi-row insert per sampling tick for all the node's
-instances). Each node folds and expires the samples of its own instances.
+changes nothing) and batched (one multi-row insert per sampling tick of a node, made by the API
+that received the tick through the broker: sample_messages.py). Each node folds and expires the
+samples of its own instances.
 """
 
 from __future__ import annotations

@@ -235,6 +235,7 @@ class OperationEvent(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
     RESOURCE_EVENT_FIELD_NUMBER: _builtins.int
+    INSTANCE_SAMPLES_FIELD_NUMBER: _builtins.int
     FOLLOWING_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
     """The operation, `operations/{operation_id}`."""
@@ -278,6 +279,12 @@ class OperationEvent(_message.Message):
         """
 
     @_builtins.property
+    def instance_samples(self) -> Global___InstanceSamples:
+        """Not about the operation: a node's measurements of its instances at one
+        sampling tick. `operation`, `attempt` and `sequence` are then empty.
+        """
+
+    @_builtins.property
     def following(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationEvent]:
         """Later events of the same operation and attempt, sent in the same message:
         a worker holds a tool's `started` event briefly and, when the tool ends
@@ -300,13 +307,14 @@ class OperationEvent(_message.Message):
         failed: Global___OperationEvent.Failed | None = ...,
         cancelled: Global___OperationEvent.Cancelled | None = ...,
         resource_event: Global___ResourceEvent | None = ...,
+        instance_samples: Global___InstanceSamples | None = ...,
         following: _abc.Iterable[Global___OperationEvent] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "failed", b"failed", "kind", b"kind", "logs", b"logs", "progress", b"progress", "resource_event", b"resource_event", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "failed", b"failed", "instance_samples", b"instance_samples", "kind", b"kind", "logs", b"logs", "progress", b"progress", "resource_event", b"resource_event", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancelled", b"cancelled", "failed", b"failed", "following", b"following", "kind", b"kind", "logs", b"logs", "operation", b"operation", "progress", b"progress", "resource_event", b"resource_event", "sequence", b"sequence", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancelled", b"cancelled", "failed", b"failed", "following", b"following", "instance_samples", b"instance_samples", "kind", b"kind", "logs", b"logs", "operation", b"operation", "progress", b"progress", "resource_event", b"resource_event", "sequence", b"sequence", "started", b"started", "succeeded", b"succeeded", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["started", "progress", "logs", "succeeded", "failed", "cancelled", "resource_event"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["started", "progress", "logs", "succeeded", "failed", "cancelled", "resource_event", "instance_samples"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -342,6 +350,148 @@ class ResourceEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResourceEvent: _TypeAlias = ResourceEvent  # noqa: Y015
+
+@_typing.final
+class InstanceSamples(_message.Message):
+    """A node's measurements of its instances at one sampling tick (carried as
+    OperationEvent.instance_samples on the events flow). The API stores each
+    (instance, time) once, so a redelivery changes nothing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    SAMPLES_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    """The node that measured them."""
+    @_builtins.property
+    def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceSample]:
+        """One per instance of the node."""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        samples: _abc.Iterable[Global___InstanceSample] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "samples", b"samples"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceSamples: _TypeAlias = InstanceSamples  # noqa: Y015
+
+@_typing.final
+class InstanceSample(_message.Message):
+    """One measurement of one instance (times in microseconds since the epoch)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    TIME_US_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RUN_START_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
+    CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    RSS_BYTES_FIELD_NUMBER: _builtins.int
+    DISK_BYTES_FIELD_NUMBER: _builtins.int
+    PROCESSES_FIELD_NUMBER: _builtins.int
+    THREADS_FIELD_NUMBER: _builtins.int
+    OPEN_FDS_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    RESTARTS_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    """The instance's id."""
+    time_us: _builtins.int
+    """When it was measured."""
+    state: _builtins.str
+    """The instance's state then: `running`, `stopped`, `failed`, ..."""
+    run_start: _builtins.int
+    """When the current run started."""
+    cpu_seconds: _builtins.float
+    """CPU time of the run's process group (a counter that starts again with each run)."""
+    cpu_percent: _builtins.float
+    """Of the instance's vcpus (100 = all busy); absent for a run's first sample."""
+    rss_bytes: _builtins.int
+    """Resident memory of the process group."""
+    disk_bytes: _builtins.int
+    """Bytes its directory uses on disk (absent when not measured this tick)."""
+    processes: _builtins.int
+    """Processes in the group."""
+    threads: _builtins.int
+    """Threads in the group."""
+    open_fds: _builtins.int
+    """Open file descriptors (absent when they could not be counted)."""
+    restarts: _builtins.int
+    """Starts after the first one the node saw (a counter)."""
+    failures: _builtins.int
+    """Runs the node saw fail (a counter)."""
+    exit_code: _builtins.int
+    """How the last run ended: exit code, or minus the signal number."""
+    end_time: _builtins.int
+    """When the last run ended."""
+    note: _builtins.str
+    """On the sample that records a failed run: its last output lines."""
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Ports the group listens on."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        time_us: _builtins.int = ...,
+        state: _builtins.str = ...,
+        run_start: _builtins.int | None = ...,
+        cpu_seconds: _builtins.float = ...,
+        cpu_percent: _builtins.float | None = ...,
+        rss_bytes: _builtins.int = ...,
+        disk_bytes: _builtins.int | None = ...,
+        processes: _builtins.int = ...,
+        threads: _builtins.int = ...,
+        open_fds: _builtins.int | None = ...,
+        ports: _abc.Iterable[_builtins.int] | None = ...,
+        restarts: _builtins.int = ...,
+        failures: _builtins.int = ...,
+        exit_code: _builtins.int | None = ...,
+        end_time: _builtins.int | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_disk_bytes", b"_disk_bytes", "_end_time", b"_end_time", "_exit_code", b"_exit_code", "_open_fds", b"_open_fds", "_run_start", b"_run_start", "cpu_percent", b"cpu_percent", "disk_bytes", b"disk_bytes", "end_time", b"end_time", "exit_code", b"exit_code", "open_fds", b"open_fds", "run_start", b"run_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_disk_bytes", b"_disk_bytes", "_end_time", b"_end_time", "_exit_code", b"_exit_code", "_open_fds", b"_open_fds", "_run_start", b"_run_start", "cpu_percent", b"cpu_percent", "cpu_seconds", b"cpu_seconds", "disk_bytes", b"disk_bytes", "end_time", b"end_time", "exit_code", b"exit_code", "failures", b"failures", "instance_id", b"instance_id", "note", b"note", "open_fds", b"open_fds", "ports", b"ports", "processes", b"processes", "restarts", b"restarts", "rss_bytes", b"rss_bytes", "run_start", b"run_start", "state", b"state", "threads", b"threads", "time_us", b"time_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cpu_percent: _TypeAlias = _typing.Literal["cpu_percent"]  # noqa: Y015
+    _WhichOneofArgType__cpu_percent: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent"]  # noqa: Y015
+    _WhichOneofReturnType__disk_bytes: _TypeAlias = _typing.Literal["disk_bytes"]  # noqa: Y015
+    _WhichOneofArgType__disk_bytes: _TypeAlias = _typing.Literal["_disk_bytes", b"_disk_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__end_time: _TypeAlias = _typing.Literal["end_time"]  # noqa: Y015
+    _WhichOneofArgType__end_time: _TypeAlias = _typing.Literal["_end_time", b"_end_time"]  # noqa: Y015
+    _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
+    _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
+    _WhichOneofReturnType__open_fds: _TypeAlias = _typing.Literal["open_fds"]  # noqa: Y015
+    _WhichOneofArgType__open_fds: _TypeAlias = _typing.Literal["_open_fds", b"_open_fds"]  # noqa: Y015
+    _WhichOneofReturnType__run_start: _TypeAlias = _typing.Literal["run_start"]  # noqa: Y015
+    _WhichOneofArgType__run_start: _TypeAlias = _typing.Literal["_run_start", b"_run_start"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_percent) -> _WhichOneofReturnType__cpu_percent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disk_bytes) -> _WhichOneofReturnType__disk_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__end_time) -> _WhichOneofReturnType__end_time | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_code) -> _WhichOneofReturnType__exit_code | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__open_fds) -> _WhichOneofReturnType__open_fds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__run_start) -> _WhichOneofReturnType__run_start | None: ...
+
+Global___InstanceSample: _TypeAlias = InstanceSample  # noqa: Y015
 
 @_typing.final
 class CancelWork(_message.Message):
