@@ -3,32 +3,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from formation.mcp.internal.v1 import queue_pb2
+from tests.support.published_events import published_events
 
-from formation_mcp.broker.base import Delivery
 from formation_mcp.broker.memory import MemoryBroker
 from formation_mcp.events.model import Severity
 from formation_mcp.events.reporter import NodeEvents
 
 
 async def received(broker: MemoryBroker, count: int) -> list[queue_pb2.ResourceEvent]:
-    got: list[queue_pb2.ResourceEvent] = []
-    done = asyncio.Event()
-
-    async def on_event(delivery: Delivery) -> None:
-        got.append(queue_pb2.OperationEvent.FromString(delivery.body).resource_event)
-        await delivery.ack()
-        if len(got) >= count:
-            done.set()
-
-    consumer = await broker.consume_events(on_event, 16)
-    async with asyncio.timeout(10):
-        await done.wait()
-    await consumer.stop()
-    return got
+    return [event.resource_event for event in await published_events(broker, count)]
 
 
 async def test_events_reported_before_the_broker_is_there_are_published_in_order(

@@ -7,10 +7,9 @@ import json
 import anyio
 import mcp_types as types
 import pytest
-from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
+from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.rpc import code_pb2
 from mcp.shared.exceptions import MCPError
-from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.auth import Md
 from tests.support.mcp import LEGACY, MODERN, ProgressLog, http_client, operation_of, text_of
 from tests.support.operations import metadata_of
@@ -22,17 +21,6 @@ from formation_mcp.tools.registry import HOST_SAFE_NAME
 FORMFILE = (
     "NAME mcp-hello\nRUN echo one > one.txt\nRUN echo two && cp app.py out.py\nRUN echo three\n"
 )
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    """The test account's token for the MCP endpoint (its audience)."""
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 async def test_initialize_negotiates_2025_11_25(mcp_url: str, token: str) -> None:

@@ -29,11 +29,6 @@ INITIALIZE = {
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
 async def post(url: str, **headers: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=10) as http:
         return await http.post(url, json=INITIALIZE, headers=ACCEPT | headers)
@@ -69,11 +64,6 @@ async def test_a_malformed_token_is_401(mcp_url: str) -> None:
     response = await post(mcp_url, authorization="Bearer not-a-jwt")
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 async def test_a_valid_token_opens_a_session(mcp_url: str, token: str) -> None:

@@ -11,7 +11,6 @@ import grpc
 import mcp_types as types
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from formation.mcp.v1 import auth_pb2
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from tests.mcp_server.mcp_tokens import mcp_token
@@ -24,16 +23,6 @@ from formation_mcp.app import Application
 from formation_mcp.client.auth import login
 
 NOT_FOUND = -32002
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 class Notifications:

@@ -4,21 +4,9 @@ read-only annotations, callable by their host-safe names."""
 from __future__ import annotations
 
 import pytest
-from formation.mcp.v1 import auth_pb2
-from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.mcp import http_client, text_of
 
 from formation_mcp.app import Application
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 @pytest.mark.parametrize("name", ["vm.metrics", "vm.recommend"])

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import anyio
 import grpc
-import pytest
-from formation.mcp.v1 import auth_pb2
-from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.auth import Md
 from tests.support.mcp import ProgressLog, http_client, text_of
 from tests.support.waiting import eventually
@@ -21,16 +18,6 @@ TICKING = (
     'ENTRYPOINT ["sh", "-c", "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); '
     'sleep 0.05; done"]\n'
 )
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 async def ticking(channel: grpc.aio.Channel, md: Md, name: str) -> str:

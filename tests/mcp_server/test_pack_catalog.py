@@ -4,24 +4,9 @@ the Formfile as its document."""
 from __future__ import annotations
 
 import grpc
-import pytest
-from formation.mcp.v1 import auth_pb2
-from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.auth import Md
 from tests.support.mcp import http_client, text_of
 from tests.support.workloads import build
-
-from formation_mcp.app import Application
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 async def test_the_pack_tools_are_read_only(mcp_url: str, token: str) -> None:

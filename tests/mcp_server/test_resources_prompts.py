@@ -26,16 +26,6 @@ from formation_mcp.permissions import READ_ONLY_SCOPE
 NOT_FOUND = -32002
 
 
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
-
-
 def json_of(result: types.ReadResourceResult) -> Any:
     assert len(result.contents) == 1
     content = result.contents[0]

@@ -8,27 +8,13 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from formation.mcp.v1 import auth_pb2
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
-from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.mcp import MODERN, http_client
 from tests.support.mcp_tasks import TaskHandle, TasksClient, call_as_task
 from tests.support.waiting import DEADLINE, eventually
 
-from formation_mcp.app import Application
-
 SLOW = {"steps": 5, "delay_ms": 30}
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 class ListenWithTasks(types.Request[types.SubscriptionsListenRequestParams, str]):

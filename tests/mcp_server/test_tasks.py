@@ -8,7 +8,7 @@ import grpc
 import mcp_types as types
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from formation.mcp.v1 import auth_pb2, operations_pb2, operations_pb2_grpc
+from formation.mcp.v1 import operations_pb2, operations_pb2_grpc
 from google.rpc import code_pb2
 from mcp.shared.exceptions import MCPError
 from tests.mcp_server.mcp_tokens import mcp_token
@@ -34,16 +34,6 @@ from formation_mcp.client.auth import login
 
 FORMFILE = "NAME task-hello\nRUN echo one\nRUN echo two\n"
 SLOW = {"steps": 1000, "delay_ms": 20}
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 async def test_2025_11_25_advertises_tasks_for_tool_calls(mcp_url: str, token: str) -> None:

@@ -8,25 +8,12 @@ import json
 import grpc
 import mcp_types as types
 import pytest
-from formation.mcp.v1 import auth_pb2, tools_pb2, tools_pb2_grpc
+from formation.mcp.v1 import tools_pb2, tools_pb2_grpc
 from mcp.shared.exceptions import MCPError
-from tests.mcp_server.mcp_tokens import mcp_token
 from tests.support.auth import Md
 from tests.support.mcp import MODERN, http_client
 
-from formation_mcp.app import Application
-
 NOT_FOUND = -32002
-
-
-@pytest.fixture
-def mcp_url(envoy: str) -> str:
-    return f"{envoy}/mcp"
-
-
-@pytest.fixture
-def token(app: Application, session: auth_pb2.Session, mcp_url: str) -> str:
-    return mcp_token(app, session.access_token, mcp_url)
 
 
 @pytest.mark.parametrize("name", ["test.echo", "test_echo"])

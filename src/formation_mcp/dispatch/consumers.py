@@ -124,38 +124,38 @@ class ApiConsumers:
             self._throttle.error("malformed", "dropping a malformed resource event: %s", exc)
             await delivery.ack()
             return
-        try:
-            await self._reported.submit(new)
-        except Unavailable as exc:  # database down: try again later, lose nothing
-            await self._hand_back(delivery, "events", exc)
-            return
-        except Exception as exc:
-            self._throttle.error(
-                "resource event dropped",
-                "dropping the %s event of %s: %s",
-                new.type,
-                new.resource,
-                describe_failure(exc),
-                exc_info=exc,
-            )
-        await delivery.ack()
+        await self._store(
+            delivery,
+            "events",
+            self._reported.submit(new),
+            f"the {new.type} event of {new.resource}",
+        )
 
     async def _on_samples(self, delivery: Delivery, samples: queue_pb2.InstanceSamples) -> None:
         """A node's tick of samples: stored once each (a redelivery changes nothing)."""
+        if self._samples is None:
+            await delivery.ack()
+            return
+        await self._store(
+            delivery,
+            "samples",
+            self._samples(samples),
+            f"{len(samples.samples)} samples of node {samples.node}",
+        )
+
+    async def _store(
+        self, delivery: Delivery, flow: str, storing: Awaitable[None], what: str
+    ) -> None:
+        """Ack once stored; hand back while the database is down (nothing lost); drop, with an
+        error logged, what cannot be stored at all."""
         try:
-            if self._samples is not None:
-                await self._samples(samples)
+            await storing
         except Unavailable as exc:  # database down: try again later, lose nothing
-            await self._hand_back(delivery, "samples", exc)
+            await self._hand_back(delivery, flow, exc)
             return
         except Exception as exc:
             self._throttle.error(
-                "samples dropped",
-                "dropping %d samples of node %s: %s",
-                len(samples.samples),
-                samples.node,
-                describe_failure(exc),
-                exc_info=exc,
+                f"{flow} dropped", "dropping %s: %s", what, describe_failure(exc), exc_info=exc
             )
         await delivery.ack()
 

@@ -14,6 +14,9 @@ from tests.support.servers import make_settings
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
+from formation_mcp.db import migrate
+from formation_mcp.db.database import Database
+from formation_mcp.workloads.metrics.samples import SampleStore
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,14 @@ async def user(metrics_channel: grpc.aio.Channel) -> Md:
 async def other_user(metrics_channel: grpc.aio.Channel) -> Md:
     session = await login(metrics_channel, Ed25519PrivateKey.generate())
     return bearer(session.access_token)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SampleStore]:
+    """The samples table of a migrated database of its own."""
+    database = Database(database_url)
+    await migrate.upgrade(database)
+    try:
+        yield SampleStore(database)
+    finally:
+        await database.close()

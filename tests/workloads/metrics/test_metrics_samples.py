@@ -4,13 +4,10 @@ retention, and the newest sample a restarted node carries its counters on from."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
-from formation_mcp.db import migrate
-from formation_mcp.db.database import Database
 from formation_mcp.workloads.metrics.samples import (
     MINUTE,
     MINUTE_US,
@@ -22,16 +19,6 @@ from formation_mcp.workloads.metrics.samples import (
 
 HOUR_US = 3600 * 1_000_000
 BASE = 1_800_000_000 * 1_000_000  # a whole minute
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SampleStore]:
-    database = Database(database_url)
-    await migrate.upgrade(database)
-    try:
-        yield SampleStore(database)
-    finally:
-        await database.close()
 
 
 def series(instance: str, node: str, start: int, count: int, every_s: float) -> list[Sample]:

@@ -4,17 +4,12 @@ API stores a redelivered tick once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from formation.mcp.internal.v1 import queue_pb2
+from tests.support.published_events import published_events
 
-from formation_mcp.broker.base import Delivery
 from formation_mcp.broker.memory import MemoryBroker
-from formation_mcp.db import migrate
-from formation_mcp.db.database import Database
 from formation_mcp.workloads.metrics.sample_messages import (
     SampleIngest,
     SamplePublisher,
@@ -31,30 +26,7 @@ def sample(instance: str, second: int, **fields: object) -> Sample:
 
 
 async def published(broker: MemoryBroker, count: int) -> list[queue_pb2.InstanceSamples]:
-    got: list[queue_pb2.InstanceSamples] = []
-    done = asyncio.Event()
-
-    async def on_event(delivery: Delivery) -> None:
-        got.append(queue_pb2.OperationEvent.FromString(delivery.body).instance_samples)
-        await delivery.ack()
-        if len(got) >= count:
-            done.set()
-
-    consumer = await broker.consume_events(on_event, 16)
-    async with asyncio.timeout(10):
-        await done.wait()
-    await consumer.stop()
-    return got
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SampleStore]:
-    database = Database(database_url)
-    await migrate.upgrade(database)
-    try:
-        yield SampleStore(database)
-    finally:
-        await database.close()
+    return [event.instance_samples for event in await published_events(broker, count)]
 
 
 def test_every_field_survives_the_message() -> None:
