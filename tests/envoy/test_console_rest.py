@@ -127,7 +127,7 @@ async def test_a_forged_request_without_the_csrf_token_is_refused(envoy: str) ->
             "/console/api/v1/operations/x:cancel", json={}, headers={CSRF_HEADER: "forged"}
         )
     for response in (missing, wrong):
-        assert response.status_code == 401, response.text
+        assert response.status_code == 403, response.text
         assert "CSRF" in response.json()["message"]
 
 
@@ -143,7 +143,7 @@ async def test_sign_out_revokes_the_session(envoy: str) -> None:
         await signed_in(browser)
         headers = csrf(browser)
         session = browser.cookies.get(SESSION_COOKIE, path="/console")
-        assert (await browser.post("/console/signout")).status_code == 401  # no CSRF token
+        assert (await browser.post("/console/signout")).status_code == 403  # no CSRF token
         assert (await browser.post("/console/signout", headers=headers)).status_code == 200
         assert browser.cookies.get(SESSION_COOKIE, path="/console") is None
     # The old cookie, kept by someone: refused on any replica (the session is revoked).

@@ -22,7 +22,7 @@ from formation_mcp.auth.keys import account_name
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
 from formation_mcp.db.schema import console_sessions
-from formation_mcp.errors import Unauthenticated
+from formation_mcp.errors import PermissionDenied, Unauthenticated
 from formation_mcp.identity import Caller
 
 LINK_SECONDS = 60
@@ -122,7 +122,11 @@ class ConsoleSessions:
                     "the console session is signed out or expired: run `fmcp console` to sign in"
                 )
             if not csrf or not hmac.compare_digest(_hash(csrf), row.csrf_hash or ""):
-                raise _refused("the request lacks the console's CSRF token (x-fmcp-csrf)")
+                # Signed in, but this request did not come from the console's page.
+                raise PermissionDenied(
+                    "the request lacks the console's CSRF token (x-fmcp-csrf)",
+                    reason="CONSOLE_CSRF_INVALID",
+                )
             account = await store.get_account(conn, row.account.removeprefix("accounts/"))
         if account is None or account.disabled or row.create_time < account.tokens_valid_after:
             raise _refused("the account of this console session is disabled or signed out")

@@ -174,7 +174,8 @@ class ConsoleServer:
             await self._sessions.authenticate(session, request.headers.get(CSRF_HEADER, ""))
         except FmcpError as error:
             return JSONResponse(
-                {"code": 16, "message": error.message}, status_code=error.http_status
+                {"code": error.code.value[0], "message": error.message},
+                status_code=error.http_status,
             )
         await self._sessions.revoke(session)
         response = JSONResponse({"signed_out": True}, headers={"cache-control": "no-store"})
