@@ -782,7 +782,7 @@ class ConsoleLink(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     code: _builtins.str
-    """Exchanged once at `/console/signin?code=CODE`."""
+    """Exchanged once by a POST to `/console/signin` (the page at `path` sends it)."""
     path: _builtins.str
     """The path to open on the front door, code included."""
     @_builtins.property

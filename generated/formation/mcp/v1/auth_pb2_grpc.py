@@ -191,9 +191,10 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateConsoleLink(self, request, context):
-        """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
-        minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
-        caller (its current roles, within this token's scope). A second use is refused.
+        """A one-time sign-in link's code for the web console (`fmcp console`): opening
+        `/console/signin?code=CODE` shows a Sign in button (a GET spends nothing); pressing it
+        within a minute exchanges the code once for a console session as the caller (its
+        current roles, within this token's scope). A second use is refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

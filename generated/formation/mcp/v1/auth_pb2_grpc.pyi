@@ -73,9 +73,10 @@ class AuthServiceStub:
     (admins may revoke any).
     """
     CreateConsoleLink: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateConsoleLinkRequest, _auth_pb2.ConsoleLink]
-    """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
-    minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
-    caller (its current roles, within this token's scope). A second use is refused.
+    """A one-time sign-in link's code for the web console (`fmcp console`): opening
+    `/console/signin?code=CODE` shows a Sign in button (a GET spends nothing); pressing it
+    within a minute exchanges the code once for a console session as the caller (its
+    current roles, within this token's scope). A second use is refused.
     """
 
 @_typing.type_check_only
@@ -122,9 +123,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     (admins may revoke any).
     """
     CreateConsoleLink: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateConsoleLinkRequest, _auth_pb2.ConsoleLink]  # type: ignore[assignment]
-    """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
-    minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
-    caller (its current roles, within this token's scope). A second use is refused.
+    """A one-time sign-in link's code for the web console (`fmcp console`): opening
+    `/console/signin?code=CODE` shows a Sign in button (a GET spends nothing); pressing it
+    within a minute exchanges the code once for a console session as the caller (its
+    current roles, within this token's scope). A second use is refused.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -240,9 +242,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.CreateConsoleLinkRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.ConsoleLink, _abc.Awaitable[_auth_pb2.ConsoleLink]]:
-        """A one-time sign-in link's code for the web console (`fmcp console`): opened within a
-        minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
-        caller (its current roles, within this token's scope). A second use is refused.
+        """A one-time sign-in link's code for the web console (`fmcp console`): opening
+        `/console/signin?code=CODE` shows a Sign in button (a GET spends nothing); pressing it
+        within a minute exchanges the code once for a console session as the caller (its
+        current roles, within this token's scope). A second use is refused.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

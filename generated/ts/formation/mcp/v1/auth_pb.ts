@@ -927,7 +927,7 @@ export const CreateConsoleLinkRequestSchema: GenMessage<CreateConsoleLinkRequest
  */
 export type ConsoleLink = Message<"formation.mcp.v1.ConsoleLink"> & {
   /**
-   * Exchanged once at `/console/signin?code=CODE`.
+   * Exchanged once by a POST to `/console/signin` (the page at `path` sends it).
    *
    * @generated from field: string code = 1;
    */
@@ -1082,9 +1082,10 @@ export const AuthService: GenService<{
     output: typeof GrantSchema;
   },
   /**
-   * A one-time sign-in link's code for the web console (`fmcp console`): opened within a
-   * minute at `/console/signin?code=CODE`, it is exchanged once for a console session as the
-   * caller (its current roles, within this token's scope). A second use is refused.
+   * A one-time sign-in link's code for the web console (`fmcp console`): opening
+   * `/console/signin?code=CODE` shows a Sign in button (a GET spends nothing); pressing it
+   * within a minute exchanges the code once for a console session as the caller (its
+   * current roles, within this token's scope). A second use is refused.
    *
    * @generated from rpc formation.mcp.v1.AuthService.CreateConsoleLink
    */
