@@ -123,6 +123,8 @@ try {
       document.querySelectorAll(".chart svg").length === 2,
   );
   check((await page.locator(".chart polyline").count()) >= 2, "each chart draws a line");
+  await page.getByLabel("Window").selectOption("1h");
+  await page.locator(".chart svg").first().waitFor();
   await page.locator("main table td", { hasText: "instance." }).first().waitFor();
   await page.locator("pre.logs", { hasText: "listening on" }).waitFor();
   await shot(page, "instance");

@@ -9,6 +9,7 @@ const LIST_MS = 2000;
 const DETAIL_MS = 3000;
 const LOG_FOLLOW_MS = 1500;
 const MAX_LOG_LINES = 1000;
+const WINDOWS = ["5m", "15m", "1h", "6h", "24h"];
 
 async function routesByInstance() {
   try {
@@ -144,12 +145,17 @@ export function instance(page, signal, report, id) {
   const heading = el("h1", {}, "Instance");
   const summary = el("div");
   const chartBox = el("section", { "aria-label": "Charts" });
+  const span = el(
+    "select",
+    { "aria-label": "Window" },
+    WINDOWS.map((w) => el("option", { value: w, selected: w === "15m" ? "selected" : undefined }, w)),
+  );
   const events = el("div");
   page.replaceChildren(
     el("p", {}, el("a", { href: "#instances" }, "← Instances")),
     heading,
     summary,
-    el("h2", {}, "CPU and memory (15 minutes)"),
+    el("h2", {}, "CPU and memory over the last ", span),
     chartBox,
     el("h2", {}, "Recent events"),
     events,
@@ -172,11 +178,13 @@ export function instance(page, signal, report, id) {
         }),
       ),
     );
-    const metrics = await quick("vm.metrics", { id, window: "15m" });
-    chartBox.replaceChildren(charts(metrics));
+    const asked = span.value;
+    const metrics = await quick("vm.metrics", { id, window: asked });
+    if (asked === span.value) chartBox.replaceChildren(charts(metrics)); // not a late answer
     const filter = `resource = "instances/${status.instance_id}"`;
     const answer = await call("GET", `/v1/events?${new URLSearchParams({ filter, page_size: "20" })}`);
     events.replaceChildren(table(["Time", "Type", "Message"], eventRows(answer.events ?? []), "No events."));
   };
+  span.addEventListener("change", () => load().catch((error) => report(error.message)));
   poll(signal, report, load, DETAIL_MS);
 }
