@@ -172,8 +172,9 @@ class PolicyManager:
         return rules.refusal(self.for_caller(caller), tool)
 
     async def count_call(self, caller: Caller, tool: ToolFacts, *, dry_run: bool) -> None:
-        """RESOURCE_EXHAUSTED (with the delay until the next window) when this call is over
-        the tool's calls per minute; counts it otherwise (`dry_run`: only looks)."""
+        """RESOURCE_EXHAUSTED (with the delay until a call fits) when this call is over the
+        tool's calls per minute (a sliding minute: rate_count.py); counts it otherwise
+        (`dry_run`: only looks; a refused call counts too, so hammering keeps it refused)."""
         limit = rules.calls_per_minute(self.for_caller(caller), tool)
         if limit is None:
             return
@@ -181,12 +182,12 @@ class PolicyManager:
         now = now_us()
         if dry_run:
             async with self._db.read() as conn:
-                calls = await store.calls_in_window(conn, caller.account, tool.name, now) + 1
+                count = await store.calls_in_window(conn, caller.account, tool.name, now)
         else:
             async with self._db.write() as conn:
-                calls = await store.count_call(conn, caller.account, tool.name, now)
-        if calls > allowed:
-            retry = (store.window_of(now) + store.RATE_WINDOW_US - now) / 1e6
+                count = await store.count_call(conn, caller.account, tool.name, now)
+        if count.over(allowed):
+            retry = count.retry_seconds(allowed)
             raise ResourceExhausted(
                 f"{tool.name} may be called {allowed} times a minute under the policy "
                 f"(tool_calls_per_minute: {pattern}); retry in {retry:.0f}s",

@@ -21,8 +21,7 @@ from formation_mcp.db.schema import (
     rate_windows,
 )
 from formation_mcp.policies.quotas import BUILD_WINDOW_US, Demand, Usage
-
-RATE_WINDOW_US = 60 * 1_000_000
+from formation_mcp.policies.rate_count import RATE_WINDOW_US, RateCount, window_of
 
 
 async def load_all(conn: AsyncConnection) -> dict[str, policies_pb2.Policy]:
@@ -212,13 +211,10 @@ def _resources(text: str) -> dict[str, int]:
 # -- rate windows ----------------------------------------------------------------------------
 
 
-def window_of(now: int) -> int:
-    return now - now % RATE_WINDOW_US
-
-
-async def count_call(conn: AsyncConnection, account: str, tool: str, now: int) -> int:
-    """One more call in this minute's window; returns the window's calls (this one included).
-    One statement: concurrent calls on any replica each get a distinct count."""
+async def count_call(conn: AsyncConnection, account: str, tool: str, now: int) -> RateCount:
+    """One more call in this minute's window; this window's calls (this one included) and the
+    previous window's. The upsert is one statement: concurrent calls on any replica each get a
+    distinct count."""
     start = window_of(now)
     upsert = (
         _insert(conn, rate_windows)
@@ -230,23 +226,34 @@ async def count_call(conn: AsyncConnection, account: str, tool: str, now: int) -
         .returning(rate_windows.c.calls)
     )
     calls = int((await conn.execute(upsert)).scalar_one())
-    if calls == 1:  # a new window: the account's older windows of this tool are of no use
+    if calls == 1:  # a new window: windows before the previous one are of no use any more
         await conn.execute(
             rate_windows.delete().where(
                 rate_windows.c.account == account,
                 rate_windows.c.tool == tool,
-                rate_windows.c.window_start < start,
+                rate_windows.c.window_start < start - RATE_WINDOW_US,
             )
         )
-    return calls
+    previous = await _calls(conn, account, tool, start - RATE_WINDOW_US)
+    return RateCount(current=calls, previous=previous, now_us=now)
 
 
-async def calls_in_window(conn: AsyncConnection, account: str, tool: str, now: int) -> int:
+async def calls_in_window(conn: AsyncConnection, account: str, tool: str, now: int) -> RateCount:
+    """What count_call would count for one more call, without counting it."""
+    start = window_of(now)
+    return RateCount(
+        current=await _calls(conn, account, tool, start) + 1,
+        previous=await _calls(conn, account, tool, start - RATE_WINDOW_US),
+        now_us=now,
+    )
+
+
+async def _calls(conn: AsyncConnection, account: str, tool: str, window_start: int) -> int:
     calls = await conn.scalar(
         sa.select(rate_windows.c.calls).where(
             rate_windows.c.account == account,
             rate_windows.c.tool == tool,
-            rate_windows.c.window_start == window_of(now),
+            rate_windows.c.window_start == window_start,
         )
     )
     return int(calls or 0)
