@@ -1,6 +1,7 @@
-"""Metrics across the node's life: a worker restart keeps the history, the Prometheus side
-carries the node's live instances only (`fmcp serve` with its in-process worker, and `fmcp
-worker` on its own HTTP side), and an instance without samples says so."""
+"""Metrics across the node's life: a worker restart keeps the history (`fmcp serve`, and `fmcp
+worker` sending its samples through RabbitMQ), the Prometheus side carries the node's live
+instances only (`fmcp serve` with its in-process worker, and `fmcp worker` on its own HTTP
+side), and an instance without samples says so."""
 
 from __future__ import annotations
 
@@ -164,3 +165,41 @@ async def test_fmcp_worker_serves_its_instances_metrics(
         await succeed(channel, md, "vm.delete", id="idle-worker", force=True)
     finally:
         await worker.stop()
+
+
+@pytest.mark.rabbitmq
+async def test_a_restarted_fmcp_worker_keeps_the_history_its_samples_sent_through_rabbitmq(
+    start_app: StartApp,
+    channels: list[grpc.aio.Channel],
+    database_url: str,
+    rabbitmq_url: str,
+    tmp_path: Path,
+) -> None:
+    broker = {"broker_url": rabbitmq_url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
+    api = await start_app(run_worker=False, **broker)
+    settings = make_settings(
+        tmp_path / "worker",
+        database_url,
+        node_id=f"node-{uuid.uuid4().hex[:8]}",
+        metrics_interval_seconds=METRICS_INTERVAL,
+        stop_instances_on_exit=False,
+        **broker,
+    )
+    first = WorkerApplication(settings)
+    await first.start()
+    try:
+        channel, md = await signed_in(api)
+        channels.append(channel)
+        build_id = await build_workload(channel, md)
+        await create(channel, md, build_id, "idle-rabbit", memory_mb=128)
+        before = await wait_for_samples(channel, md, "idle-rabbit", 6)
+    finally:
+        await first.stop()
+    second = WorkerApplication(settings)
+    await second.start()
+    try:
+        after = await wait_for_samples(channel, md, "idle-rabbit", before["samples"] + 4)
+        assert after["latest"]["restarts"] == 0  # adopted, not restarted
+        await succeed(channel, md, "vm.delete", id="idle-rabbit", force=True)
+    finally:
+        await second.stop()
