@@ -122,7 +122,7 @@ async def test_an_instance_without_samples_says_so(
 
 
 @pytest.mark.rabbitmq
-async def test_fmcp_worker_serves_its_instances_metrics(
+async def test_fmcp_worker_serves_its_instances_metrics_and_drops_deleted_ones(
     start_app: StartApp,
     channels: list[grpc.aio.Channel],
     database_url: str,
@@ -163,6 +163,12 @@ async def test_fmcp_worker_serves_its_instances_metrics(
             "node": created["node"],
         }
         await succeed(channel, md, "vm.delete", id="idle-worker", force=True)
+
+        async def dropped() -> bool:
+            text = await scrape(worker.http.address)
+            return ("fmcp_instance_up", "idle-worker") not in instance_series(text)
+
+        await eventually(dropped)
     finally:
         await worker.stop()
 
