@@ -76,6 +76,20 @@ async def test_folding_makes_minute_points_of_raw_samples_before_the_cut(
     assert await store.fold(node, BASE + 2 * MINUTE_US) == 0  # done already
 
 
+async def test_raw_samples_arriving_after_their_minute_was_folded_join_its_point(
+    store: SampleStore,
+) -> None:
+    instance, node = ids()
+    batch = series(instance, node, BASE, 6, 10)  # one minute, cpu_percent 0..5
+    await store.add(batch[:3])
+    assert await store.fold(node, BASE + MINUTE_US) == 3
+    await store.add(batch[3:])  # a batch that waited in a node's spool
+    assert await store.fold(node, BASE + MINUTE_US) == 3
+    (point,) = await store.window(instance, BASE, BASE + HOUR_US)
+    assert (point.resolution, point.count) == (MINUTE, 6)
+    assert point.cpu_percent == pytest.approx(2.5)
+
+
 async def test_expiry_deletes_what_is_older_than_the_retention(store: SampleStore) -> None:
     instance, node = ids()
     await store.add(series(instance, node, BASE, 6, 600))  # one every 10 minutes

@@ -4,7 +4,8 @@ hour and as 1-minute points after that, kept for FMCP_METRICS_RETENTION.
 Writes are idempotent (a sample's key is instance, resolution and time: writing it again
 changes nothing) and batched (one multi-row insert per sampling tick of a node, made by the API
 that received the tick through the broker: sample_messages.py). Each node folds and expires the
-samples of its own instances.
+samples of its own instances; raw samples that arrive after their minute was folded (a tick
+the broker took late) join its point.
 """
 
 from __future__ import annotations
@@ -198,13 +199,45 @@ class SampleStore:
             if len(rows) == FOLD_BATCH_ROWS:
                 cut = last_time - last_time % MINUTE_US
                 samples = [s for s in samples if s.time_us < cut] or samples
-            minutes = fold_minutes(samples)
+            earlier = await self._folded_already(conn, node, samples)
+            for point in earlier:  # replaced by the point that holds it and the late samples
+                await conn.execute(
+                    instance_samples.delete().where(
+                        instance_samples.c.instance_id == point.instance_id,
+                        instance_samples.c.resolution == MINUTE,
+                        instance_samples.c.time_us == point.time_us,
+                    )
+                )
+            minutes = fold_minutes([*earlier, *samples])
             await conn.execute(self._insert(), [_values(m) for m in minutes])
             upto = max(s.time_us for s in samples)
             await conn.execute(
                 instance_samples.delete().where(raw, instance_samples.c.time_us <= upto)
             )
         return len(samples)
+
+    async def _folded_already(
+        self, conn: Any, node: str, samples: Sequence[Sample]
+    ) -> list[Sample]:
+        """The minute points already stored for the minutes `samples` fall in: raw samples
+        that arrive late (their batch waited in a node's spool) are folded into them."""
+        keys = {(s.instance_id, s.time_us - s.time_us % MINUTE_US) for s in samples}
+        minutes = [minute for _instance, minute in keys]
+        rows = (
+            await conn.execute(
+                sa.select(instance_samples).where(
+                    instance_samples.c.node == node,
+                    instance_samples.c.resolution == MINUTE,
+                    instance_samples.c.time_us >= min(minutes),
+                    instance_samples.c.time_us <= max(minutes),
+                )
+            )
+        ).all()
+        return [
+            sample
+            for sample in map(_from_row, rows)
+            if (sample.instance_id, sample.time_us) in keys
+        ]
 
     async def expire(self, node: str, before_us: int) -> int:
         """Delete `node`'s samples older than `before_us`; returns how many."""
