@@ -2,10 +2,13 @@
 
 Sampling: 200 real process groups (each a shell running `sleep`, in a session of its own, with
 a directory of a few files) recorded as running instances of one node on SQLite; the node's
-Sampler takes ticks as the worker does (one /proc pass, one batch insert). Printed: this
-process's CPU time per tick and per instance (getrusage: the /proc work in its thread and the
-database write), and what that is as a share of one CPU at the default interval (10 s).
-Baseline from the same run: one bare pass over /proc (ProcessTable.read) with nothing else.
+Sampler takes ticks as the worker does (one /proc pass, the tick's samples published as one
+message; here to the in-memory broker, so RabbitMQ's client is not in the figure). Printed:
+this process's CPU time per tick and per instance (getrusage: the /proc work in its thread and
+the publishing), and what that is as a share of one CPU at the default interval (10 s).
+Baselines from the same run: one bare pass over /proc (ProcessTable.read) with nothing else,
+and a sampler that inserts its ticks into the database itself (as the node did before its
+samples went through the broker). Also: the API's CPU to store one tick (decode, one insert).
 
 vm.metrics: 200 instances with a full day of samples as the node keeps them (the last hour
 raw every 10 s, the 23 hours before as 1-minute points: 1 740 rows each, 348 000 in all), on
@@ -16,8 +19,10 @@ SQLite and PostgreSQL; the tool's executor called in-process for one instance, 2
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -27,8 +32,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from formation.mcp.internal.v1 import queue_pb2
+
 from bench.common import figure, heading, note, percentile, ratio
 from bench.databases import migrated, scratch_postgres, sqlite_url
+from formation_mcp.broker.memory import MemoryBroker
 from formation_mcp.catalog import workload_environment
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
@@ -41,6 +49,11 @@ from formation_mcp.workloads.instances import (
     Resources,
 )
 from formation_mcp.workloads.metrics.procfs import ProcessTable
+from formation_mcp.workloads.metrics.sample_messages import (
+    SampleIngest,
+    SamplePublisher,
+    to_message,
+)
 from formation_mcp.workloads.metrics.sampler import Sampler
 from formation_mcp.workloads.metrics.samples import MINUTE, Sample, SampleStore
 from formation_mcp.workloads.metrics.tools import MetricsTools
@@ -110,28 +123,43 @@ async def _sampling(scratch: Path) -> None:
                 processes.append(process)
                 groups[instance_id] = process.pid
                 await store.insert(_record(instance_id, node, index))
-            sampler = Sampler(
+            direct = Sampler(  # inserts its ticks itself (how the node did before)
                 _Groups(node, scratch / "instances", groups),
                 store,
                 SampleStore(database),
                 interval_seconds=DEFAULT_INTERVAL,
                 retention_seconds=86400.0,
             )
-            await sampler.tick()  # warm: loads the newest samples, walks every directory
-            per_tick = []
-            for _ in range(TICKS):
+            broker = MemoryBroker(3)
+            await broker.start()
+            published = Sampler(  # what the worker does: each tick to the broker
+                _Groups(node, scratch / "instances", groups),
+                store,
+                SampleStore(database),
+                sink=SamplePublisher(broker, node),
+                interval_seconds=DEFAULT_INTERVAL,
+                retention_seconds=86400.0,
+            )
+            direct_ticks, _taken = await _ticks(direct)
+            per_tick, taken = await _ticks(published)
+            await broker.close()
+            ingest = SampleIngest(SampleStore(database))
+            applied = []
+            for samples in taken:
                 began = _cpu()
-                samples = await sampler.tick()
-                per_tick.append(_cpu() - began)
-                assert len(samples) == INSTANCES
+                body = queue_pb2.OperationEvent(
+                    instance_samples=to_message(node, samples)
+                ).SerializeToString()
+                await ingest(queue_pb2.OperationEvent.FromString(body).instance_samples)
+                applied.append(_cpu() - began)
             bare = []
             for _ in range(TICKS):
                 began = _cpu()
                 await asyncio.to_thread(ProcessTable.read)
                 bare.append(_cpu() - began)
     finally:
-        for process in processes:
-            process.kill()
+        for process in processes:  # the whole group: an orphaned sleep would hold stdout open
+            os.killpg(process.pid, signal.SIGKILL)
         for process in processes:
             process.wait()
     tick = percentile(per_tick, 0.5)
@@ -145,6 +173,34 @@ async def _sampling(scratch: Path) -> None:
     )
     figure("baseline: one bare pass over /proc, CPU p50", percentile(bare, 0.5) * 1000, "ms", 2)
     ratio("sampling tick / bare /proc pass", tick, percentile(bare, 0.5))
+    before = percentile(direct_ticks, 0.5)
+    figure(
+        "the node inserting its tick itself (no broker), CPU per instance per tick p50",
+        before / INSTANCES * 1e6,
+        "µs",
+        0,
+    )
+    ratio("tick to the broker / tick inserted by the node", tick, before)
+    figure(
+        f"API: storing one tick of {INSTANCES} samples (decode + insert, SQLite), CPU p50",
+        percentile(applied, 0.5) * 1000,
+        "ms",
+        2,
+    )
+
+
+async def _ticks(sampler: Sampler) -> tuple[list[float], list[list[Sample]]]:
+    """This process's CPU time for each of TICKS ticks (after one that warms it up), and
+    the samples each took."""
+    await sampler.tick()  # loads the newest samples, walks every directory
+    per_tick, taken = [], []
+    for _ in range(TICKS):
+        began = _cpu()
+        samples = await sampler.tick()
+        per_tick.append(_cpu() - began)
+        assert len(samples) == INSTANCES
+        taken.append(samples)
+    return per_tick, taken
 
 
 def _day(instance_id: str, node: str, end: int) -> list[Sample]:
