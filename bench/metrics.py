@@ -2,8 +2,9 @@
 
 Sampling: 200 real process groups (each a shell running `sleep`, in a session of its own, with
 a directory of a few files) recorded as running instances of one node on SQLite; the node's
-Sampler takes ticks as the worker does (one /proc pass, the tick's samples published as one
-message; here to the in-memory broker, so RabbitMQ's client is not in the figure). Printed:
+Sampler takes ticks as the worker does (one /proc pass, the tick's samples spooled as one
+message and published by the node's events publisher; here to the in-memory broker, so
+RabbitMQ's client is not in the figure). Printed:
 this process's CPU time per tick and per instance (getrusage: the /proc work in its thread and
 the publishing), and what that is as a share of one CPU at the default interval (10 s).
 Baselines from the same run: one bare pass over /proc (ProcessTable.read) with nothing else,
@@ -40,6 +41,7 @@ from formation_mcp.broker.memory import MemoryBroker
 from formation_mcp.catalog import workload_environment
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.settings import Settings
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.workloads.instances import (
@@ -132,16 +134,21 @@ async def _sampling(scratch: Path) -> None:
             )
             broker = MemoryBroker(3)
             await broker.start()
-            published = Sampler(  # what the worker does: each tick to the broker
+            spool = NodeEvents(scratch / "spool", node)
+            await spool.start(broker)
+            publisher = SamplePublisher(spool)
+            published = Sampler(  # what the worker does: each tick spooled, then published
                 _Groups(node, scratch / "instances", groups),
                 store,
                 SampleStore(database),
-                sink=SamplePublisher(broker, node),
+                sink=publisher,
+                pending=publisher.spooled,
                 interval_seconds=DEFAULT_INTERVAL,
                 retention_seconds=86400.0,
             )
             direct_ticks, _taken = await _ticks(direct)
             per_tick, taken = await _ticks(published)
+            await spool.stop(5)
             await broker.close()
             ingest = SampleIngest(SampleStore(database))
             applied = []

@@ -165,9 +165,7 @@ class Application:
         self.node_events = environment.events if run_worker else None
         self.driver = local_driver(settings, environment) if run_worker else None
         self.sampler = (
-            None
-            if self.driver is None
-            else metrics_sampler(settings, environment, self.driver, self.broker)
+            None if self.driver is None else metrics_sampler(settings, environment, self.driver)
         )
         if self.sampler is not None:
             self.metrics.registry.register(InstanceCollector(self.sampler))

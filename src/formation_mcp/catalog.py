@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
-from formation_mcp.broker.base import Broker
 from formation_mcp.db.database import Database
 from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.network import tools as network_tools
@@ -86,15 +85,17 @@ def workload_environment(
 
 
 def metrics_sampler(
-    settings: Settings, environment: WorkloadEnvironment, driver: LocalDriver, broker: Broker
+    settings: Settings, environment: WorkloadEnvironment, driver: LocalDriver
 ) -> Sampler:
     """The sampler of the instances `driver` runs (FMCP_METRICS_INTERVAL, _RETENTION); its
-    samples go to the API through `broker`."""
+    samples go to the API through the broker, spooled with the node's events."""
+    publisher = None if environment.events is None else SamplePublisher(environment.events)
     return Sampler(
         driver,
         InstanceStore(environment.database),
         SampleStore(environment.database),
-        sink=SamplePublisher(broker, environment.node_id),
+        sink=publisher,
+        pending=None if publisher is None else publisher.spooled,
         interval_seconds=settings.metrics_interval_seconds,
         retention_seconds=settings.metrics_retention_seconds,
     )

@@ -44,7 +44,7 @@ class WorkerApplication:
         node_id = settings.effective_node_id
         environment = workload_environment(settings, self.database, node_id)
         self.driver = local_driver(settings, environment)
-        self.sampler = metrics_sampler(settings, environment, self.driver, self.broker)
+        self.sampler = metrics_sampler(settings, environment, self.driver)
         self.metrics = Metrics()
         self.metrics.registry.register(InstanceCollector(self.sampler))
         self.http = HttpSide(

@@ -1,4 +1,5 @@
-"""The events a node reports (its instances' state changes, its builds, itself).
+"""The events a node reports (its instances' state changes, its builds, itself), and its
+metric samples (one batch per sampling tick, spooled and published the same way).
 
 Each event is written to the node's spool directory first (one small file, renamed into
 place), then published through the broker in the order reported (up to PUBLISH_WINDOW in flight:
@@ -64,7 +65,7 @@ class NodeEvents:
     ) -> NewEvent:
         """Spool an event (published as soon as the broker takes it)."""
         now = now_us()
-        stem = f"{now:016x}-{next(self._counter):08x}-{secrets.token_hex(4)}"
+        stem = self._stem(now)
         event = NewEvent(
             key=f"{self.node_id}:{stem}",
             type=type,
@@ -79,13 +80,33 @@ class NodeEvents:
         message_body = queue_pb2.OperationEvent(
             resource_event=queue_pb2.ResourceEvent(key=event.key, event=new_event_to_proto(event))
         ).SerializeToString()
-        self._dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._dir / f"{stem}.tmp"
-        tmp.write_bytes(message_body)
-        os.replace(tmp, self._dir / f"{stem}{SUFFIX}")
+        self._write(stem, message_body)
         self._idle.clear()
         self._wake.set()
         return event
+
+    def new_key(self) -> str:
+        """A key unique to this node, in report order (what `write_spooled` takes)."""
+        return self._stem(now_us())
+
+    def _stem(self, now: int) -> str:
+        return f"{now:016x}-{next(self._counter):08x}-{secrets.token_hex(4)}"
+
+    def write_spooled(self, key: str, message: queue_pb2.OperationEvent) -> None:
+        """Spool another message of the events flow (a node's sample batch): published in
+        order with the events, with the same guarantees. Safe to call from another thread;
+        `publish_spooled` (on the event loop) then wakes the publisher."""
+        self._write(key, message.SerializeToString())
+
+    def publish_spooled(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def _write(self, stem: str, body: bytes) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / f"{stem}.tmp"
+        tmp.write_bytes(body)
+        os.replace(tmp, self._dir / f"{stem}{SUFFIX}")
 
     def pending(self) -> list[Path]:
         with contextlib.suppress(FileNotFoundError):

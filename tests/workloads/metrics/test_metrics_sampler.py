@@ -1,6 +1,7 @@
 """The sampler on its own: one tick measures each running instance's process group, counts
 restarts and failures (with the failed run's last lines), and carries its counters on after a
-restart of the sampler; maintenance folds samples older than an hour and expires old ones."""
+restart of the sampler (from the stored samples and those still spooled); maintenance folds
+samples older than an hour and expires old ones."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import pytest
 from formation_mcp.clock import now_us
 from formation_mcp.db import migrate
 from formation_mcp.db.database import Database
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.workloads.instances import (
     InstanceRecord,
     InstanceState,
     InstanceStore,
     Resources,
 )
+from formation_mcp.workloads.metrics.sample_messages import SamplePublisher
 from formation_mcp.workloads.metrics.sampler import Sampler
 from formation_mcp.workloads.metrics.samples import MINUTE, RAW, Sample, SampleStore
 
@@ -137,3 +140,32 @@ async def test_maintenance_folds_the_hour_before_and_expires_past_the_retention(
 
     kept = await samples.window(instance_id, 0, now)
     assert [(s.resolution, s.count) for s in kept] == [(MINUTE, 6), (MINUTE, 6), (RAW, 1)]
+
+
+async def test_a_restarted_sampler_carries_on_from_what_it_spooled_before(
+    database: Database, tmp_path: Path
+) -> None:
+    groups = Groups(f"node-{uuid.uuid4().hex[:8]}", tmp_path / "instances")
+    instance = record(groups.node_id)
+    await InstanceStore(database).insert(
+        replace(instance, state=InstanceState.FAILED, end_time=now_us(), exit_code=3)
+    )
+    (groups.root / instance.instance_id).mkdir(parents=True)
+
+    def spooling() -> Sampler:  # a node whose broker is down: its ticks wait in the spool
+        publisher = SamplePublisher(NodeEvents(tmp_path / "spool", groups.node_id))
+        return Sampler(
+            groups,
+            InstanceStore(database),
+            SampleStore(database),
+            sink=publisher,
+            pending=publisher.spooled,
+            interval_seconds=1.0,
+            retention_seconds=3600.0,
+        )
+
+    (ended,) = await spooling().tick()
+    assert (ended.failures, ended.exit_code) == (1, 3)
+    again = spooling()  # the worker restarted, the broker still down
+    assert await again.tick() == []  # that failure was recorded already: not counted again
+    assert again.observed[instance.instance_id].sample == ended

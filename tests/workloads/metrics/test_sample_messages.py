@@ -1,15 +1,17 @@
 """Samples through the broker: a tick's samples survive the message unchanged; ticks the broker
-does not take are kept and sent in order once it does (the oldest dropped past the cap); the
-API stores a redelivered tick once."""
+does not take wait in the node's spool, also across a restart, and are sent in order once it
+does; the API stores a redelivered tick once."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from formation.mcp.internal.v1 import queue_pb2
 from tests.support.published_events import published_events
 
 from formation_mcp.broker.memory import MemoryBroker
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.workloads.metrics.sample_messages import (
     SampleIngest,
     SamplePublisher,
@@ -52,34 +54,27 @@ def test_every_field_survives_the_message() -> None:
     assert from_message(to_message("node-a", [full, bare])) == [full, bare]
 
 
-async def test_ticks_the_broker_did_not_take_are_sent_in_order_once_it_does() -> None:
-    broker = MemoryBroker(3)  # not started: it takes nothing
-    publisher = SamplePublisher(broker, "node-a")
-    await publisher([sample("i", 1)])
-    await publisher([sample("i", 2)])
-    assert publisher.published == 0
+async def test_ticks_spooled_without_a_broker_are_sent_in_order_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    before = SamplePublisher(NodeEvents(tmp_path, "node-a"))  # no broker: spooled only
+    await before([sample("i", 1)])
+    await before([sample("i", 2)])
+    assert [s.time_us for s in before.spooled()] == [BASE + 1_000_000, BASE + 2_000_000]
+    events = NodeEvents(tmp_path, "node-a")  # the worker restarted
+    after = SamplePublisher(events)
+    await after([sample("i", 3)])
+    broker = MemoryBroker(3)
     await broker.start()
-    await publisher([sample("i", 3)])
+    await events.start(broker)
     got = await published(broker, 3)
     assert [[s.time_us for s in tick.samples] for tick in got] == [
         [BASE + 1_000_000],
         [BASE + 2_000_000],
         [BASE + 3_000_000],
     ]
-    assert publisher.published == 3 and publisher.dropped == 0
-    await broker.close()
-
-
-async def test_past_the_cap_the_oldest_ticks_are_dropped_and_counted() -> None:
-    broker = MemoryBroker(3)
-    publisher = SamplePublisher(broker, "node-a", max_pending=2)
-    for second in range(4):
-        await publisher([sample("i", second)])
-    await broker.start()
-    await publisher([])
-    got = await published(broker, 2)
-    assert [tick.samples[0].time_us for tick in got] == [BASE + 2_000_000, BASE + 3_000_000]
-    assert publisher.dropped == 2
+    await events.stop(5)
+    assert after.spooled() == [] and events.pending() == []
     await broker.close()
 
 

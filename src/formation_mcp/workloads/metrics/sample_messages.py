@@ -3,27 +3,21 @@
 (`SampleIngest`), as node events go. Storing is idempotent (a sample's key is instance,
 resolution and time), so a redelivered message changes nothing.
 
-A tick the broker does not take is kept (at most MAX_PENDING_TICKS of them, oldest dropped
-first, counted in `dropped`) and sent, in order, before the next tick's.
+Each tick's message is spooled with the node's events (`NodeEvents`: a file in the node's
+spool directory, published in order with the events, removed once the broker confirmed it), so
+a tick the broker does not take waits on disk, also across a restart of the worker.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import deque
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Literal
 
 from formation.mcp.internal.v1 import queue_pb2
+from google.protobuf.message import DecodeError
 
-from formation_mcp.broker.base import Broker, BrokerUnavailable
-from formation_mcp.log_throttle import LogThrottle
+from formation_mcp.events.reporter import NodeEvents
 from formation_mcp.workloads.metrics.samples import Sample, SampleStore
-
-log = logging.getLogger(__name__)
-
-MAX_PENDING_TICKS: Final = 360
-"""Ticks kept while the broker is away: an hour at the default 10 s interval."""
 
 
 def to_message(node: str, samples: Sequence[Sample]) -> queue_pb2.InstanceSamples:
@@ -90,38 +84,35 @@ def from_message(message: queue_pb2.InstanceSamples) -> list[Sample]:
 
 
 class SamplePublisher:
-    """The sampler's sink on a node: each tick's samples through the broker."""
+    """The sampler's sink on a node: each tick's samples spooled for the broker."""
 
-    def __init__(self, broker: Broker, node_id: str, max_pending: int = MAX_PENDING_TICKS) -> None:
-        self._broker = broker
-        self._node_id = node_id
-        self._pending: deque[bytes] = deque()
-        self._max_pending = max_pending
+    def __init__(self, events: NodeEvents) -> None:
+        self._events = events
         self.published = 0
-        self.dropped = 0
-        """Ticks dropped because the broker was away for longer than the pending ones last."""
-        self._throttle = LogThrottle(log)
+        """Ticks spooled (the node's events publisher sends them)."""
 
     async def __call__(self, samples: Sequence[Sample]) -> None:
-        if samples:
-            event = queue_pb2.OperationEvent(instance_samples=to_message(self._node_id, samples))
-            self._pending.append(event.SerializeToString())
-            while len(self._pending) > self._max_pending:
-                self._pending.popleft()
-                self.dropped += 1
-        while self._pending:
+        if not samples:
+            return
+        message = to_message(self._events.node_id, samples)
+        self._events.write_spooled(
+            self._events.new_key(), queue_pb2.OperationEvent(instance_samples=message)
+        )
+        self._events.publish_spooled()
+        self.published += 1
+
+    def spooled(self) -> list[Sample]:
+        """The samples still waiting in the spool, oldest first: a restarted sampler carries
+        its counters on from these too."""
+        found: list[Sample] = []
+        for path in self._events.pending():
             try:
-                await self._broker.publish_event(self._pending[0])
-            except BrokerUnavailable as exc:
-                self._throttle.warning(
-                    "samples unpublished",
-                    "cannot publish samples (%s); %d tick(s) kept for later",
-                    exc,
-                    len(self._pending),
-                )
-                return
-            self._pending.popleft()
-            self.published += 1
+                message = queue_pb2.OperationEvent.FromString(path.read_bytes())
+            except (OSError, DecodeError):  # published and removed meanwhile, or torn
+                continue
+            if message.WhichOneof("kind") == "instance_samples":
+                found.extend(from_message(message.instance_samples))
+        return found
 
 
 class SampleIngest:

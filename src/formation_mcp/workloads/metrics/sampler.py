@@ -6,9 +6,10 @@ It asks the driver which instances run and which process group each has (`runnin
 the instance records (owner, limits, start and end of the last run, exit code) come from the
 instances table the driver keeps. Restarts and failures are counters the sampler keeps: a new
 run start is a restart, a run that ended with a non-zero code or a signal is a failure (its
-last output lines go with the sample that records it). Both carry on from the newest stored
-sample, so a worker restart keeps counting. A run that starts and ends between two ticks of a
-stopped-and-restarted instance is seen as one: the interval bounds what is noticed.
+last output lines go with the sample that records it). Both carry on from the newest sample,
+stored or still spooled, so a worker restart keeps counting. A run that starts and ends between
+two ticks of a stopped-and-restarted instance is seen as one: the interval bounds what is
+noticed (crash_loop counts the instance.failed events instead).
 
 Every minute it also folds its samples older than an hour into 1-minute points and deletes
 those older than FMCP_METRICS_RETENTION.
@@ -83,13 +84,17 @@ class Sampler:
         sink: Callable[[Sequence[Sample]], Awaitable[None]] | None = None,
         interval_seconds: float,
         retention_seconds: float,
+        pending: Callable[[], Sequence[Sample]] | None = None,
         clock: Callable[[], int] = now_us,
     ) -> None:
+        """`pending` gives the samples the sink holds that the store may not have yet (the
+        spool's): the sampler's counters carry on from the newest of those and the stored."""
         self.node_id = driver.node_id
         self._driver = driver
         self._instances = instances
         self._samples = samples
         self._sink = sink or samples.add
+        self._pending = pending
         """Where each tick's samples go: the broker on a node (SamplePublisher), or straight
         into the store (tests of the sampler alone)."""
         self.interval = interval_seconds
@@ -137,6 +142,11 @@ class Sampler:
         if not self._loaded:
             for instance_id, sample in (await self._samples.latest_on_node(self.node_id)).items():
                 self._seen.setdefault(instance_id, _Seen()).last = sample
+            if self._pending is not None:  # taken before a restart, not yet published
+                for sample in await asyncio.to_thread(self._pending):
+                    seen = self._seen.setdefault(sample.instance_id, _Seen())
+                    if seen.last is None or sample.time_us > seen.last.time_us:
+                        seen.last = sample
             self._loaded = True
         records = await self._instances.on_node(self.node_id)
         groups = dict(self._driver.running_groups())
