@@ -94,9 +94,9 @@ class Sampler:
         self._instances = instances
         self._samples = samples
         self._sink = sink or samples.add
-        self._pending = pending
         """Where each tick's samples go: the broker on a node (SamplePublisher), or straight
         into the store (tests of the sampler alone)."""
+        self._pending = pending
         self.interval = interval_seconds
         self.retention = retention_seconds
         self._clock = clock
