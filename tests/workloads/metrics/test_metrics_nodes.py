@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -28,6 +29,7 @@ from tests.support.workloads import succeed
 
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
+from formation_mcp.settings import Settings
 from formation_mcp.worker_app import WorkerApplication
 
 Series = dict[tuple[str, str], float]
@@ -121,6 +123,20 @@ async def test_an_instance_without_samples_says_so(
     await succeed(channel, md, "vm.delete", id="idle-unsampled", force=True)
 
 
+def worker_settings(
+    tmp_path: Path, database_url: str, broker: dict[str, str], **extra: Any
+) -> Settings:
+    """A separate worker's settings: a node of its own, short sampling, the test's broker."""
+    return make_settings(
+        tmp_path / "worker",
+        database_url,
+        node_id=f"node-{uuid.uuid4().hex[:8]}",
+        metrics_interval_seconds=METRICS_INTERVAL,
+        **broker,
+        **extra,
+    )
+
+
 @pytest.mark.rabbitmq
 async def test_fmcp_worker_serves_its_instances_metrics_and_drops_deleted_ones(
     start_app: StartApp,
@@ -132,14 +148,7 @@ async def test_fmcp_worker_serves_its_instances_metrics_and_drops_deleted_ones(
     broker = {"broker_url": rabbitmq_url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
     api = await start_app(run_worker=False, **broker)
     worker = WorkerApplication(
-        make_settings(
-            tmp_path / "worker",
-            database_url,
-            node_id=f"node-{uuid.uuid4().hex[:8]}",
-            worker_http_listen="127.0.0.1:0",
-            metrics_interval_seconds=METRICS_INTERVAL,
-            **broker,
-        )
+        worker_settings(tmp_path, database_url, broker, worker_http_listen="127.0.0.1:0")
     )
     await worker.start()
     try:
@@ -183,14 +192,7 @@ async def test_a_restarted_fmcp_worker_keeps_the_history_its_samples_sent_throug
 ) -> None:
     broker = {"broker_url": rabbitmq_url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
     api = await start_app(run_worker=False, **broker)
-    settings = make_settings(
-        tmp_path / "worker",
-        database_url,
-        node_id=f"node-{uuid.uuid4().hex[:8]}",
-        metrics_interval_seconds=METRICS_INTERVAL,
-        stop_instances_on_exit=False,
-        **broker,
-    )
+    settings = worker_settings(tmp_path, database_url, broker, stop_instances_on_exit=False)
     first = WorkerApplication(settings)
     await first.start()
     try:
