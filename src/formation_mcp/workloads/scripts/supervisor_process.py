@@ -6,7 +6,9 @@ instance's directory), with the spec of `supervisor.LaunchSpec.to_json`: `dir`, 
 
 It forks the entrypoint into a process group of its own (stdin /dev/null, stdout and stderr
 into a pipe each) with the rlimits, CPU affinity, identity and working directory of the spec;
-writes the entrypoint's pid to `pid`; copies its output into `output.log` one record per line,
+writes the entrypoint's pid to `pid` once it runs (exec'd: in its own group, with its own
+signal dispositions, so the worker's stop reaches it); copies its output into `output.log` one
+record per line,
 `<time in microseconds> <o|e|s> <text>\n` (stdout, stderr, or the supervisor itself; a line
 longer than 16 KiB is cut into records of that size), capped at half of `log_bytes` (at least
 4 KiB) and rotated once to `output.log.1` (appending to what an earlier run of the instance
@@ -225,11 +227,18 @@ def main(argv: list[str]) -> None:
     signal.set_wakeup_fd(wake_w)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    # Closed by the child's exec (or its exit): until then it has no process group of its own
+    # and its stop signals are still ours, so a stop sent earlier would be lost.
+    started_r, started_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
+        os.close(started_r)
         start_entrypoint(spec, out_w, err_w)
     os.close(out_w)
     os.close(err_w)
+    os.close(started_w)
+    os.read(started_r, 1)  # EOF once the entrypoint runs (or could not start)
+    os.close(started_r)
     write_atomically(home, PID_FILE, str(pid))
     log = LineLog(CappedLog(home, max(spec["log_bytes"] // 2, 4096)))
     status = copy_output_until_exit(pid, out_r, err_r, wake_r, log)
