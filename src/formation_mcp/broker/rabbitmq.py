@@ -40,6 +40,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed, PublishError
 from yarl import URL
 
+from formation_mcp.broker.ack_batching import ChannelAcks
 from formation_mcp.broker.base import (
     NODE_ROUTING_PREFIX,
     WORK_ROUTING_PREFIX,
@@ -183,11 +184,16 @@ class _RabbitDelivery:
     message comes back anyway)."""
 
     def __init__(
-        self, message: AbstractIncomingMessage, attempt: int, consumer: _QueueConsumer
+        self,
+        message: AbstractIncomingMessage,
+        attempt: int,
+        consumer: _QueueConsumer,
+        acks: ChannelAcks,
     ) -> None:
         self._message = message
         self._attempt = attempt
         self._consumer = consumer
+        self._acks = acks
         self.settled = False
 
     @property
@@ -201,13 +207,14 @@ class _RabbitDelivery:
     async def ack(self) -> None:
         self._settle()
         try:
-            await self._message.ack()
+            await self._acks.ack(self._message)  # with the channel's other acks of this turn
         except UNAVAILABLE_ERRORS as exc:
             log.warning("could not ack (%s): the message will be delivered again", exc)
         await self._consumer.release()
 
     async def requeue(self) -> None:
         self._settle()
+        self._acks.settled(self._message)
         try:
             await self._message.nack(requeue=True)
         except UNAVAILABLE_ERRORS as exc:
@@ -239,6 +246,7 @@ class _QueueConsumer:
         self._tag: str | None = None
         self._unsettled = 0
         self._stopped = False
+        self._acks: ChannelAcks | None = None
 
     async def start(self, queue: AbstractQueue) -> None:
         self._queue = queue
@@ -246,7 +254,11 @@ class _QueueConsumer:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._unsettled += 1
-        delivery = _RabbitDelivery(message, self._attempt_of(message), self)
+        channel = message.channel  # the underlying channel: a new one after a reconnect
+        if self._acks is None or self._acks.channel is not channel:
+            self._acks = ChannelAcks(channel)
+        self._acks.delivered(message)
+        delivery = _RabbitDelivery(message, self._attempt_of(message), self, self._acks)
         self._tasks.spawn(run_handler(self._handler, delivery))
 
     async def release(self) -> None:
