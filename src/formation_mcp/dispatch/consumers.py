@@ -107,7 +107,7 @@ class ApiConsumers:
         except Exception as exc:  # EventWriter gives up on what it cannot write: a bug
             self._throttle.error(
                 "event dropped",
-                "dropping an event of %s: %s",
+                "dropping the events of a message (the first of %s): %s",
                 event.operation,
                 describe_failure(exc),
                 exc_info=exc,

@@ -4,7 +4,8 @@
 - Work for an operation that already finished, or that already started under the same
   attempt (a duplicate publish), is acked without running again.
 - Events carry (attempt, sequence); the work message is acked only after the terminal event
-  is confirmed by the broker, so a worker that dies mid-run has its work redelivered.
+  is confirmed by the broker, so a worker that dies mid-run has its work redelivered. Events
+  that several operations emit meanwhile go in one message (`event_publisher`).
 - A tool's `started` event is held up to STARTED_HOLD_SECONDS: a tool that ends within that
   time has it sent with its terminal event, as one message (`following`); a longer one has it
   sent when the time is up. Either way events go out in order.
@@ -26,7 +27,7 @@ from formation.mcp.internal.v1 import queue_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
-from formation_mcp.broker.base import Broker, BrokerUnavailable, Consumer, Delivery
+from formation_mcp.broker.base import Broker, Consumer, Delivery
 from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import operation_name, parse_operation_name
@@ -35,6 +36,7 @@ from formation_mcp.structs import struct_to_dict
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry
 from formation_mcp.tools.runner import run_tool
+from formation_mcp.worker.event_publisher import EventPublisher
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,6 @@ class OperationReader(Protocol):
     async def record(self, operation_id: str) -> OperationRecord | None: ...
 
 
-PUBLISH_RETRY_MAX_SECONDS = 5.0
 DATABASE_RETRY_FIRST_SECONDS = 0.1
 DATABASE_RETRY_MAX_SECONDS = 5.0
 FINISHED_MEMORY = 10_000
@@ -92,6 +93,7 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._consumers: list[Consumer] = []
         self._stopping = False
+        self._events = EventPublisher(broker.publish_event, lambda: self._stopping)
         self._throttle = LogThrottle(log)
 
     @property
@@ -272,20 +274,9 @@ class Worker:
             held.timer.cancel()
 
     async def _publish(self, event: queue_pb2.OperationEvent) -> None:
-        """Publish with confirm; while the broker is unreachable keep retrying (events are
-        idempotent), unless this worker is stopping."""
-        body = event.SerializeToString()
-        delay = 0.05
-        while True:
-            try:
-                await self._broker.publish_event(body)
-                return
-            except BrokerUnavailable as exc:
-                if self._stopping:
-                    raise
-                log.warning("cannot publish an event (%s); retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, PUBLISH_RETRY_MAX_SECONDS)
+        """Publish with confirm, together with other operations' events (EventPublisher);
+        while the broker is unreachable keep retrying, unless this worker is stopping."""
+        await self._events.send(event)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

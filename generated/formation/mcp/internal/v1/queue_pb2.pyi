@@ -286,9 +286,10 @@ class OperationEvent(_message.Message):
 
     @_builtins.property
     def following(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationEvent]:
-        """Later events of the same operation and attempt, sent in the same message:
-        a worker holds a tool's `started` event briefly and, when the tool ends
-        within that time, sends it with the terminal event as one message. The
+        """Later events sent in the same message, of this operation or of others: a
+        worker holds a tool's `started` event briefly and, when the tool ends within
+        that time, sends it with the terminal event; and the events its operations
+        emit while a message is being published go together in the next one. The
         consumer applies this event, then these, in order (API servers must know
         this field before workers send it: upgrade API servers first).
         """
