@@ -11,6 +11,7 @@ A replica hears its own notices too, often before its own commit returns. Those 
 (the writer delivers the change itself once its commit returns, with what it wrote, so a
 watcher needs no database read); a held notice whose writer does not deliver it within
 OWN_NOTICE_HOLD_SECONDS (its commit failed after the server had committed) is delivered then.
+One heard only after its writer delivered the change (within that time) is not delivered again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +99,9 @@ class PostgresChangeBus(ChangeBus):
         """Messages announced in transactions whose commit has not returned yet (counted)."""
         self._held: set[str] = set()
         """Own notices heard before the writer delivered them."""
+        self._awaited: dict[str, tuple[int, float]] = {}
+        """Own messages their writer delivered before their notice was heard (how many, and
+        until when their notice is expected): that notice is not delivered again."""
 
     def _announced(self, messages: Sequence[str]) -> None:
         own = self._own
@@ -110,8 +115,24 @@ class PostgresChangeBus(ChangeBus):
         count = self._own.pop(message, 0)
         if count > 1:
             self._own[message] = count - 1
-        self._held.discard(message)
+        if message in self._held:
+            self._held.discard(message)
+        elif count:  # its notice is still on its way: it must not deliver the change again
+            awaited, _until = self._awaited.pop(message, (0, 0.0))
+            self._awaited[message] = (awaited + 1, time.monotonic() + OWN_NOTICE_HOLD_SECONDS)
+            while len(self._awaited) > OWN_NOTICES_MAX:
+                del self._awaited[next(iter(self._awaited))]
         self._deliver(topic, payload)
+
+    def _was_delivered(self, message: str) -> bool:
+        """Whether `message` is an own notice its writer delivered already (once each)."""
+        awaited = self._awaited.pop(message, None)
+        if awaited is None:
+            return False
+        count, until = awaited
+        if count > 1:
+            self._awaited[message] = (count - 1, until)
+        return time.monotonic() <= until
 
     def _release(self, message: str) -> None:
         """A held own notice whose writer did not deliver it in time: deliver it now."""
@@ -153,6 +174,8 @@ class PostgresChangeBus(ChangeBus):
         self._announced(messages)
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, message: str) -> None:
+        if self._was_delivered(message):
+            return
         if message in self._own:  # ours, its commit not returned yet: the writer delivers it
             self._held.add(message)
             asyncio.get_running_loop().call_later(OWN_NOTICE_HOLD_SECONDS, self._release, message)
@@ -176,6 +199,7 @@ class PostgresChangeBus(ChangeBus):
                 await conn.add_listener(CHANNEL, self._on_notification)
                 delay = 0.1
                 self._listening.set()
+                self._awaited.clear()  # notices sent while we were not listening are lost
                 self._resync_all()  # anything committed while we were not listening
                 await lost.wait()
                 log.warning("change listener lost its connection; reconnecting")
