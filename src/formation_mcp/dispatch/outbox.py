@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from formation.mcp.internal.v1 import queue_pb2
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from yarl import URL
 
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 WORK, CANCEL = "work", "cancel"
 _INSERT = outbox.insert()
 _DELETE = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_PG = outbox.delete().where(
+    outbox.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.BigInteger())))
+)
+"""PostgreSQL: the ids as one array (one statement text, one prepared statement, whatever
+their number)."""
 _RELEASE = (
     outbox.update()
     .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -237,7 +243,8 @@ class OutboxRelay:
         failed = [row.id for row, result in zip(rows, results, strict=True) if result is not None]
         async with self._db.write() as conn:
             if published:
-                await conn.execute(_DELETE, {"ids": published})
+                delete = _DELETE_PG if self._db.is_postgres else _DELETE
+                await conn.execute(delete, {"ids": published})
             if failed:
                 await conn.execute(_RELEASE, {"ids": failed})
         errors = [r for r in results if isinstance(r, BaseException)]

@@ -38,18 +38,36 @@ def _record(row: sa.Row[Any]) -> EventRecord:
     )
 
 
+# Statements built once. On PostgreSQL the keys go as one array, so the statement's text (and
+# the prepared statement the driver keeps for it) is the same whatever their number, and the
+# newest id comes in the same round trip (after the lock: READ COMMITTED reads as of each
+# statement's start, so the statement after the lock sees every earlier holder's commit).
+_LOCK = sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY))
+_KNOWN_AND_LAST = sa.text(
+    f"SELECT (SELECT max(id) FROM {events.name}) AS last, "
+    f"ARRAY(SELECT key FROM {events.name} WHERE key = ANY(CAST(:keys AS text[]))) AS known"
+)
+_KNOWN = sa.select(events.c.key).where(events.c.key.in_(sa.bindparam("keys", expanding=True)))
+_LAST = sa.select(sa.func.max(events.c.id))
+_INSERT = events.insert()
+
+
+async def _known_and_last(conn: AsyncConnection, keys: list[str]) -> tuple[set[str], str | None]:
+    """Which of `keys` are recorded already, and the newest id (with the lock held)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK)
+        row = (await conn.execute(_KNOWN_AND_LAST, {"keys": keys})).one()
+        return set(row.known), row.last
+    known = set((await conn.execute(_KNOWN, {"keys": keys})).scalars())
+    return known, (await conn.execute(_LAST)).scalar()
+
+
 async def record(conn: AsyncConnection, new: Sequence[NewEvent]) -> list[EventRecord]:
     """Insert the events whose key is not recorded yet (in the order given); the recorded
     ones with their ids."""
     if not new:
         return []
-    if conn.dialect.name == "postgresql":
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
-    keys = list(dict.fromkeys(event.key for event in new))
-    known = set(
-        (await conn.execute(sa.select(events.c.key).where(events.c.key.in_(keys)))).scalars()
-    )
-    last = (await conn.execute(sa.select(sa.func.max(events.c.id)))).scalar()
+    known, last = await _known_and_last(conn, list(dict.fromkeys(event.key for event in new)))
     recorded: list[EventRecord] = []
     rows: list[dict[str, Any]] = []
     for event in new:
@@ -86,7 +104,7 @@ async def record(conn: AsyncConnection, new: Sequence[NewEvent]) -> list[EventRe
             )
         )
     if rows:
-        await conn.execute(events.insert(), rows)
+        await conn.execute(_INSERT, rows)
     return recorded
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from formation.mcp.internal.v1 import queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.clock import datetime_to_us
@@ -108,7 +109,19 @@ _SELECT_MANY = (
     .where(operations.c.id.in_(sa.bindparam("operation_ids", expanding=True)))
     .order_by(operations.c.id)  # one lock order for every writer: no deadlocks between them
 )
-_SELECT_MANY_LOCKED = _SELECT_MANY.with_for_update()
+# PostgreSQL: the ids as one array, so the statement's text (and the prepared statement the
+# driver keeps for it) is the same whatever their number.
+_SELECT_MANY_PG = (
+    sa.select(*_COLUMNS)
+    .where(operations.c.id == sa.any_(sa.bindparam("operation_ids", type_=ARRAY(sa.String()))))
+    .order_by(operations.c.id)
+)
+_SELECT_MANY_STATEMENTS = {
+    (False, False): _SELECT_MANY,
+    (False, True): _SELECT_MANY.with_for_update(),
+    (True, False): _SELECT_MANY_PG,
+    (True, True): _SELECT_MANY_PG.with_for_update(),
+}
 _UPDATE_IF_UNCHANGED = (
     operations.update()
     .where(
@@ -143,7 +156,7 @@ async def get_many(
 ) -> dict[str, OperationRecord]:
     """The operations that exist among `operation_ids`; with `for_update`, locked until the
     transaction ends (PostgreSQL; SQLite has one writer at a time anyway)."""
-    query = _SELECT_MANY_LOCKED if for_update else _SELECT_MANY
+    query = _SELECT_MANY_STATEMENTS[conn.dialect.name == "postgresql", for_update]
     rows = await conn.execute(query, {"operation_ids": list(operation_ids)})
     return {row.id: _record(row) for row in rows}
 
