@@ -23,6 +23,7 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
+        self._finished: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.operations = Gauge(
             "fmcp_operations",
             "Stored operations by state (refreshed periodically).",
@@ -39,3 +40,13 @@ class Metrics:
             "Open WatchOperation and WaitOperation calls in this process.",
             registry=self.registry,
         )
+
+    def rpc_finished(self, method: str, code: str, seconds: float) -> None:
+        """Count a finished RPC and its latency (each label set's children looked up once:
+        `labels()` takes a lock and builds keys on every call)."""
+        children = self._finished.get((method, code))
+        if children is None:
+            children = (self.rpc_calls.labels(method, code), self.rpc_latency.labels(method))
+            self._finished[method, code] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -67,8 +67,7 @@ class _CallRecord:
 
     def finish(self) -> None:
         elapsed = time.perf_counter() - self.start
-        self.metrics.rpc_calls.labels(self.method, self.code.name).inc()
-        self.metrics.rpc_latency.labels(self.method).observe(elapsed)
+        self.metrics.rpc_finished(self.method, self.code.name, elapsed)
         level = logging.INFO if self.code is not grpc.StatusCode.INTERNAL else logging.ERROR
         if log.isEnabledFor(level):
             log.log(
