@@ -34,8 +34,14 @@ EXECUTIONS: Counter[str] = Counter()
 """How often `test.count` ran per operation in this process (in-process workers only)."""
 
 
+HELD: asyncio.Event | None = None
+"""When a test sets it, `test.count` runs with `held` wait for it (in-process workers only)."""
+
+
 async def count(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     EXECUTIONS[context.operation] += 1
+    if arguments.get("held") and HELD is not None:
+        await HELD.wait()
     await asyncio.sleep(arguments.get("delay_ms", 0) / 1000)
     return {"runs": EXECUTIONS[context.operation]}
 
@@ -94,7 +100,10 @@ def register(registry: ToolRegistry) -> None:
             description="Counts its executions.",
             version="1.0.0",
             category="test",
-            input_schema={"type": "object", "properties": {"delay_ms": {"type": "integer"}}},
+            input_schema={
+                "type": "object",
+                "properties": {"delay_ms": {"type": "integer"}, "held": {"type": "boolean"}},
+            },
             output_schema=OBJECT,
             long_running=True,
         ),
