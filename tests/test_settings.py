@@ -26,6 +26,7 @@ INTEGER_VARS = [
     ("FMCP_SWEEP_BATCH", "sweep_batch_size"),
     ("FMCP_MAX_MESSAGE_BYTES", "max_message_bytes"),
     ("FMCP_WATCH_BUFFER", "watch_buffer_events"),
+    ("FMCP_GC_YOUNG_THRESHOLD", "gc_young_threshold"),
 ]
 ALL_VARS = [
     *(var for var, _ in ADDRESS_VARS + DURATION_VARS + INTEGER_VARS),

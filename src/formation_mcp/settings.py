@@ -95,6 +95,9 @@ class Settings:
     progress_heartbeat_seconds: float = 5.0
     max_attempts: int = 3
     worker_prefetch: int = 16
+    gc_young_threshold: int = 20_000
+    """Allocations between young-generation collections in `fmcp serve` and `fmcp worker`
+    (Python's default is 700; see `gc_tuning`)."""
     node_id: str = ""
     instance_stop_grace_seconds: float = 10.0
     instance_log_bytes: int = 1024 * 1024
@@ -209,6 +212,7 @@ class Settings:
             "FMCP_SWEEP_BATCH": "sweep_batch_size",
             "FMCP_MAX_MESSAGE_BYTES": "max_message_bytes",
             "FMCP_WATCH_BUFFER": "watch_buffer_events",
+            "FMCP_GC_YOUNG_THRESHOLD": "gc_young_threshold",
         }
         for var, attr in integers.items():
             if (text := get(var)) is not None:

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from formation_mcp.cli.processes import Child, ChildProcesses
+from formation_mcp.gc_tuning import tune_collector
 from formation_mcp.listening import ListenError, check_free
 from formation_mcp.settings import Settings, SettingsError
 
@@ -85,6 +86,7 @@ def serve(
     if http_listen:
         settings = replace(settings, http_listen=http_listen)
     configure_logging(settings.log_level, settings.log_format)
+    tune_collector(settings.gc_young_threshold)
     try:
         if processes > 1:
             _check_shared(settings, "fmcp serve")
@@ -255,6 +257,7 @@ def worker(processes: int) -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
+    tune_collector(settings.gc_young_threshold)
     if processes > 1:
         _check_shared(settings, "fmcp worker")
         asyncio.run(_worker_children(settings, processes))
