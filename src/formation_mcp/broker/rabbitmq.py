@@ -259,6 +259,8 @@ class _QueueConsumer:
             self._acks = ChannelAcks(channel)
         self._acks.delivered(message)
         delivery = _RabbitDelivery(message, self._attempt_of(message), self, self._acks)
+        # A task of our own: aiormq cancels the task it calls this in when the channel closes,
+        # and a handler must outlive a lost connection (its work finishes; the ack fails).
         self._tasks.spawn(run_handler(self._handler, delivery))
 
     async def release(self) -> None:

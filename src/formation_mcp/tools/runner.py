@@ -23,7 +23,7 @@ async def run_tool(
 ) -> None:
     await context.started(node)
     outcome = queue_pb2.OperationEvent()
-    heartbeat = asyncio.ensure_future(context.keep_alive())
+    heartbeat = _Heartbeat(context)
     try:
         output = await tool.executor(context, arguments)
         problems = sorted(e.message for e in tool.spec.output_validator.iter_errors(output))
@@ -48,11 +48,33 @@ async def run_tool(
             )
         )
     finally:
-        heartbeat.cancel()
-        await asyncio.gather(heartbeat, return_exceptions=True)
+        await heartbeat.stop()
     terminal = context.next_event()  # numbered after every event the tool sent
     terminal.MergeFrom(outcome)
     await context.emit(terminal)
+
+
+class _Heartbeat:
+    """The context's `keep_alive` beside the tool, started once the tool has run for the
+    heartbeat interval (nothing is due before then): a quick tool costs a timer, not a task."""
+
+    def __init__(self, context: ToolContext) -> None:
+        self._context = context
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if context.heartbeat_seconds:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(context.heartbeat_seconds, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.ensure_future(self._context.keep_alive())
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _status(error: FmcpError) -> status_pb2.Status:
