@@ -11,10 +11,9 @@ from tests.support.waiting import wait_until
 
 from formation_mcp.broker.base import Delivery, work_routing_key
 from formation_mcp.broker.memory import MemoryBroker
-from formation_mcp.clock import now_us
-from formation_mcp.operations import lifecycle
 from formation_mcp.operations.ids import new_operation_id, operation_name
-from formation_mcp.operations.lifecycle import OperationRecord
+from formation_mcp.operations.lifecycle import State
+from formation_mcp.operations.store import WorkState
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry, ToolSpec
 from formation_mcp.worker import runtime
@@ -26,8 +25,8 @@ OWNER = "accounts/someone"
 class PendingOperations:
     """Every operation a worker asks about is PENDING (what the database would say)."""
 
-    async def record(self, operation_id: str) -> OperationRecord | None:
-        return lifecycle.new_record(operation_id, OWNER, "test.wait", None, now_us())
+    async def work_state(self, operation_id: str) -> WorkState | None:
+        return WorkState(State.PENDING, attempt=0, cancel_requested=False)
 
 
 async def quick(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tests.support.waiting import DEADLINE
 from formation_mcp.app import Application
 from formation_mcp.client.auth import bearer, login
 from formation_mcp.errors import Unavailable
-from formation_mcp.operations.lifecycle import OperationRecord
+from formation_mcp.operations.store import WorkState
 
 MAX_ATTEMPTS = 2
 
@@ -29,13 +29,13 @@ class DatabaseDownFor:
     def __init__(self, app: Application, failures: int) -> None:
         self.failures = failures
         self.reads = 0
-        self._record = app.reader.record
+        self._read = app.reader.work_state
 
-    async def __call__(self, operation_id: str) -> OperationRecord | None:
+    async def __call__(self, operation_id: str) -> WorkState | None:
         self.reads += 1
         if self.reads <= self.failures:
             raise Unavailable("the database is unavailable; retry later", retry_after_seconds=1)
-        return await self._record(operation_id)
+        return await self._read(operation_id)
 
 
 async def test_work_that_arrives_while_the_database_is_down_runs_once_it_is_back(
@@ -44,7 +44,7 @@ async def test_work_that_arrives_while_the_database_is_down_runs_once_it_is_back
     app = await start_app(broker_url="memory://", max_attempts=MAX_ATTEMPTS)
     await asyncio.wait_for(app.broker_ready.wait(), DEADLINE)
     outage = DatabaseDownFor(app, failures=MAX_ATTEMPTS + 1)
-    monkeypatch.setattr(app.reader, "record", outage)  # what the worker reads with
+    monkeypatch.setattr(app.reader, "work_state", outage)  # what the worker reads with
     async with grpc.aio.insecure_channel(app.grpc.address) as channel:
         metadata = bearer((await login(channel, Ed25519PrivateKey.generate())).access_token)
         started = await tools_pb2_grpc.ToolsServiceStub(channel).CallTool(

@@ -1,5 +1,5 @@
 """Reading operations without the rest of OperationManager: what a worker needs (is this work
-done already?) and what the feeds replay (the events after a sequence).
+done already, or to be cancelled?) and what the feeds replay (the events after a sequence).
 
 A worker asks for one operation per piece of work; the reads asked for while one is under way
 are made together, as one statement (like a group commit: the first goes at once, no timer)."""
@@ -10,8 +10,7 @@ import asyncio
 
 from formation_mcp.db.database import Database
 from formation_mcp.operations import store
-from formation_mcp.operations.lifecycle import OperationRecord
-from formation_mcp.operations.store import EventRecord
+from formation_mcp.operations.store import EventRecord, WorkState
 
 MAX_BATCH = 256
 
@@ -19,12 +18,12 @@ MAX_BATCH = 256
 class OperationReader:
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._pending: dict[str, list[asyncio.Future[OperationRecord | None]]] = {}
+        self._pending: dict[str, list[asyncio.Future[WorkState | None]]] = {}
         self._reader: asyncio.Task[None] | None = None
 
-    async def record(self, operation_id: str) -> OperationRecord | None:
+    async def work_state(self, operation_id: str) -> WorkState | None:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[OperationRecord | None] = loop.create_future()
+        future: asyncio.Future[WorkState | None] = loop.create_future()
         self._pending.setdefault(operation_id, []).append(future)
         if self._reader is None or self._reader.done():
             self._reader = loop.create_task(self._read_pending())
@@ -36,11 +35,7 @@ class OperationReader:
             waiting = {operation_id: self._pending.pop(operation_id) for operation_id in ids}
             try:
                 async with self._db.read() as conn:
-                    if len(ids) == 1:
-                        one = await store.get(conn, ids[0])
-                        records = {} if one is None else {ids[0]: one}
-                    else:
-                        records = await store.get_many(conn, ids, for_update=False)
+                    records = await store.work_states(conn, ids)
             except Exception as exc:
                 _settle(waiting, {}, exc)
             except BaseException:
@@ -58,8 +53,8 @@ class OperationReader:
 
 
 def _settle(
-    waiting: dict[str, list[asyncio.Future[OperationRecord | None]]],
-    records: dict[str, OperationRecord],
+    waiting: dict[str, list[asyncio.Future[WorkState | None]]],
+    records: dict[str, WorkState],
     error: Exception | None,
 ) -> None:
     for operation_id, futures in waiting.items():

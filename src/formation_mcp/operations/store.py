@@ -161,6 +161,43 @@ async def get_many(
     return {row.id: _record(row) for row in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class WorkState:
+    """What a worker reads of an operation before it runs its work (a few columns, not the
+    whole record with its logs and result)."""
+
+    state: State
+    attempt: int
+    cancel_requested: bool
+
+    @property
+    def done(self) -> bool:
+        return self.state.is_terminal
+
+
+_WORK_COLUMNS = (
+    operations.c.id,
+    operations.c.state,
+    operations.c.attempt,
+    operations.c.cancel_requested,
+)
+_SELECT_WORK = {
+    False: sa.select(*_WORK_COLUMNS).where(
+        operations.c.id.in_(sa.bindparam("operation_ids", expanding=True))
+    ),
+    True: sa.select(*_WORK_COLUMNS).where(
+        operations.c.id == sa.any_(sa.bindparam("operation_ids", type_=ARRAY(sa.String())))
+    ),
+}
+
+
+async def work_states(conn: AsyncConnection, operation_ids: Sequence[str]) -> dict[str, WorkState]:
+    """The work state of the operations that exist among `operation_ids`."""
+    query = _SELECT_WORK[conn.dialect.name == "postgresql"]
+    rows = await conn.execute(query, {"operation_ids": list(operation_ids)})
+    return {row.id: WorkState(State(row.state), row.attempt, row.cancel_requested) for row in rows}
+
+
 async def get_by_request_id(
     conn: AsyncConnection, owner: str, request_id: str
 ) -> OperationRecord | None:

@@ -31,7 +31,8 @@ from formation_mcp.broker.base import Broker, Consumer, Delivery
 from formation_mcp.errors import FmcpError, Unavailable
 from formation_mcp.log_throttle import LogThrottle
 from formation_mcp.operations.ids import operation_name, parse_operation_name
-from formation_mcp.operations.lifecycle import OperationRecord, State
+from formation_mcp.operations.lifecycle import State
+from formation_mcp.operations.store import WorkState
 from formation_mcp.structs import struct_to_dict
 from formation_mcp.tools.context import ToolContext
 from formation_mcp.tools.registry import ToolRegistry
@@ -42,9 +43,10 @@ log = logging.getLogger(__name__)
 
 
 class OperationReader(Protocol):
-    """All a worker reads of operations: whether a piece of work is done already."""
+    """All a worker reads of operations: whether a piece of work is done already (or to be
+    cancelled)."""
 
-    async def record(self, operation_id: str) -> OperationRecord | None: ...
+    async def work_state(self, operation_id: str) -> WorkState | None: ...
 
 
 DATABASE_RETRY_FIRST_SECONDS = 0.1
@@ -186,14 +188,14 @@ class Worker:
         self._remember_finished(item.operation)
         await delivery.ack()
 
-    async def _record_once_available(self, operation_id: str) -> OperationRecord | None:
+    async def _record_once_available(self, operation_id: str) -> WorkState | None:
         """The operation, waiting while the database is down. The delivery is held meanwhile,
         not handed back: every hand-back counts as an attempt, and an outage of the database
         would dead-letter (fail) work that never ran. A stopping worker hands it back."""
         delay = DATABASE_RETRY_FIRST_SECONDS
         while True:
             try:
-                return await self._operations.record(operation_id)
+                return await self._operations.work_state(operation_id)
             except Unavailable as exc:
                 if self._stopping:
                     raise
@@ -286,7 +288,7 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-def _already_handled(record: OperationRecord | None, attempt: int) -> bool:
+def _already_handled(record: WorkState | None, attempt: int) -> bool:
     """Finished, deleted, or already started under this attempt (a duplicate message)."""
     if record is None or record.done:
         return True
