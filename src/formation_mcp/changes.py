@@ -3,7 +3,8 @@
 Every committed change that other replicas must know about (an operation changed, a token was
 revoked) is announced on a topic. In one process (the embedded default) an announcement is a
 direct call to the topic's handlers after the commit. With PostgreSQL, it also runs `pg_notify`
-inside the writing transaction (so the notice goes out exactly when the change commits) and
+inside the writing transaction, last, one statement for all its notices (so they go out
+exactly when the change commits) and
 every replica LISTENs on one dedicated connection, reconnecting with backoff; after a
 reconnect each topic's `resync` handler runs, since notices may have been missed meanwhile.
 
@@ -27,6 +28,8 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from formation_mcp.db.database import before_commit
 
 log = logging.getLogger(__name__)
 
@@ -154,23 +157,15 @@ class PostgresChangeBus(ChangeBus):
     async def announce_in_transaction(
         self, conn: AsyncConnection, topic: str, payload: str
     ) -> None:
-        await conn.execute(
-            sa.text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": CHANNEL, "payload": f"{topic}{_SEPARATOR}{payload}"},
-        )
-        self._announced([f"{topic}{_SEPARATOR}{payload}"])
+        await self.announce_many_in_transaction(conn, topic, [payload])
 
     async def announce_many_in_transaction(
         self, conn: AsyncConnection, topic: str, payloads: Sequence[str]
     ) -> None:
+        """The notices go out in one statement, last in the transaction, with every other
+        notice it announces (`db.database.before_commit`)."""
         messages = [f"{topic}{_SEPARATOR}{p}" for p in payloads]
-        await conn.execute(
-            sa.text(
-                "SELECT pg_notify(:channel, message) "
-                "FROM unnest(CAST(:messages AS text[])) AS message"
-            ),
-            {"channel": CHANNEL, "messages": messages},
-        )
+        before_commit(conn, _NOTICES, _Notices()).messages.extend(messages)
         self._announced(messages)
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, message: str) -> None:
@@ -208,6 +203,22 @@ class PostgresChangeBus(ChangeBus):
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(conn.close(), timeout=2)
+
+
+_NOTICES = "changes.notices"
+_NOTIFY = sa.text(
+    "SELECT pg_notify(:channel, message) FROM unnest(CAST(:messages AS text[])) AS message"
+)
+
+
+class _Notices:
+    """The notices one transaction announces, sent in one statement before it commits."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def __call__(self, conn: AsyncConnection) -> None:
+        await conn.execute(_NOTIFY, {"channel": CHANNEL, "messages": self.messages})
 
 
 def _setter(event: asyncio.Event) -> Callable[[Any], None]:

@@ -241,7 +241,7 @@ class OutboxRelay:
         )
         published = [row.id for row, result in zip(rows, results, strict=True) if result is None]
         failed = [row.id for row, result in zip(rows, results, strict=True) if result is not None]
-        async with self._db.write() as conn:
+        async with self._db.write_statements() as conn:  # each stands alone
             if published:
                 delete = _DELETE_PG if self._db.is_postgres else _DELETE
                 await conn.execute(delete, {"ids": published})
