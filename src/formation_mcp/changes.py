@@ -29,7 +29,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from formation_mcp.db.database import before_commit
+from formation_mcp.transaction_hooks import before_commit
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class PostgresChangeBus(ChangeBus):
         self, conn: AsyncConnection, topic: str, payloads: Sequence[str]
     ) -> None:
         """The notices go out in one statement, last in the transaction, with every other
-        notice it announces (`db.database.before_commit`)."""
+        notice it announces (`transaction_hooks`)."""
         messages = [f"{topic}{_SEPARATOR}{p}" for p in payloads]
         before_commit(conn, _NOTICES, _Notices()).messages.extend(messages)
         self._announced(messages)

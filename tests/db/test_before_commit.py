@@ -1,4 +1,4 @@
-"""Hooks that run last in a `Database.write` transaction (`before_commit`), and writes whose
+"""Hooks that run last in a `Database.write` transaction (`transaction_hooks`), and writes whose
 statements each commit on their own (`write_statements`)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from formation_mcp.db.database import Database, before_commit
+from formation_mcp.db.database import Database
+from formation_mcp.transaction_hooks import before_commit
 
 pytestmark = pytest.mark.postgres
 

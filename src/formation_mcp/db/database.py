@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from formation_mcp import transaction_hooks
 from formation_mcp.db.outages import is_outage
 from formation_mcp.errors import Unavailable
 
@@ -87,18 +88,17 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any exception.
-        Hooks registered with `before_commit` run last in it."""
+        Hooks registered with `transaction_hooks.before_commit` run last in it."""
         async with self._write_lock or contextlib.nullcontext(), _unavailable_on_outage():
             conn = await _connect(self.engine)
-            hooks: dict[str, Callable[[AsyncConnection], Awaitable[None]]] = {}
-            _before_commit[id(conn)] = hooks
+            hooks = transaction_hooks.begin(conn)
             try:
                 async with conn.begin():
                     yield conn
                     for hook in list(hooks.values()):
                         await hook(conn)
             finally:
-                del _before_commit[id(conn)]
+                transaction_hooks.end(conn)
                 await asyncio.shield(conn.close())
 
     @asynccontextmanager
@@ -118,22 +118,6 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-_before_commit: dict[int, dict[str, Any]] = {}
-"""The hooks of each open `Database.write` transaction, by its connection (not the connection's
-`info`: that belongs to the DBAPI connection, and reading it after the connection was lost
-reconnects, synchronously)."""
-Hook = TypeVar("Hook", bound=Callable[[AsyncConnection], Awaitable[None]])
-
-
-def before_commit(conn: AsyncConnection, key: str, hook: Hook) -> Hook:
-    """Run `hook` last in the transaction of `conn` (a `Database.write`), before it commits;
-    once per `key`: returns the hook registered first with that key in this transaction
-    (state kept in it is gone with the transaction, committed or not). Raises KeyError on any
-    other connection (a hook that would never run)."""
-    hooks: dict[str, Hook] = _before_commit[id(conn)]
-    return hooks.setdefault(key, hook)
 
 
 _closing: set[asyncio.Task[None]] = set()
