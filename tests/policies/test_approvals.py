@@ -33,6 +33,7 @@ from tests.support.operations import metadata_of, output_of, struct
 from tests.support.servers import StartApp
 from tests.support.waiting import eventually
 
+from formation_mcp.app import Application
 from formation_mcp.auth.keys import b64url, public_bytes
 from formation_mcp.client.auth import bearer, login
 
@@ -214,16 +215,10 @@ async def test_an_admin_cannot_approve_its_own_call(
 async def test_an_approver_sees_no_unrelated_or_finished_operation_of_others(
     start_app: StartApp,
 ) -> None:
-    admin_key, approver_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    admin_key = Ed25519PrivateKey.generate()
     application = await start_app(admin_keys=(b64url(public_bytes(admin_key)),))
     async with grpc.aio.insecure_channel(application.grpc.address) as channel:
-        admin = bearer((await login(channel, admin_key)).access_token)
-        approver_session = await login(channel, approver_key)
-        await application.accounts.update(
-            _account(approver_session.account.name, ["user", "approver"]), ["roles"]
-        )
-        approver = bearer((await login(channel, approver_key)).access_token)
-        user = await login(channel, Ed25519PrivateKey.generate())
+        admin, approver_account, approver, user = await _parties(application, channel, admin_key)
         md = bearer(user.access_token)
         tools = tools_pb2_grpc.ToolsServiceStub(channel)
         ops = operations_pb2_grpc.OperationsServiceStub(channel)
@@ -255,8 +250,8 @@ async def test_an_approver_sees_no_unrelated_or_finished_operation_of_others(
     names = [o.name for o in listed.operations]  # other tests' calls may wait in this database
     assert waiting.name in names and plain.name not in names
     assert {metadata_of(o).state for o in listed.operations} == {State.AWAITING_APPROVAL}
-    assert approver_session.account.name not in {metadata_of(o).owner for o in listed.operations}
-    assert metadata_of(approved).approval.decided_by == approver_session.account.name
+    assert approver_account not in {metadata_of(o).owner for o in listed.operations}
+    assert metadata_of(approved).approval.decided_by == approver_account
 
 
 async def test_an_unapproved_call_expires_deadline_exceeded(start_app: StartApp) -> None:
@@ -354,6 +349,20 @@ async def finished_or_now(ops: Ops, md: Md, name: str) -> lro_pb2.Operation:
 def admin_account(admin: Md) -> str:
     token = admin[0][1].removeprefix("Bearer ")
     return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+async def _parties(
+    application: Application, channel: grpc.aio.Channel, admin_key: Ed25519PrivateKey
+) -> tuple[Md, str, Md, auth_pb2.Session]:
+    """The admin's credentials; an approver's account and credentials (an account given the
+    approver role, signed in again to carry it); a new user's session."""
+    admin = bearer((await login(channel, admin_key)).access_token)
+    approver_key = Ed25519PrivateKey.generate()
+    approver_account = (await login(channel, approver_key)).account.name
+    await application.accounts.update(_account(approver_account, ["user", "approver"]), ["roles"])
+    approver = bearer((await login(channel, approver_key)).access_token)
+    user = await login(channel, Ed25519PrivateKey.generate())
+    return admin, approver_account, approver, user
 
 
 def _account(name: str, roles: list[str]) -> auth_pb2.Account:
@@ -490,16 +499,10 @@ async def test_the_reason_may_come_as_an_argument_every_tool_accepts(
 async def test_an_approver_reads_a_held_call_of_another_but_cannot_cancel_it(
     start_app: StartApp,
 ) -> None:
-    admin_key, approver_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    admin_key = Ed25519PrivateKey.generate()
     application = await start_app(admin_keys=(b64url(public_bytes(admin_key)),))
     async with grpc.aio.insecure_channel(application.grpc.address) as channel:
-        admin = bearer((await login(channel, admin_key)).access_token)
-        approver_session = await login(channel, approver_key)
-        await application.accounts.update(
-            _account(approver_session.account.name, ["user", "approver"]), ["roles"]
-        )
-        approver = bearer((await login(channel, approver_key)).access_token)
-        user = await login(channel, Ed25519PrivateKey.generate())
+        admin, _approver_account, approver, user = await _parties(application, channel, admin_key)
         md = bearer(user.access_token)
         tools = tools_pb2_grpc.ToolsServiceStub(channel)
         ops = operations_pb2_grpc.OperationsServiceStub(channel)
