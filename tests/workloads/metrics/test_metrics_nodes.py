@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,37 +124,52 @@ async def test_an_instance_without_samples_says_so(
     await succeed(channel, md, "vm.delete", id="idle-unsampled", force=True)
 
 
-def worker_settings(
-    tmp_path: Path, database_url: str, broker: dict[str, str], **extra: Any
-) -> Settings:
-    """A separate worker's settings: a node of its own, short sampling, the test's broker."""
-    return make_settings(
-        tmp_path / "worker",
-        database_url,
-        node_id=f"node-{uuid.uuid4().hex[:8]}",
-        metrics_interval_seconds=METRICS_INTERVAL,
-        **broker,
-        **extra,
-    )
+@dataclass(frozen=True)
+class SeparateNodes:
+    """An API server without a worker of its own on RabbitMQ (under this test's prefix), a
+    caller signed in to it, and the settings for `fmcp worker` processes of its own nodes."""
+
+    broker: dict[str, str]
+    channel: grpc.aio.Channel
+    md: Md
+    database_url: str
+    tmp_path: Path
+
+    def worker_settings(self, **extra: Any) -> Settings:
+        """A separate worker's settings: a node of its own, short sampling, the broker."""
+        return make_settings(
+            self.tmp_path / "worker",
+            self.database_url,
+            node_id=f"node-{uuid.uuid4().hex[:8]}",
+            metrics_interval_seconds=METRICS_INTERVAL,
+            **self.broker,
+            **extra,
+        )
 
 
-@pytest.mark.rabbitmq
-async def test_fmcp_worker_serves_its_instances_metrics_and_drops_deleted_ones(
+@pytest.fixture
+async def separate(
     start_app: StartApp,
     channels: list[grpc.aio.Channel],
     database_url: str,
     rabbitmq_url: str,
     tmp_path: Path,
-) -> None:
+) -> SeparateNodes:
     broker = {"broker_url": rabbitmq_url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
     api = await start_app(run_worker=False, **broker)
-    worker = WorkerApplication(
-        worker_settings(tmp_path, database_url, broker, worker_http_listen="127.0.0.1:0")
-    )
+    channel, md = await signed_in(api)
+    channels.append(channel)
+    return SeparateNodes(broker, channel, md, database_url, tmp_path)
+
+
+@pytest.mark.rabbitmq
+async def test_fmcp_worker_serves_its_instances_metrics_and_drops_deleted_ones(
+    separate: SeparateNodes,
+) -> None:
+    channel, md = separate.channel, separate.md
+    worker = WorkerApplication(separate.worker_settings(worker_http_listen="127.0.0.1:0"))
     await worker.start()
     try:
-        channel, md = await signed_in(api)
-        channels.append(channel)
         build_id = await build_workload(channel, md)
         created = await create(channel, md, build_id, "idle-worker", memory_mb=128)
         await wait_for_samples(channel, md, "idle-worker", 2)
@@ -184,20 +200,13 @@ async def test_fmcp_worker_serves_its_instances_metrics_and_drops_deleted_ones(
 
 @pytest.mark.rabbitmq
 async def test_a_restarted_fmcp_worker_keeps_the_history_its_samples_sent_through_rabbitmq(
-    start_app: StartApp,
-    channels: list[grpc.aio.Channel],
-    database_url: str,
-    rabbitmq_url: str,
-    tmp_path: Path,
+    separate: SeparateNodes,
 ) -> None:
-    broker = {"broker_url": rabbitmq_url, "broker_prefix": f"fmcp-test-{uuid.uuid4().hex[:8]}"}
-    api = await start_app(run_worker=False, **broker)
-    settings = worker_settings(tmp_path, database_url, broker, stop_instances_on_exit=False)
+    channel, md = separate.channel, separate.md
+    settings = separate.worker_settings(stop_instances_on_exit=False)
     first = WorkerApplication(settings)
     await first.start()
     try:
-        channel, md = await signed_in(api)
-        channels.append(channel)
         build_id = await build_workload(channel, md)
         await create(channel, md, build_id, "idle-rabbit", memory_mb=128)
         before = await wait_for_samples(channel, md, "idle-rabbit", 6)
