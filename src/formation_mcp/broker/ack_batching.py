@@ -18,11 +18,8 @@ an ack on a channel that is gone fails, and the broker delivers the message agai
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from aio_pika.abc import AbstractIncomingMessage
-
-log = logging.getLogger(__name__)
 
 
 class ChannelAcks:
@@ -96,7 +93,11 @@ async def _send(
         await message.ack(multiple=multiple)
     except BaseException as exc:  # each waiting ack raises it (the channel is gone)
         for future in waiting:
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
                 future.set_exception(exc)
         if not isinstance(exc, Exception):
             raise
