@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from formation.mcp.internal.v1 import queue_pb2
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from yarl import URL
 
 from formation_mcp.broker.base import Broker, BrokerUnavailable, work_routing_key
 from formation_mcp.clock import now_us
 from formation_mcp.db.database import Database
+from formation_mcp.db.lists import one_of
 from formation_mcp.db.schema import outbox
 from formation_mcp.errors import Unavailable
 from formation_mcp.operations.ids import operation_name
@@ -39,17 +39,12 @@ log = logging.getLogger(__name__)
 
 WORK, CANCEL = "work", "cancel"
 _INSERT = outbox.insert()
-_DELETE = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-_DELETE_PG = outbox.delete().where(
-    outbox.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.BigInteger())))
-)
-"""PostgreSQL: the ids as one array (one statement text, one prepared statement, whatever
-their number)."""
-_RELEASE = (
-    outbox.update()
-    .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .values(claimed_until=0)
-)
+_ROW_IN = one_of(outbox.c.id, "ids", sa.BigInteger())
+_DELETE = {postgres: outbox.delete().where(_ROW_IN[postgres]) for postgres in _ROW_IN}
+_RELEASE = {
+    postgres: outbox.update().where(_ROW_IN[postgres]).values(claimed_until=0)
+    for postgres in _ROW_IN
+}
 _INSERT_CLAIMED = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 CLAIM_SECONDS = 30.0
 HANDOFF_CLAIM_SECONDS = 10.0
@@ -243,10 +238,9 @@ class OutboxRelay:
         failed = [row.id for row, result in zip(rows, results, strict=True) if result is not None]
         async with self._db.write_statements() as conn:  # each stands alone
             if published:
-                delete = _DELETE_PG if self._db.is_postgres else _DELETE
-                await conn.execute(delete, {"ids": published})
+                await conn.execute(_DELETE[self._db.is_postgres], {"ids": published})
             if failed:
-                await conn.execute(_RELEASE, {"ids": failed})
+                await conn.execute(_RELEASE[self._db.is_postgres], {"ids": failed})
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise (

@@ -77,36 +77,31 @@ class NodeEvents:
             data=bounded_data({key: value for key, value in data.items() if value is not None}),
             node=self.node_id,
         )
-        message_body = queue_pb2.OperationEvent(
-            resource_event=queue_pb2.ResourceEvent(key=event.key, event=new_event_to_proto(event))
-        ).SerializeToString()
-        self._write(stem, message_body)
-        self._idle.clear()
-        self._wake.set()
+        self._spool(
+            stem,
+            queue_pb2.OperationEvent(
+                resource_event=queue_pb2.ResourceEvent(
+                    key=event.key, event=new_event_to_proto(event)
+                )
+            ),
+        )
         return event
 
-    def new_key(self) -> str:
-        """A key unique to this node, in report order (what `write_spooled` takes)."""
-        return self._stem(now_us())
+    def spool(self, message: queue_pb2.OperationEvent) -> None:
+        """Spool another message of the events flow (a node's sample batch): published in
+        order with the events, with the same guarantees."""
+        self._spool(self._stem(now_us()), message)
 
     def _stem(self, now: int) -> str:
         return f"{now:016x}-{next(self._counter):08x}-{secrets.token_hex(4)}"
 
-    def write_spooled(self, key: str, message: queue_pb2.OperationEvent) -> None:
-        """Spool another message of the events flow (a node's sample batch): published in
-        order with the events, with the same guarantees. Safe to call from another thread;
-        `publish_spooled` (on the event loop) then wakes the publisher."""
-        self._write(key, message.SerializeToString())
-
-    def publish_spooled(self) -> None:
-        self._idle.clear()
-        self._wake.set()
-
-    def _write(self, stem: str, body: bytes) -> None:
+    def _spool(self, stem: str, message: queue_pb2.OperationEvent) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self._dir / f"{stem}.tmp"
-        tmp.write_bytes(body)
+        tmp.write_bytes(message.SerializeToString())
         os.replace(tmp, self._dir / f"{stem}{SUFFIX}")
+        self._idle.clear()
+        self._wake.set()
 
     def pending(self) -> list[Path]:
         with contextlib.suppress(FileNotFoundError):

@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from formation.mcp.internal.v1 import queue_pb2
 from google.longrunning import operations_pb2 as lro_pb2
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from formation_mcp.clock import datetime_to_us
+from formation_mcp.db.lists import one_of
 from formation_mcp.db.schema import operation_events, operations
 from formation_mcp.operations.convert import to_operation
 from formation_mcp.operations.filtering import Comparison
@@ -104,23 +104,13 @@ def _event_row(change: Change, snapshot: lro_pb2.Operation) -> dict[str, Any]:
 _INSERT_OPERATION = operations.insert()
 _INSERT_EVENT = operation_events.insert()
 _SELECT_BY_ID = sa.select(*_COLUMNS).where(operations.c.id == sa.bindparam("operation_id"))
-_SELECT_MANY = (
-    sa.select(*_COLUMNS)
-    .where(operations.c.id.in_(sa.bindparam("operation_ids", expanding=True)))
-    .order_by(operations.c.id)  # one lock order for every writer: no deadlocks between them
-)
-# PostgreSQL: the ids as one array, so the statement's text (and the prepared statement the
-# driver keeps for it) is the same whatever their number.
-_SELECT_MANY_PG = (
-    sa.select(*_COLUMNS)
-    .where(operations.c.id == sa.any_(sa.bindparam("operation_ids", type_=ARRAY(sa.String()))))
-    .order_by(operations.c.id)
-)
-_SELECT_MANY_STATEMENTS = {
-    (False, False): _SELECT_MANY,
-    (False, True): _SELECT_MANY.with_for_update(),
-    (True, False): _SELECT_MANY_PG,
-    (True, True): _SELECT_MANY_PG.with_for_update(),
+_ID_IN = one_of(operations.c.id, "operation_ids", sa.String())
+_SELECT_MANY = {  # by is_postgres; one lock order for every writer: no deadlocks between them
+    postgres: sa.select(*_COLUMNS).where(_ID_IN[postgres]).order_by(operations.c.id)
+    for postgres in _ID_IN
+}
+_SELECT_MANY_LOCKED = {
+    postgres: query.with_for_update() for postgres, query in _SELECT_MANY.items()
 }
 _UPDATE_IF_UNCHANGED = (
     operations.update()
@@ -156,7 +146,8 @@ async def get_many(
 ) -> dict[str, OperationRecord]:
     """The operations that exist among `operation_ids`; with `for_update`, locked until the
     transaction ends (PostgreSQL; SQLite has one writer at a time anyway)."""
-    query = _SELECT_MANY_STATEMENTS[conn.dialect.name == "postgresql", for_update]
+    postgres = conn.dialect.name == "postgresql"
+    query = (_SELECT_MANY_LOCKED if for_update else _SELECT_MANY)[postgres]
     rows = await conn.execute(query, {"operation_ids": list(operation_ids)})
     return {row.id: _record(row) for row in rows}
 
@@ -181,14 +172,7 @@ _WORK_COLUMNS = (
     operations.c.attempt,
     operations.c.cancel_requested,
 )
-_SELECT_WORK = {
-    False: sa.select(*_WORK_COLUMNS).where(
-        operations.c.id.in_(sa.bindparam("operation_ids", expanding=True))
-    ),
-    True: sa.select(*_WORK_COLUMNS).where(
-        operations.c.id == sa.any_(sa.bindparam("operation_ids", type_=ARRAY(sa.String())))
-    ),
-}
+_SELECT_WORK = {postgres: sa.select(*_WORK_COLUMNS).where(_ID_IN[postgres]) for postgres in _ID_IN}
 
 
 async def work_states(conn: AsyncConnection, operation_ids: Sequence[str]) -> dict[str, WorkState]:

@@ -51,8 +51,6 @@ class EventPublisher:
         self._stopping = stopping
         self._pending: list[_Emitted] = []
         self._sender: asyncio.Task[None] | None = None
-        self.messages = 0
-        """Messages published so far (for tests and metrics)."""
 
     async def send(self, event: queue_pb2.OperationEvent) -> None:
         """Returns once the message carrying `event` is confirmed."""
@@ -103,7 +101,6 @@ class EventPublisher:
         while True:
             try:
                 await self._publish(body)
-                self.messages += 1
                 return
             except BrokerUnavailable as exc:
                 if self._stopping():

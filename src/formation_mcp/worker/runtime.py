@@ -154,11 +154,11 @@ class Worker:
     async def _handle(
         self, item: queue_pb2.WorkItem, operation_id: str, delivery: Delivery
     ) -> None:
-        record = await self._record_once_available(operation_id)
-        if _already_handled(record, delivery.attempt):
+        state = await self._work_state_once_available(operation_id)
+        if _already_handled(state, delivery.attempt):
             await delivery.ack()
             return
-        assert record is not None
+        assert state is not None
         context = ToolContext(
             operation=item.operation,
             tool=item.tool,
@@ -168,7 +168,7 @@ class Worker:
             resource=item.resource,
             heartbeat_seconds=self._heartbeat_seconds,
         )
-        if record.cancel_requested:
+        if state.cancel_requested:
             context.cancel_requested.set()
         task = asyncio.current_task()
         assert task is not None
@@ -188,10 +188,11 @@ class Worker:
         self._remember_finished(item.operation)
         await delivery.ack()
 
-    async def _record_once_available(self, operation_id: str) -> WorkState | None:
-        """The operation, waiting while the database is down. The delivery is held meanwhile,
-        not handed back: every hand-back counts as an attempt, and an outage of the database
-        would dead-letter (fail) work that never ran. A stopping worker hands it back."""
+    async def _work_state_once_available(self, operation_id: str) -> WorkState | None:
+        """The operation's work state, waiting while the database is down. The delivery is
+        held meanwhile, not handed back: every hand-back counts as an attempt, and an outage of
+        the database would dead-letter (fail) work that never ran. A stopping worker hands it
+        back."""
         delay = DATABASE_RETRY_FIRST_SECONDS
         while True:
             try:
@@ -288,8 +289,8 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-def _already_handled(record: WorkState | None, attempt: int) -> bool:
+def _already_handled(state: WorkState | None, attempt: int) -> bool:
     """Finished, deleted, or already started under this attempt (a duplicate message)."""
-    if record is None or record.done:
+    if state is None or state.done:
         return True
-    return record.state is State.RUNNING and record.attempt >= attempt
+    return state.state is State.RUNNING and state.attempt >= attempt

@@ -95,10 +95,7 @@ class SamplePublisher:
         if not samples:
             return
         message = to_message(self._events.node_id, samples)
-        self._events.write_spooled(
-            self._events.new_key(), queue_pb2.OperationEvent(instance_samples=message)
-        )
-        self._events.publish_spooled()
+        self._events.spool(queue_pb2.OperationEvent(instance_samples=message))
         self.published += 1
 
     def spooled(self) -> list[Sample]:
